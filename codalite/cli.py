@@ -1,0 +1,439 @@
+"""The `codalite` command line: a thin click layer that parses, calls the library, and formats.
+
+Exit codes: 2 for what the user typed wrong (click's usage errors, malformed targets, sizes,
+durations), 1 for failures found while working (unknown bundle, failed run, corrupt store).
+"""
+
+import datetime
+import json
+import os
+import shlex
+import sys
+import time
+
+import click
+
+from . import spec
+from .bundle import RUN_REQUESTS
+from .errors import CodaliteError, UsageError
+from .search import search as search_bundles
+from .store import Store
+
+
+def main():
+    argv = sys.argv[1:]
+    # `codalite run key:b ... --- python train.py --lr 0.1`: the rest of argv is the command
+    if "---" in argv:
+        i = argv.index("---")
+        argv = argv[:i] + ["--command", shlex.join(argv[i + 1 :])]
+    cli.main(args=argv, prog_name="codalite")
+
+
+def fail(e):
+    """Library errors become one-line click errors: usage (exit 2) or failure (exit 1)."""
+    if isinstance(e, UsageError):
+        return click.UsageError(str(e))
+    return click.ClickException(str(e))
+
+
+class Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except CodaliteError as e:
+            raise fail(e) from None
+        except KeyboardInterrupt:
+            raise click.Abort() from None
+
+
+@click.group(cls=Group)
+@click.version_option(package_name="codalite")
+def cli():
+    """codalite: CodaLab's bundle model, embedded. Every step is an immutable bundle; runs are
+    memoized by content; the store is .codalite/ in your project (like .git)."""
+
+
+def open_store(create=False):
+    home = Store.locate()
+    if home is None and create:
+        store = Store.init(".")
+        click.echo(f"Initialized an empty codalite store in {store.home}", err=True)
+        return store
+    return Store.find()
+
+
+def echo_uuid(bundle, reused, what="bundle"):
+    if reused:
+        click.echo(f"memo hit: {bundle.uuid} ({bundle.name}) is {bundle.state}, reusing it; --force reruns", err=True)
+    click.echo(bundle.uuid)
+
+
+# --- creating bundles ---------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False))
+def init(directory):
+    """Create an empty store (.codalite/) in DIRECTORY."""
+    store = Store.init(directory)
+    click.echo(f"Initialized an empty codalite store in {store.home}")
+
+
+def metadata_options(f):
+    f = click.option("--tags", multiple=True, help="Tags (repeat the flag for several).")(f)
+    f = click.option("-d", "--description", default="", help="Description.")(f)
+    f = click.option("-n", "--name", help="Name (letters, digits, _ . -).")(f)
+    return f
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@metadata_options
+@click.option("-L", "--follow-symlinks", is_flag=True, help="Copy what symlinks point to.")
+@click.option("--force", is_flag=True, help="Make a new bundle even if identical contents exist.")
+def upload(paths, name, description, tags, follow_symlinks, force):
+    """Upload files or directories as a dataset bundle; prints its uuid.
+
+    Example: codalite upload data/ -n raw"""
+    store = open_store(create=True)
+    bundle, reused = store.upload(paths, name, description, tags, follow_symlinks, force)
+    echo_uuid(bundle, reused)
+
+
+def parse_deps(targets):
+    return [spec.parse_key_target(t) for t in targets]
+
+
+def request_options(f):
+    opts = [
+        click.option("--request-docker-image", help="Docker image to run in."),
+        click.option("--request-time", help="Time limit, e.g. 30m, 2h, 1d."),
+        click.option("--request-memory", help="Memory limit, e.g. 500m, 8g (default 2g)."),
+        click.option("--request-disk", help="Disk to reserve, e.g. 20g."),
+        click.option("--request-cpus", type=int, help="CPUs (default 1); also the run's thread count."),
+        click.option("--request-gpus", type=int, help="GPUs (default 0)."),
+        click.option("--request-queue", help="Worker queue (tag)."),
+        click.option("--request-priority", type=int, help="Higher runs first."),
+        click.option("--request-network", is_flag=True, default=None, help="Allow network access."),
+        click.option("--exclude-patterns", multiple=True, help="Output paths to delete after the run."),
+        click.option("--allow-failed-dependencies", is_flag=True, default=None,
+                     help="Run even if a dependency failed."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def wait_and_report(store, bundles, tail):
+    """-W/-t: wait for bundles; exit 1 if any did not end ready."""
+    bad = []
+    for b in bundles:
+        b = store.wait(b, on_poll=Tail(store) if tail else None)
+        if b.state != "ready":
+            bad.append(f"{b.uuid} ({b.name}) {b.state}: {b.metadata.get('failure_message', '')}".rstrip(": "))
+    if bad:
+        raise click.ClickException("; ".join(bad))
+
+
+class Tail:
+    """Copy a running bundle's stdout/stderr to ours as they grow."""
+
+    def __init__(self, store):
+        self.store, self.offsets = store, {}
+
+    def __call__(self, bundle):
+        for name, stream in (("stdout", sys.stdout), ("stderr", sys.stderr)):
+            path = os.path.join(self.store.location(bundle), name)
+            try:
+                with open(path, "rb") as f:
+                    f.seek(self.offsets.get(name, 0))
+                    data = f.read()
+            except OSError:
+                continue
+            if data:
+                self.offsets[name] = self.offsets.get(name, 0) + len(data)
+                stream.write(data.decode(errors="replace"))
+                stream.flush()
+
+
+@cli.command(context_settings={"ignore_unknown_options": False})
+@click.argument("args", nargs=-1, required=False)
+@click.option("--command", "command_opt", hidden=True)
+@metadata_options
+@request_options
+@click.option("--env", "env", multiple=True, metavar="NAME[=VALUE]",
+              help="Set an env var in the run (NAME alone passes yours); part of the memo key.")
+@click.option("--force", is_flag=True, help="Rerun even if an identical run is ready (no memo).")
+@click.option("-W", "--wait", "wait_", is_flag=True, help="Wait until it finishes; exit 1 unless ready.")
+@click.option("-t", "--tail", is_flag=True, help="Wait and print its stdout/stderr as it runs.")
+def run(args, command_opt, name, description, tags, env, force, wait_, tail, **requests):
+    """Run a command in a new bundle where each dependency appears as ./KEY; prints its uuid.
+
+    \b
+    Example: codalite run :code data:raw 'python code/train.py --data data --out .' -n train
+             codalite run :code --- python code/train.py --lr 0.1"""
+    args = list(args)
+    if command_opt is None:
+        if not args:
+            raise click.UsageError("give the command as the last argument, quoted (or after ---)")
+        command_opt = args.pop()
+    bad = [a for a in args if not spec.looks_like_dependency(a)]
+    if bad:
+        raise click.UsageError(f"{bad[0]!r} is not a dependency (key:bundle[/path]); quote the whole command as one argument")
+    env_vars = {}
+    for item in env:
+        key, eq, value = item.partition("=")
+        if not spec.NAME_RE.match(key):
+            raise click.BadParameter(f"{item!r}: use NAME=VALUE", param_hint="--env")
+        env_vars[key] = value if eq else os.environ.get(key, "")
+    requests = {k: v for k, v in requests.items() if v not in (None, ())}
+    store = open_store(create=True)
+    bundle, reused = store.run(command_opt, parse_deps(args), name, description, tags, requests, env_vars, force)
+    echo_uuid(bundle, reused)
+    if wait_ or tail:
+        wait_and_report(store, [bundle], tail)
+
+
+@cli.command()
+@click.argument("targets", nargs=-1, required=True)
+@metadata_options
+@click.option("--force", is_flag=True, help="Make a new bundle even if an identical one exists.")
+@click.option("-W", "--wait", "wait_", is_flag=True, help="Wait until it is ready.")
+def make(targets, name, description, tags, force, wait_):
+    """Make a bundle out of other bundles' paths: `key:bundle/path ...`, or one `bundle/path`."""
+    deps = [spec.parse_key_target(t) if ":" in t else ("", spec.parse_target(t)) for t in targets]
+    store = open_store(create=True)
+    bundle, reused = store.make(deps, name, description, tags, force)
+    echo_uuid(bundle, reused)
+    if wait_:
+        wait_and_report(store, [bundle], False)
+
+
+@cli.command()
+@click.argument("old")
+@click.argument("new", required=False)
+@click.option("-n", "--name", help="Name of the new final bundle.")
+@click.option("--depth", default=10, show_default=True, help="How far downstream of OLD to rerun.")
+@click.option("-W", "--wait", "wait_", is_flag=True, help="Wait until they finish.")
+def mimic(old, new, name, depth, wait_):
+    """Rerun OLD; or rerun everything downstream of OLD with NEW in its place (`cl mimic`)."""
+    store = Store.find()
+    pairs = store.mimic(store.resolve(old), store.resolve(new) if new else None, name, depth)
+    for before, after in pairs:
+        click.echo(f"{before.uuid} -> {after.uuid} ({after.name})", err=True)
+        click.echo(after.uuid)
+    if wait_:
+        wait_and_report(store, [after for _, after in pairs], False)
+
+
+# --- looking at bundles -------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("bundles", nargs=-1, required=True)
+@click.option("-t", "--tail", is_flag=True, help="Print stdout/stderr while waiting.")
+@click.option("--timeout", type=float, help="Give up after this many seconds (exit 1).")
+def wait(bundles, tail, timeout):
+    """Wait until bundles are ready, failed or killed; exit 1 unless all are ready."""
+    store = Store.find()
+    resolved = [store.resolve(b) for b in bundles]
+    if timeout is not None:
+        for b in resolved:
+            b = store.wait(b, timeout=timeout)
+            if not b.final:
+                raise click.ClickException(f"{b.uuid} ({b.name}) is still {b.state} after {timeout:g}s")
+    wait_and_report(store, resolved, tail)
+    for b in resolved:
+        click.echo(b.uuid)
+
+
+@cli.command()
+@click.argument("target")
+@click.option("--head", type=int, help="Only the first N lines.")
+@click.option("--tail", type=int, help="Only the last N lines.")
+def cat(target, head, tail):
+    """Print a file in a bundle (`bundle/path`), or list a directory."""
+    store = Store.find()
+    bundle, subpath = store.resolve_target(target)
+    path = store.path_in(bundle, subpath)
+    if os.path.isdir(path):
+        rows = []
+        for entry in sorted(os.scandir(path), key=lambda e: e.name):
+            kind = "link" if entry.is_symlink() else "dir" if entry.is_dir() else "file"
+            size = "" if kind != "file" else spec.format_size(entry.stat().st_size)
+            rows.append((entry.name, kind, size))
+        print_table(["name", "type", "size"], rows)
+        return
+    with open(path, "rb") as f:
+        data = f.read()
+    if head is not None or tail is not None:
+        lines = data.splitlines(keepends=True)
+        lines = lines[:head] if head is not None else lines
+        lines = lines[-tail:] if tail else lines
+        data = b"".join(lines)
+    sys.stdout.buffer.write(data)
+
+
+INFO_FIELDS = ("uuid", "name", "bundle_type", "state", "command", "dependencies", "created", "time",
+               "memory_max", "exitcode", "failure_message", "data_size", "content_hash", "memo_key",
+               "memo_hit_of", "location")
+
+
+def info_fields(store, b):
+    md = b.metadata
+    out = {"uuid": b.uuid, "bundle_type": b.bundle_type, "state": b.state, "command": b.command,
+           "dependencies": [f"{d.child_path}:{d.target()}" for d in b.dependencies],
+           "content_hash": b.content_hash, "memo_key": b.memo_key, "location": store.location(b)}
+    out.update(md)
+    for k in ("created", "started", "last_updated"):
+        if isinstance(out.get(k), (int, float)):
+            out[k] = datetime.datetime.fromtimestamp(out[k]).isoformat(timespec="seconds")
+    return out
+
+
+@cli.command()
+@click.argument("bundles", nargs=-1, required=True)
+@click.option("-f", "--field", "fields", help="Comma-separated fields to print, one value a line.")
+@click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
+def info(bundles, fields, as_json):
+    """Show a bundle's metadata, state, dependencies, memo key, times and exit code."""
+    store = Store.find()
+    for text in bundles:
+        b = store.resolve(text)
+        data = info_fields(store, b)
+        if as_json:
+            click.echo(json.dumps(data, indent=2, default=str))
+        elif fields:
+            for f in fields.split(","):
+                value = data.get(f.strip())
+                click.echo(" ".join(value) if isinstance(value, list) else ("" if value is None else value))
+        else:
+            order = [k for k in INFO_FIELDS if k in data] + sorted(k for k in data if k not in INFO_FIELDS)
+            for k in order:
+                value = data[k]
+                if value in (None, "", []):
+                    continue
+                if k == "dependencies":
+                    for d, dep in zip(value, b.dependencies):
+                        parent = store.query("uuid = ?", (dep.parent_uuid,))
+                        click.echo(f"dependency: {d}" + (f" ({parent[0].name})" if parent else " (missing)"))
+                    continue
+                if k in ("memory_max", "data_size"):
+                    value = spec.format_size(value)
+                elif k == "time":
+                    value = spec.format_duration(value)
+                click.echo(f"{k}: {value if not isinstance(value, list) else ' '.join(map(str, value))}")
+
+
+def print_table(headers, rows):
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for h in headers:
+        table.add_column(h, overflow="fold")
+    for r in rows:
+        table.add_row(*["" if v is None else str(v) for v in r])
+    Console(width=max(100, Console().width)).print(table)
+
+
+def bundle_rows(bundles):
+    return [(b.uuid[:10], b.name, b.bundle_type, b.summary()[:60], spec.format_size(b.metadata.get("data_size")),
+             b.state) for b in bundles]
+
+
+BUNDLE_HEADERS = ["uuid", "name", "type", "summary", "size", "state"]
+
+
+@cli.command()
+@click.option("-n", "--limit", default=20, show_default=True, help="How many of the newest bundles.")
+@click.option("-u", "--uuid-only", is_flag=True, help="Print only uuids.")
+def ls(limit, uuid_only):
+    """List the newest bundles."""
+    bundles = Store.find().ls(limit)
+    if uuid_only:
+        click.echo("\n".join(b.uuid for b in bundles))
+    else:
+        print_table(BUNDLE_HEADERS, bundle_rows(bundles))
+
+
+@cli.command()
+@click.argument("keywords", nargs=-1)
+@click.option("-u", "--uuid-only", is_flag=True, help="Print only uuids.")
+def search(keywords, uuid_only):
+    """Search bundles: words, key=value (state=failed, name=train%), .limit=N, .count, size=.sum."""
+    result = search_bundles(Store.find(), keywords)
+    if not isinstance(result, list):
+        click.echo(result)
+    elif uuid_only:
+        click.echo("\n".join(b.uuid for b in result))
+    else:
+        print_table(BUNDLE_HEADERS, bundle_rows(result))
+
+
+# --- changing and checking ----------------------------------------------------------------------
+
+@cli.command()
+@click.argument("bundles", nargs=-1, required=True)
+def kill(bundles):
+    """Stop running (or queued) bundles; they end killed."""
+    store = Store.find()
+    for text in bundles:
+        b = store.resolve(text)
+        store.kill(b)
+        click.echo(b.uuid)
+
+
+@cli.command()
+@click.argument("bundles", nargs=-1, required=True)
+@click.option("-r", "--recursive", is_flag=True, help="Also delete every bundle that depends on them.")
+@click.option("--force", is_flag=True, help="Delete even if other bundles depend on them.")
+@click.option("-i", "--dry-run", is_flag=True, help="Only print what would be deleted.")
+def rm(bundles, recursive, force, dry_run):
+    """Delete bundles and their contents."""
+    store = Store.find()
+    for uuid in store.rm([store.resolve(b) for b in bundles], recursive, force, dry_run):
+        click.echo(uuid)
+
+
+@cli.command()
+@click.argument("bundle")
+def why(bundle):
+    """Explain why a run was not a memo hit: what differs from the nearest earlier run."""
+    store = Store.find()
+    b = store.resolve(bundle)
+    other, lines = store.why(b)
+    if other:
+        click.echo(f"{b.uuid} ({b.name}) vs {other.uuid} ({other.name}, {other.state}):")
+    for line in lines:
+        click.echo(f"  {line}")
+
+
+@cli.command()
+def fsck():
+    """Re-verify every ready bundle's content hash; exit 1 on any problem."""
+    store = Store.find()
+    problems = store.fsck()
+    for p in problems:
+        click.echo(p)
+    n = store.db.execute("SELECT COUNT(*) FROM bundle WHERE state = 'ready'").fetchone()[0]
+    if problems:
+        raise click.ClickException(f"{len(problems)} problem(s) found in {n} ready bundles")
+    click.echo(f"{n} ready bundles verified, no problems")
+
+
+@cli.command()
+@click.option("--cpus", type=int, help="Use at most this many CPUs (default: all).")
+@click.option("--gpus", type=int, help="Use this many GPUs (default: all visible).")
+@click.option("--memory", help="Memory to pack runs into (default: all), e.g. 16g.")
+@click.option("--exit-when-idle", is_flag=True, help="Exit after 2 s with nothing to do.")
+def worker(cpus, gpus, memory, exit_when_idle):
+    """Run the local worker in the foreground (one per store)."""
+    from .worker import Worker
+
+    store = Store.find()
+    w = Worker(store, cpus=cpus, gpus=gpus, memory=spec.parse_size(memory) if memory else None,
+               exit_when_idle=exit_when_idle)
+    stamp = time.strftime("%H:%M:%S")
+    click.echo(f"[{stamp}] worker {os.getpid()}: {len(w.cpus)} CPUs, {len(w.gpus)} GPUs, "
+               f"{spec.format_size(w.memory)} for runs in {store.home}", err=True)
+    if not w.serve():
+        raise click.ClickException("another worker is already running on this store")

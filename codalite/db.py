@@ -1,0 +1,90 @@
+"""The store's SQLite database: schema, migrations, connections and transactions.
+
+WAL mode lets readers run beside one writer; every change is one `BEGIN IMMEDIATE` transaction,
+and a busy timeout makes concurrent codalite processes wait for each other instead of failing.
+"""
+
+import contextlib
+import sqlite3
+
+# Each entry migrates the schema from version i to i+1 (PRAGMA user_version).
+MIGRATIONS = [
+    """
+    CREATE TABLE bundle (
+        id INTEGER PRIMARY KEY,
+        uuid TEXT NOT NULL UNIQUE,
+        bundle_type TEXT NOT NULL,
+        name TEXT,
+        command TEXT,
+        state TEXT NOT NULL,
+        is_dir INTEGER,
+        content_hash TEXT,
+        stat_sig TEXT,
+        memo_key TEXT,
+        kill_requested INTEGER NOT NULL DEFAULT 0,
+        metadata TEXT NOT NULL,
+        runspec TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX bundle_name ON bundle(name, id);
+    CREATE INDEX bundle_state ON bundle(state);
+    CREATE INDEX bundle_memo ON bundle(memo_key);
+    CREATE INDEX bundle_hash ON bundle(content_hash);
+    CREATE TABLE dependency (
+        child_uuid TEXT NOT NULL,
+        child_path TEXT NOT NULL,
+        parent_uuid TEXT NOT NULL,
+        parent_path TEXT NOT NULL,
+        PRIMARY KEY (child_uuid, child_path)
+    );
+    CREATE INDEX dependency_parent ON dependency(parent_uuid);
+    CREATE TABLE environment (
+        fingerprint TEXT PRIMARY KEY,
+        python TEXT NOT NULL,
+        packages TEXT NOT NULL
+    );
+    CREATE TABLE python_cache (
+        executable TEXT PRIMARY KEY,
+        version TEXT NOT NULL,
+        dirs_stamp TEXT NOT NULL,
+        fingerprint TEXT NOT NULL
+    );
+    """,
+]
+
+
+def connect(path):
+    conn = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    migrate(conn)
+    return conn
+
+
+def migrate(conn):
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version >= len(MIGRATIONS):
+        return
+    with transaction(conn):
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for i in range(version, len(MIGRATIONS)):
+            for statement in MIGRATIONS[i].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        conn.execute(f"PRAGMA user_version={len(MIGRATIONS)}")
+
+
+@contextlib.contextmanager
+def transaction(conn):
+    """One write transaction, taken up front so two writers never deadlock upgrading a read lock."""
+    if conn.in_transaction:  # nested: join the outer one
+        yield conn
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

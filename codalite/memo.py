@@ -1,0 +1,129 @@
+"""Memo keys: what makes two runs the same, and how to explain why they are not.
+
+A run's key hashes the canonical JSON of its inputs: the command, each dependency's key, content
+hash and subpath, the environment it runs in (the local Python environment's fingerprint or a
+docker image) and its declared env vars. Volatile things (names, times, resource requests) are
+left out: they do not change what a run computes.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import blake3
+
+MEMO_VERSION = 1
+
+
+def canonical(obj):
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def digest(obj):
+    return blake3.blake3(canonical(obj).encode()).hexdigest()
+
+
+def memo_inputs(bundle_type, command, deps, environment, env_vars, exclude_patterns):
+    """deps: [(key, parent_content_hash, parent_path)]."""
+    return {
+        "v": MEMO_VERSION,
+        "type": bundle_type,
+        "command": command,
+        "dependencies": sorted([list(d) for d in deps]),
+        "environment": environment,
+        "env_vars": dict(sorted(env_vars.items())),
+        "exclude_patterns": sorted(exclude_patterns),
+    }
+
+
+def memo_key(inputs):
+    return digest(inputs)
+
+
+def explain(new, old, packages_of):
+    """Lines saying which parts of two memo inputs differ. packages_of(fingerprint) -> {name: version}."""
+    lines = []
+    if new["command"] != old["command"]:
+        lines.append(f"command changed: {old['command']!r} -> {new['command']!r}")
+    odeps = {d[0]: d[1:] for d in old["dependencies"]}
+    ndeps = {d[0]: d[1:] for d in new["dependencies"]}
+    for key in sorted(set(odeps) | set(ndeps)):
+        if key not in odeps:
+            lines.append(f"dependency {key} added")
+        elif key not in ndeps:
+            lines.append(f"dependency {key} removed")
+        elif odeps[key][1] != ndeps[key][1]:
+            lines.append(f"dependency {key}: path changed {odeps[key][1]!r} -> {ndeps[key][1]!r}")
+        elif odeps[key][0] != ndeps[key][0]:
+            lines.append(
+                f"dependency {key}: content changed {odeps[key][0][:15]} -> {ndeps[key][0][:15]}"
+            )
+    if new["environment"] != old["environment"]:
+        lines.append(f"environment changed: {old['environment']} -> {new['environment']}")
+        lines += ["  " + d for d in _package_diff(packages_of(old["environment"]), packages_of(new["environment"]))]
+    for key in sorted(set(old["env_vars"]) | set(new["env_vars"])):
+        a, b = old["env_vars"].get(key), new["env_vars"].get(key)
+        if a != b:
+            lines.append(f"env var {key}: {a!r} -> {b!r}")
+    if new["exclude_patterns"] != old["exclude_patterns"]:
+        lines.append(f"exclude patterns: {old['exclude_patterns']} -> {new['exclude_patterns']}")
+    return lines
+
+
+def _package_diff(old, new):
+    if old is None or new is None:
+        return []
+    out = []
+    for name in sorted(set(old) | set(new)):
+        if old.get(name) != new.get(name):
+            out.append(f"{name}: {old.get(name, '(absent)')} -> {new.get(name, '(absent)')}")
+    return out
+
+
+# --- the local Python environment's fingerprint ------------------------------------------------
+
+_PROBE = "import json,site,sys;print(json.dumps([sys.version,[p for p in sys.path if p.endswith('-packages')]]))"
+
+
+def python_on_path(path_env):
+    exe = shutil.which("python3", path=path_env) or shutil.which("python", path=path_env)
+    return os.path.realpath(exe) if exe else None, exe
+
+
+def site_dirs(exe):
+    """(version, site-packages dirs) of a Python executable; in-process when it is this one."""
+    if exe and os.path.realpath(exe) == os.path.realpath(sys.executable) and _same_prefix(exe):
+        return sys.version, [p for p in sys.path if p.endswith("-packages") and os.path.isdir(p)]
+    out = subprocess.run([exe, "-c", _PROBE], capture_output=True, text=True, timeout=60)
+    version, dirs = json.loads(out.stdout)
+    return version, [d for d in dirs if os.path.isdir(d)]
+
+
+def _same_prefix(exe):
+    # a venv's python is a symlink to the base interpreter: compare the venv dirs, not the binary
+    return os.path.dirname(os.path.dirname(os.path.abspath(exe))) == sys.prefix or os.path.realpath(
+        os.path.dirname(os.path.dirname(exe))
+    ) == os.path.realpath(sys.prefix)
+
+
+def packages_in(dirs):
+    """{name: version} from the *.dist-info / *.egg-info names in site-packages dirs."""
+    pkgs = {}
+    for d in dirs:
+        for entry in os.listdir(d):
+            for suffix in (".dist-info", ".egg-info"):
+                if entry.endswith(suffix):
+                    name, _, version = entry[: -len(suffix)].partition("-")
+                    pkgs.setdefault(name.lower().replace("_", "-"), version)
+    return pkgs
+
+
+def dirs_stamp(dirs):
+    """Installing or removing a package changes its site-packages dir's mtime."""
+    return [[d, os.stat(d).st_mtime_ns] for d in dirs]
+
+
+def fingerprint(version, packages):
+    return "py:" + digest({"python": version.split()[0], "packages": packages})[:32]

@@ -1,0 +1,573 @@
+"""The embedded bundle store: `.codalite/` with one SQLite database and one directory per bundle.
+
+Layout:  .codalite/codalite.db   metadata (WAL)
+         .codalite/bundles/<uuid> finished bundles (file or directory), read-only, never changed
+         .codalite/runs/<uuid>    a run's working directory while it runs
+         .codalite/tmp/<uuid>     uploads and makes being assembled
+
+A bundle's directory is moved into bundles/ (an atomic rename) before its state becomes ready, so a
+crash can leave an orphan directory or a run that never finished, never a ready bundle with
+partial contents.
+"""
+
+import json
+import os
+import shutil
+import time
+
+from . import db, hashing, memo, spec
+from .bundle import (
+    ACTIVE_STATES, CREATED, FAILED, FINAL_STATES, KILLED, READY, RUN_REQUESTS, STAGED,
+    Bundle, Dependency, default_metadata,
+)
+from .errors import (
+    AmbiguousBundle, BundleNotFound, BundleStateError, CodaliteError, DependencyError, PathEscape,
+    StoreNotFound, UsageError,
+)
+
+DIRNAME = ".codalite"
+
+
+class Store:
+    """A codalite store. `Store.find()` locates it upward from cwd (like git) or via CODALITE_HOME."""
+
+    def __init__(self, home):
+        self.home = os.path.abspath(home)
+        if not os.path.isdir(os.path.join(self.home, "bundles")):
+            raise StoreNotFound(self.home)
+        self.db = db.connect(os.path.join(self.home, "codalite.db"))
+
+    # --- opening ---------------------------------------------------------------------------
+
+    @classmethod
+    def init(cls, directory="."):
+        home = os.path.join(os.path.abspath(directory), DIRNAME)
+        for sub in ("bundles", "runs", "tmp"):
+            os.makedirs(os.path.join(home, sub), exist_ok=True)
+        return cls(home)
+
+    @classmethod
+    def locate(cls, start=None):
+        """The store's directory, or None: $CODALITE_HOME, else .codalite in start or a parent."""
+        if os.environ.get("CODALITE_HOME"):
+            return os.path.abspath(os.environ["CODALITE_HOME"])
+        d = os.path.abspath(start or os.getcwd())
+        while True:
+            if os.path.isdir(os.path.join(d, DIRNAME)):
+                return os.path.join(d, DIRNAME)
+            parent = os.path.dirname(d)
+            if parent == d:
+                return None
+            d = parent
+
+    @classmethod
+    def find(cls, start=None):
+        home = cls.locate(start)
+        if home is None or not os.path.isdir(os.path.join(home, "bundles")):
+            raise StoreNotFound(home or os.path.abspath(start or os.getcwd()))
+        return cls(home)
+
+    def close(self):
+        self.db.close()
+
+    def tx(self):
+        return db.transaction(self.db)
+
+    # --- paths -----------------------------------------------------------------------------
+
+    def bundle_dir(self, uuid):
+        return os.path.join(self.home, "bundles", uuid)
+
+    def run_dir(self, uuid):
+        return os.path.join(self.home, "runs", uuid)
+
+    def tmp_dir(self, uuid):
+        return os.path.join(self.home, "tmp", uuid)
+
+    def location(self, bundle):
+        """Where a bundle's contents are now: its working directory while it runs."""
+        final = self.bundle_dir(bundle.uuid)
+        return final if os.path.lexists(final) else self.run_dir(bundle.uuid)
+
+    def path_in(self, bundle, subpath=""):
+        """The filesystem path of bundle/subpath, refusing paths that escape the bundle."""
+        base = self.location(bundle)
+        path = os.path.join(base, subpath) if subpath else base
+        real_base, real = os.path.realpath(base), os.path.realpath(path)
+        if real != real_base and not real.startswith(real_base + os.sep):
+            raise PathEscape(f"{bundle.uuid}/{subpath}")
+        if not os.path.lexists(path):
+            raise CodaliteError(
+                f"no such path {subpath or '.'!r} in bundle {bundle.uuid} ({bundle.name}, {bundle.state})"
+            )
+        return path
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def _bundles(self, rows):
+        rows = list(rows)
+        deps = {}
+        uuids = [r["uuid"] for r in rows]
+        for i in range(0, len(uuids), 500):
+            chunk = uuids[i : i + 500]
+            q = f"SELECT * FROM dependency WHERE child_uuid IN ({','.join('?' * len(chunk))})"
+            for d in self.db.execute(q, chunk):
+                deps.setdefault(d["child_uuid"], []).append(
+                    Dependency(d["child_path"], d["parent_uuid"], d["parent_path"])
+                )
+        return [
+            Bundle(
+                id=r["id"], uuid=r["uuid"], bundle_type=r["bundle_type"], command=r["command"],
+                state=r["state"], is_dir=None if r["is_dir"] is None else bool(r["is_dir"]),
+                content_hash=r["content_hash"], memo_key=r["memo_key"],
+                metadata=json.loads(r["metadata"]), runspec=json.loads(r["runspec"]),
+                dependencies=sorted(deps.get(r["uuid"], []), key=lambda d: d.child_path),
+            )
+            for r in rows
+        ]
+
+    def query(self, where="1", params=(), order="id DESC", limit=None, offset=0):
+        sql = f"SELECT * FROM bundle WHERE {where} ORDER BY {order}"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
+        return self._bundles(self.db.execute(sql, params))
+
+    def get(self, uuid):
+        found = self.query("uuid = ?", (uuid,))
+        if not found:
+            raise BundleNotFound(uuid)
+        return found[0]
+
+    def resolve(self, text):
+        """A bundle from what a user typed: uuid, unique uuid prefix, name (newest), name^N, ^N."""
+        s = text if isinstance(text, spec.BundleSpec) else spec.parse_bundle_spec(text)
+        shown = text if isinstance(text, str) else s.base
+        if not s.base:
+            found = self.query(limit=1, offset=s.index - 1)
+        elif s.is_uuid:
+            if spec.UUID_RE.match(s.base):
+                found = self.query("uuid = ?", (s.base,))
+            else:
+                found = self.query("uuid LIKE ?", (s.base + "%",), limit=6)
+                if len(found) > 1:
+                    raise AmbiguousBundle(shown, [b.uuid for b in found])
+        else:
+            found = self.query("name = ?", (s.base,), limit=1, offset=s.index - 1)
+        if not found:
+            raise BundleNotFound(shown)
+        return found[0]
+
+    def resolve_target(self, text):
+        t = text if isinstance(text, spec.Target) else spec.parse_target(text)
+        return self.resolve(t.spec), t.subpath
+
+    def children(self, uuid):
+        rows = self.db.execute("SELECT DISTINCT child_uuid FROM dependency WHERE parent_uuid = ?", (uuid,))
+        return [r[0] for r in rows]
+
+    def ls(self, limit=20):
+        return self.query(limit=limit)
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def _insert(self, uuid, bundle_type, state, metadata, command=None, deps=(), runspec=None,
+                is_dir=None, content_hash=None, memo_key=None, stat_sig=None):
+        metadata.setdefault("created", time.time())
+        self.db.execute(
+            "INSERT INTO bundle (uuid, bundle_type, name, command, state, is_dir, content_hash, "
+            "stat_sig, memo_key, metadata, runspec) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (uuid, bundle_type, metadata.get("name"), command, state, is_dir, content_hash, stat_sig,
+             memo_key, json.dumps(metadata), json.dumps(runspec or {})),
+        )
+        self.db.executemany(
+            "INSERT INTO dependency VALUES (?,?,?,?)",
+            [(uuid, d.child_path, d.parent_uuid, d.parent_path) for d in deps],
+        )
+
+    def update(self, uuid, state=None, metadata=None, **columns):
+        """Change a bundle's state, columns, and merge keys into its metadata, in one transaction."""
+        with self.tx():
+            if metadata:
+                row = self.db.execute("SELECT metadata FROM bundle WHERE uuid = ?", (uuid,)).fetchone()
+                md = json.loads(row[0])
+                md.update(metadata)
+                md["last_updated"] = time.time()
+                columns["metadata"] = json.dumps(md)
+            if state:
+                columns["state"] = state
+            if columns:
+                sets = ", ".join(f"{k} = ?" for k in columns)
+                self.db.execute(f"UPDATE bundle SET {sets} WHERE uuid = ?", (*columns.values(), uuid))
+
+    def publish(self, src, uuid):
+        """Make assembled contents the bundle's: read-only, renamed into place. Returns (hash, size, sig)."""
+        content_hash = hashing.hash_path(src)
+        size = hashing.tree_size(src)
+        hashing.set_read_only(src)
+        final = self.bundle_dir(uuid)
+        os.rename(src, final)
+        return content_hash, size, hashing.stat_signature(final)
+
+    def upload(self, paths, name=None, description="", tags=(), follow_symlinks=False, force=False):
+        """Upload files or directories as one dataset bundle. Returns (bundle, reused).
+
+        Identical contents under the same name return the existing bundle (unless force)."""
+        paths = [os.path.abspath(p) for p in paths]
+        for p in paths:
+            if not os.path.lexists(p):
+                raise UsageError(f"no such file or directory: {p}")
+        if len(paths) > 1 and len({os.path.basename(p) for p in paths}) < len(paths):
+            raise UsageError("two uploaded paths have the same base name; rename one of them")
+        name = spec.check_name(name) if name else default_name(os.path.basename(paths[0]))
+        uuid = spec.new_uuid()
+        tmp = self.tmp_dir(uuid)
+        try:
+            if len(paths) == 1:
+                content_hash, size = hashing.copy_and_hash(paths[0], tmp, follow_symlinks)
+            else:
+                os.mkdir(tmp)
+                for p in paths:
+                    hashing.copy_and_hash(p, os.path.join(tmp, os.path.basename(p)), follow_symlinks)
+                content_hash, size = hashing.hash_path(tmp), hashing.tree_size(tmp)
+            if not force:
+                same = self.query("content_hash = ? AND name = ? AND state = ?", (content_hash, name, READY), limit=1)
+                if same:
+                    return same[0], True
+            is_dir = os.path.isdir(tmp) and not os.path.islink(tmp)
+            hashing.set_read_only(tmp)
+            os.rename(tmp, self.bundle_dir(uuid))
+            sig = hashing.stat_signature(self.bundle_dir(uuid))
+            md = default_metadata("dataset", name, description, tags)
+            md["data_size"] = size
+            with self.tx():
+                self._insert(uuid, "dataset", READY, md, is_dir=is_dir, content_hash=content_hash, stat_sig=sig)
+        finally:
+            remove_tree(tmp)
+        return self.get(uuid), False
+
+    def _resolve_deps(self, deps, allow_failed):
+        """[(key, target text or Target)] -> [Dependency], checking keys and parents' states."""
+        out, keys = [], set()
+        for key, target in deps:
+            if key in keys:
+                raise UsageError(f"dependency key {key!r} is used twice; give each dependency its own key")
+            keys.add(key)
+            parent, subpath = self.resolve_target(target)
+            if parent.state in (FAILED, KILLED) and not allow_failed:
+                raise DependencyError(
+                    f"dependency {key}:{parent.uuid} ({parent.name}) {parent.state}; "
+                    "rerun it, or pass --allow-failed-dependencies to run anyway"
+                )
+            if parent.state == READY and subpath:
+                self.path_in(parent, subpath)  # raises if missing or escaping
+            out.append(Dependency(key, parent.uuid, subpath))
+        return out
+
+    def memo_inputs(self, bundle_type, command, deps, runspec, metadata):
+        """The memo inputs of a bundle, or None while a dependency has no content hash yet."""
+        hashes = {}
+        for d in deps:
+            row = self.db.execute("SELECT state, content_hash FROM bundle WHERE uuid = ?", (d.parent_uuid,)).fetchone()
+            if row is None:
+                raise DependencyError(f"dependency {d.child_path}:{d.parent_uuid} is not in this store")
+            if row["state"] not in FINAL_STATES or row["content_hash"] is None:
+                return None
+            hashes[d.child_path] = row["content_hash"]
+        return memo.memo_inputs(
+            bundle_type, command, [(d.child_path, hashes[d.child_path], d.parent_path) for d in deps],
+            runspec.get("environment"), runspec.get("env_vars", {}), metadata.get("exclude_patterns", []),
+        )
+
+    def memo_match(self, key, exclude_uuid=None):
+        """The newest bundle with this memo key that is ready, else one still on its way; never a failure."""
+        found = self.query(
+            "memo_key = ? AND state NOT IN (?, ?, 'worker_offline') AND uuid != ?",
+            (key, FAILED, KILLED, exclude_uuid or ""), order=f"state = '{READY}' DESC, id DESC", limit=1,
+        )
+        return found[0] if found else None
+
+    def run(self, command, deps=(), name=None, description="", tags=(), requests=None, env_vars=None,
+            force=False, path_env=None, start_worker=True):
+        """Create a run bundle (or find its memo twin). Returns (bundle, memo_hit).
+
+        deps: [(key, target)]. requests: CodaLab run metadata (request_*, exclude_patterns, ...).
+        env_vars: {NAME: value} set in the run and part of its memo key.
+        """
+        if not command or not command.strip():
+            raise UsageError("the run has no command; give it as the last argument, quoted")
+        md = default_metadata("run", spec.check_name(name) if name else default_name("run-" + command.split()[0]),
+                              description, tags)
+        md.update(validate_requests(requests or {}))
+        dependencies = self._resolve_deps(deps, md["allow_failed_dependencies"])
+        path_env = path_env if path_env is not None else os.environ.get("PATH", "")
+        image = md["request_docker_image"]
+        runspec = {
+            "environment": f"docker:{image}" if image else self.local_environment(path_env),
+            "env_vars": dict(env_vars or {}),
+            "path": path_env,
+        }
+        return self._create("run", command, dependencies, md, runspec, force, start_worker)
+
+    def make(self, deps, name=None, description="", tags=(), force=False, start_worker=True):
+        """A make bundle: the given targets copied into one bundle (`key:target`; a single target
+        with an empty key makes the bundle that target itself)."""
+        md = default_metadata("make", spec.check_name(name) if name else "make", description, tags)
+        if any(not k for k, _ in deps) and len(deps) > 1:
+            raise UsageError("a make with several targets needs a key for each (key:target)")
+        dependencies = self._resolve_deps(deps, False)
+        return self._create("make", None, dependencies, md, {}, force, start_worker)
+
+    def _create(self, bundle_type, command, dependencies, md, runspec, force, start_worker):
+        inputs = self.memo_inputs(bundle_type, command, dependencies, runspec, md)
+        key = memo.memo_key(inputs) if inputs else None
+        runspec.update(memo_inputs=inputs, force=bool(force))
+        if key and not force:
+            hit = self.memo_match(key)
+            if hit:
+                return hit, True
+        ready = all(self.get(d.parent_uuid).final for d in dependencies)
+        uuid = spec.new_uuid()
+        with self.tx():
+            self._insert(uuid, bundle_type, STAGED if ready else CREATED, md, command=command,
+                         deps=dependencies, runspec=runspec, memo_key=key)
+        if start_worker:
+            from .worker import ensure_worker
+            ensure_worker(self)
+        return self.get(uuid), False
+
+    def local_environment(self, path_env):
+        """Fingerprint of the Python environment a local run would use (python3 on PATH), cached
+        until a package is installed or removed there."""
+        real, exe = memo.python_on_path(path_env)
+        if not exe:
+            return "local:no-python"
+        row = self.db.execute("SELECT * FROM python_cache WHERE executable = ?", (exe,)).fetchone()
+        if row and json.loads(row["dirs_stamp"]) == memo.dirs_stamp([d for d, _ in json.loads(row["dirs_stamp"])]):
+            return row["fingerprint"]
+        version, dirs = memo.site_dirs(exe)
+        packages = memo.packages_in(dirs)
+        fp = memo.fingerprint(version, packages)
+        with self.tx():
+            self.db.execute("INSERT OR REPLACE INTO environment VALUES (?,?,?)", (fp, version, json.dumps(packages)))
+            self.db.execute("INSERT OR REPLACE INTO python_cache VALUES (?,?,?,?)",
+                            (exe, version, json.dumps(memo.dirs_stamp(dirs)), fp))
+        return fp
+
+    def packages_of(self, fingerprint):
+        row = self.db.execute("SELECT packages FROM environment WHERE fingerprint = ?", (fingerprint,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    # --- staging (called by the worker) ------------------------------------------------------
+
+    def stage(self, bundle):
+        """Move a created bundle on once its parents are final: failed (a parent failed), ready (its
+        memo twin finished meanwhile: contents shared by hard links), or staged. Returns the new state."""
+        parents = [self.get(d.parent_uuid) for d in bundle.dependencies]
+        if not all(p.final for p in parents):
+            return bundle.state
+        bad = [p.uuid for p in parents if p.state != READY]
+        if bad and not bundle.metadata.get("allow_failed_dependencies"):
+            self.update(bundle.uuid, FAILED, {"failure_message": (
+                f"Parent bundles failed: {', '.join(bad)} (use --allow-failed-dependencies to run anyway)")})
+            return FAILED
+        inputs = self.memo_inputs(bundle.bundle_type, bundle.command, bundle.dependencies, bundle.runspec, bundle.metadata)
+        key = memo.memo_key(inputs)
+        runspec = dict(bundle.runspec, memo_inputs=inputs)
+        twin = None if bundle.runspec.get("force") else self.memo_match(key, exclude_uuid=bundle.uuid)
+        if twin and twin.state == READY:
+            self.share_contents(bundle.uuid, twin)
+            return READY
+        status = {"staged_status": f"waiting for identical run {twin.uuid}"} if twin else None
+        self.update(bundle.uuid, STAGED if not twin else bundle.state, status, memo_key=key, runspec=json.dumps(runspec))
+        return STAGED
+
+    def share_contents(self, uuid, twin):
+        """Finish a bundle as a copy of its ready memo twin; hard links cost no space."""
+        tmp = self.tmp_dir(uuid)
+        src = self.bundle_dir(twin.uuid)
+        if os.path.isdir(src):
+            shutil.copytree(src, tmp, symlinks=True, copy_function=os.link)
+        else:
+            os.link(src, tmp)
+        hashing.set_read_only(tmp)
+        os.rename(tmp, self.bundle_dir(uuid))
+        sig = hashing.stat_signature(self.bundle_dir(uuid))
+        self.update(uuid, READY, {"memo_hit_of": twin.uuid, "data_size": twin.metadata.get("data_size"),
+                                  "exitcode": twin.metadata.get("exitcode")},
+                    content_hash=twin.content_hash, is_dir=twin.is_dir, memo_key=twin.memo_key, stat_sig=sig)
+
+    # --- other verbs -----------------------------------------------------------------------
+
+    def kill(self, bundle):
+        if bundle.final:
+            raise BundleStateError(f"bundle {bundle.uuid} ({bundle.name}) is already {bundle.state}")
+        with self.tx():
+            # not started yet: kill it here; otherwise the worker sees the request and stops it
+            self.db.execute(
+                "UPDATE bundle SET state = ?, metadata = json_set(metadata, '$.failure_message', 'Kill requested') "
+                "WHERE uuid = ? AND state IN (?, ?)", (KILLED, bundle.uuid, CREATED, STAGED))
+            self.db.execute("UPDATE bundle SET kill_requested = 1 WHERE uuid = ?", (bundle.uuid,))
+
+    def descendants(self, uuids, depth=None):
+        """Every bundle downstream of the given ones (breadth first, up to depth levels)."""
+        seen, frontier, level = [], list(uuids), 0
+        while frontier and (depth is None or level < depth):
+            nxt = []
+            for u in frontier:
+                for c in self.children(u):
+                    if c not in seen and c not in uuids:
+                        seen.append(c)
+                        nxt.append(c)
+            frontier, level = nxt, level + 1
+        return seen
+
+    def rm(self, bundles, recursive=False, force=False, dry_run=False):
+        """Delete bundles (with their descendants if recursive). Returns the uuids removed."""
+        uuids = [b.uuid for b in bundles]
+        if recursive:
+            uuids += self.descendants(uuids)
+        for u in uuids:
+            b = self.get(u)
+            if b.state in ACTIVE_STATES:
+                raise BundleStateError(f"bundle {u} ({b.name}) is {b.state}; kill it first with `codalite kill {u}`")
+            others = [c for c in self.children(u) if c not in uuids]
+            if others and not force:
+                raise BundleStateError(
+                    f"bundle {u} ({b.name}) has {len(others)} dependent bundle(s) ({', '.join(o[:10] for o in others[:3])}); "
+                    "pass -r to delete them too, or --force to leave them dangling")
+        if dry_run:
+            return uuids
+        with self.tx():
+            for u in uuids:
+                self.db.execute("DELETE FROM dependency WHERE child_uuid = ?", (u,))
+                self.db.execute("DELETE FROM bundle WHERE uuid = ?", (u,))
+        for u in uuids:
+            remove_tree(self.bundle_dir(u))
+            remove_tree(self.run_dir(u))
+        return uuids
+
+    def wait(self, bundle, timeout=None, on_poll=None):
+        """Block until the bundle is final; returns it. Starts a worker or recovers orphaned runs
+        when no worker is alive."""
+        from .worker import ensure_worker, worker_alive
+
+        start, delay, last_check = time.time(), 0.01, 0.0
+        while True:
+            b = self.get(bundle.uuid)
+            if on_poll:
+                on_poll(b)
+            if b.final:
+                return b
+            if timeout is not None and time.time() - start > timeout:
+                return b
+            if time.time() - last_check > 1.0:
+                last_check = time.time()
+                if not worker_alive(self):
+                    ensure_worker(self)
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.25)
+
+    def why(self, bundle):
+        """Explain a bundle's memo key against the nearest earlier run of the same name or command.
+        Returns (other bundle or None, [lines])."""
+        mine = bundle.runspec.get("memo_inputs")
+        if not mine:
+            return None, ["this bundle's memo key is not known yet: a dependency has not finished"]
+        for where, params in (("name = ?", (bundle.name,)), ("command = ?", (bundle.command,))):
+            earlier = self.query(f"{where} AND id < ? AND bundle_type = ?", (*params, bundle.id, bundle.bundle_type))
+            earlier = [b for b in earlier if b.runspec.get("memo_inputs")]
+            if earlier:
+                other = earlier[0]
+                lines = memo.explain(mine, other.runspec["memo_inputs"], self.packages_of)
+                if not lines:
+                    lines = [f"same memo key as {other.uuid} ({other.state}): "
+                             + ("it was rerun because that one did not finish ready"
+                                if other.state != READY else "it was rerun with --force")]
+                return other, lines
+        return None, ["no earlier run with this name or command: this is the first of its kind"]
+
+    def mimic(self, old, new=None, name=None, depth=10, force=False, start_worker=True):
+        """Rerun bundles by analogy (`cl mimic`). With one bundle, rerun it (forced). With old and
+        new, rerun everything downstream of old with new in its place. Returns [(old, new_bundle)]."""
+        if new is None:
+            if old.bundle_type == "dataset":
+                raise UsageError(f"{old.uuid} is an upload; there is nothing to rerun")
+            targets, mapping, force = [old.uuid], {}, True
+        else:
+            targets, mapping = self.descendants([old.uuid], depth), {old.uuid: new.uuid}
+            if not targets:
+                raise UsageError(f"no bundle depends on {old.uuid} ({old.name}); nothing to mimic")
+        done = []
+        for u in targets:  # breadth-first order puts parents before children
+            b = self.get(u)
+            deps = [(d.child_path, mapping.get(d.parent_uuid, d.parent_uuid) + (f"/{d.parent_path}" if d.parent_path else ""))
+                    for d in b.dependencies]
+            bname = name if name and (u == targets[-1] or len(targets) == 1) else b.name
+            if b.bundle_type == "make":
+                nb, _ = self.make(deps, name=bname, force=force, start_worker=start_worker)
+            else:
+                requests = {k: b.metadata[k] for k in RUN_REQUESTS if k in b.metadata}
+                nb, _ = self.run(b.command, deps, name=bname, description=b.metadata.get("description", ""),
+                                 tags=b.metadata.get("tags", []), requests=requests,
+                                 env_vars=b.runspec.get("env_vars"), force=force,
+                                 path_env=b.runspec.get("path"), start_worker=start_worker)
+            mapping[u] = nb.uuid
+            done.append((b, nb))
+        return done
+
+    def fsck(self):
+        """Re-verify every ready bundle's content hash. Returns a list of problems (strings)."""
+        problems = []
+        for b in self.query(f"state = '{READY}'", order="id"):
+            path = self.bundle_dir(b.uuid)
+            if not os.path.lexists(path):
+                problems.append(f"{b.uuid} ({b.name}): contents are missing")
+            elif hashing.hash_path(path) != b.content_hash:
+                problems.append(f"{b.uuid} ({b.name}): contents changed since it was finalized (hash mismatch)")
+        known = {r[0] for r in self.db.execute("SELECT uuid FROM bundle")}
+        for entry in sorted(os.listdir(os.path.join(self.home, "bundles"))):
+            if entry not in known:
+                problems.append(f"{entry}: directory without a bundle record (left by a crash or rm); safe to delete")
+        return problems
+
+
+def validate_requests(requests):
+    """Check run metadata values the way `cl run` does; returns them normalized."""
+    out = {}
+    for key, value in requests.items():
+        if key not in RUN_REQUESTS:
+            raise UsageError(f"unknown run metadata key {key!r}; known: {', '.join(RUN_REQUESTS)}")
+        if value is None:
+            continue
+        if key in ("request_memory", "request_disk") and value != "":
+            spec.parse_size(value)
+        elif key == "request_time" and value != "":
+            spec.parse_duration(value)
+        elif key in ("request_cpus", "request_gpus", "request_priority"):
+            try:
+                value = int(value)
+            except (TypeError, ValueError):
+                raise UsageError(f"{key} must be a whole number, not {value!r}") from None
+            if key != "request_priority" and value < 0:
+                raise UsageError(f"{key} cannot be negative")
+        elif key == "exclude_patterns":
+            value = list(value)
+        out[key] = value
+    return out
+
+
+def default_name(text):
+    """A valid bundle name from a file name or command word ('my data.csv' -> 'my_data.csv')."""
+    name = "".join(c if c.isalnum() or c in "_.-" else "_" for c in os.path.basename(text.rstrip("/")))
+    return name if name and (name[0].isalpha() or name[0] == "_") else "_" + name
+
+
+def remove_tree(path):
+    """Remove a file or tree, restoring the write bits that finished bundles drop."""
+    if not os.path.lexists(path):
+        return
+    if os.path.isdir(path) and not os.path.islink(path):
+        hashing.set_read_only(path, writable=True)
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)

@@ -1,0 +1,361 @@
+"""The local worker: drains staged bundles, packing runs onto this machine's CPUs, GPUs and memory.
+
+One worker per store (a file lock says which). `codalite run` starts one on demand; it exits when
+idle. A worker that starts finds the runs a dead worker left behind and fails them, saying so.
+"""
+
+import fcntl
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import psutil
+
+from . import hashing, spec
+from .bundle import ACTIVE_STATES, CREATED, FAILED, FINALIZING, KILLED, PREPARING, READY, RUNNING, STAGED
+from .runtime import LocalProcess, kill_group, run_environment
+from .store import remove_tree
+
+MEMORY_SAMPLE_S = 0.25
+
+
+def _lock_path(store):
+    return os.path.join(store.home, "worker.lock")
+
+
+def worker_alive(store):
+    fd = os.open(_lock_path(store), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing releases a lock we may have taken
+    return False
+
+
+def ensure_worker(store):
+    """Start a background worker unless one is alive (or was just started)."""
+    marker = os.path.join(store.home, "worker.spawned")
+    try:
+        if time.time() - os.stat(marker).st_mtime < 2.0:
+            return
+    except FileNotFoundError:
+        pass
+    if worker_alive(store):
+        return
+    with open(marker, "w"):
+        pass
+    log = open(os.path.join(store.home, "worker.log"), "ab")
+    env = dict(os.environ, CODALITE_HOME=store.home)
+    subprocess.Popen(
+        [sys.executable, "-m", "codalite", "worker", "--exit-when-idle"], env=env, cwd=store.home,
+        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True,
+    )
+    log.close()
+
+
+def detect_gpus():
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [int(g) for g in visible.split(",") if g.strip().isdigit()]
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [i for i, line in enumerate(out.splitlines()) if line.startswith("GPU ")]
+
+
+class Job:
+    def __init__(self, bundle, process, cpus, gpus, memory, time_limit):
+        self.bundle, self.process = bundle, process
+        self.cpus, self.gpus, self.memory, self.time_limit = cpus, gpus, memory, time_limit
+        self.failure = None
+        self.next_sample = 0.0
+
+
+class Worker:
+    def __init__(self, store, cpus=None, gpus=None, memory=None, exit_when_idle=False, idle_seconds=2.0,
+                 poll=0.02, log=None):
+        self.store = store
+        avail = sorted(os.sched_getaffinity(0))
+        self.cpus = avail[:cpus] if cpus else avail
+        self.gpus = detect_gpus() if gpus is None else list(range(gpus))
+        self.memory = memory or psutil.virtual_memory().total
+        self.exit_when_idle, self.idle_seconds, self.poll = exit_when_idle, idle_seconds, poll
+        self.jobs = {}
+        self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self.lock_fd = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def acquire(self, timeout=2.0):
+        self.lock_fd = os.open(_lock_path(self.store), os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.time() + timeout
+        while True:
+            try:
+                fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.ftruncate(self.lock_fd, 0)
+                os.write(self.lock_fd, str(os.getpid()).encode())
+                return True
+            except BlockingIOError:
+                if time.time() > deadline:
+                    os.close(self.lock_fd)
+                    self.lock_fd = None
+                    return False
+                time.sleep(0.05)
+
+    def release(self):
+        os.close(self.lock_fd)
+        self.lock_fd = None
+
+    def serve(self):
+        """Run until idle (with exit_when_idle) or forever. Returns False if another worker runs."""
+        if not self.acquire():
+            return False
+        self.recover()
+        idle_since = time.time()
+        while True:
+            busy = self.step()
+            if busy or self.jobs:
+                idle_since = time.time()
+            elif self.exit_when_idle and time.time() - idle_since > self.idle_seconds:
+                self.release()
+                # a run submitted while we were deciding to leave saw the lock held: look once more
+                if not self.pending() or not self.acquire(timeout=0):
+                    return True
+                idle_since = time.time()
+            if not busy:
+                time.sleep(self.poll)
+
+    def pending(self):
+        q = "SELECT COUNT(*) FROM bundle WHERE state IN (?, ?)"
+        return self.store.db.execute(q, (CREATED, STAGED)).fetchone()[0]
+
+    def recover(self):
+        """Fail the runs a dead worker left behind (their processes are stopped first)."""
+        s = self.store
+        for b in s.query(f"state IN ({','.join('?' * len(ACTIVE_STATES))})", ACTIVE_STATES):
+            pid = b.metadata.get("job_handle")
+            if pid and _is_run_process(pid, s.run_dir(b.uuid)):
+                kill_group(pid)
+            self._salvage(b)
+            s.update(b.uuid, FAILED, {"failure_message": (
+                f"The worker died while this run was {b.state} (killed or crashed); "
+                f"rerun it with `codalite mimic {b.uuid}`")})
+            self.log(f"recovered {b.uuid}: worker died while it was {b.state}")
+
+    def _salvage(self, b):
+        """Keep what a dead run wrote (stdout, stderr) as the failed bundle's contents."""
+        rundir = self.store.run_dir(b.uuid)
+        if os.path.isdir(rundir) and not os.path.lexists(self.store.bundle_dir(b.uuid)):
+            _remove_dependency_links(rundir, b)
+            self.store.publish(rundir, b.uuid)
+
+    # --- one round ---------------------------------------------------------------------------
+
+    def step(self):
+        """Stage, start and finish what can be; True if anything changed."""
+        busy = self._stage_created()
+        busy |= self._handle_kills()
+        busy |= self._start_staged()
+        busy |= self._check_running()
+        return busy
+
+    def _stage_created(self):
+        changed = False
+        for b in self.store.query("state = ?", (CREATED,), order="id"):
+            changed |= self.store.stage(b) != CREATED
+        return changed
+
+    def _handle_kills(self):
+        rows = self.store.db.execute("SELECT uuid FROM bundle WHERE kill_requested = 1 AND state IN (?, ?, ?)",
+                                     ACTIVE_STATES).fetchall()
+        for (uuid,) in rows:
+            job = self.jobs.get(uuid)
+            if job and not job.failure:
+                job.failure = "Kill requested"
+                job.process.kill()
+        return False
+
+    def _free(self):
+        used_cpus = {c for j in self.jobs.values() for c in j.cpus}
+        used_gpus = {g for j in self.jobs.values() for g in j.gpus}
+        mem = self.memory - sum(j.memory for j in self.jobs.values())
+        return [c for c in self.cpus if c not in used_cpus], [g for g in self.gpus if g not in used_gpus], mem
+
+    def _start_staged(self):
+        started = False
+        staged = self.store.query("state = ?", (STAGED,), order="json_extract(metadata, '$.request_priority') DESC, id")
+        for b in staged:
+            if b.bundle_type == "make":
+                self._make(b)
+                started = True
+                continue
+            md = b.metadata
+            ncpu, ngpu = max(1, int(md.get("request_cpus") or 1)), int(md.get("request_gpus") or 0)
+            mem = spec.parse_size(md["request_memory"]) if md.get("request_memory") else 0
+            problem = self._impossible(b, ncpu, ngpu, mem)
+            if problem:
+                self.store.update(b.uuid, FAILED, {"failure_message": problem})
+                started = True
+                continue
+            free_cpus, free_gpus, free_mem = self._free()
+            if len(free_cpus) < ncpu or len(free_gpus) < ngpu or free_mem < mem:
+                continue  # does not fit now: a smaller one behind it may (backfill)
+            self._start(b, free_cpus[:ncpu], free_gpus[:ngpu], mem)
+            started = True
+        return started
+
+    def _impossible(self, b, ncpu, ngpu, mem):
+        if b.metadata.get("request_docker_image"):
+            return ("runs with --request-docker-image need the Docker runtime, which this worker does not "
+                    "have; drop the flag to run in the local environment")
+        if ncpu > len(self.cpus):
+            return f"requests {ncpu} CPUs but this worker has {len(self.cpus)}; lower --request-cpus"
+        if ngpu > len(self.gpus):
+            return f"requests {ngpu} GPUs but this worker has {len(self.gpus)}; lower --request-gpus"
+        if mem > self.memory:
+            return (f"requests {spec.format_size(mem)} of memory but this machine has "
+                    f"{spec.format_size(self.memory)}; lower --request-memory")
+        return None
+
+    def _start(self, b, cpus, gpus, mem):
+        s = self.store
+        with s.tx():
+            claimed = s.db.execute("UPDATE bundle SET state = ? WHERE uuid = ? AND state = ?",
+                                   (PREPARING, b.uuid, STAGED)).rowcount
+        if not claimed:
+            return
+        rundir = s.run_dir(b.uuid)
+        try:
+            os.mkdir(rundir)
+            for d in b.dependencies:
+                link = os.path.join(rundir, d.child_path)
+                os.makedirs(os.path.dirname(link), exist_ok=True)
+                os.symlink(os.path.join(s.bundle_dir(d.parent_uuid), d.parent_path) if d.parent_path
+                           else s.bundle_dir(d.parent_uuid), link)
+            env = run_environment(os.environ, b.runspec, b.uuid, cpus, gpus)
+            process = LocalProcess(b.command, rundir, env, cpus)
+        except OSError as e:
+            self._salvage(b)
+            s.update(b.uuid, FAILED, {"failure_message": f"could not start the run: {e}"})
+            return
+        limit = spec.parse_duration(b.metadata["request_time"]) if b.metadata.get("request_time") else None
+        self.jobs[b.uuid] = Job(b, process, cpus, gpus, mem, limit)
+        s.update(b.uuid, RUNNING, {"started": process.started, "job_handle": process.pid,
+                                   "cpus": cpus, "gpus": gpus})
+
+    def _check_running(self):
+        changed = False
+        now = time.time()
+        for uuid, job in list(self.jobs.items()):
+            code = job.process.poll()
+            if code is None:
+                if job.time_limit and now - job.process.started > job.time_limit:
+                    job.failure = "Time limit exceeded."
+                    job.process.kill()
+                elif job.memory and now >= job.next_sample:
+                    job.next_sample = now + MEMORY_SAMPLE_S
+                    if job.process.sample_memory() > job.memory:
+                        job.failure = f"Memory limit {job.bundle.metadata['request_memory']} exceeded."
+                        job.process.kill()
+                continue
+            del self.jobs[uuid]
+            self._finish(job, code)
+            changed = True
+        return changed
+
+    # --- finishing -----------------------------------------------------------------------------
+
+    def _finish(self, job, exitcode):
+        s, b = self.store, job.bundle
+        s.update(b.uuid, FINALIZING)
+        rundir = s.run_dir(b.uuid)
+        _remove_dependency_links(rundir, b)
+        failure = job.failure or self._check_dependencies(b)
+        for pattern in b.metadata.get("exclude_patterns") or []:
+            for path in glob.glob(os.path.join(rundir, pattern), recursive=True):
+                remove_tree(path)
+        content_hash, size, sig = s.publish(rundir, b.uuid)
+        ru = job.process.rusage
+        md = {"exitcode": exitcode, "time": time.time() - job.process.started,
+              "memory_max": job.process.memory_max, "data_size": size}
+        if ru:
+            md.update(time_user=ru.ru_utime, time_system=ru.ru_stime)
+        if failure:
+            md["failure_message"] = failure
+        elif exitcode != 0:
+            md["failure_message"] = f"Exit code {exitcode}"
+        state = KILLED if failure == "Kill requested" else FAILED if (failure or exitcode) else READY
+        s.update(b.uuid, state, md, content_hash=content_hash, is_dir=1, stat_sig=sig)
+
+    def _check_dependencies(self, b):
+        """A run must not change what it read. The cheap stat signature catches any write (ctime
+        moves even for root); only then is the content hash recomputed to be sure."""
+        s = self.store
+        for d in b.dependencies:
+            row = s.db.execute("SELECT stat_sig, content_hash FROM bundle WHERE uuid = ?", (d.parent_uuid,)).fetchone()
+            path = s.bundle_dir(d.parent_uuid)
+            if row is None or not os.path.lexists(path):
+                return f"dependency {d.child_path} ({d.parent_uuid}) disappeared while the run used it"
+            sig = hashing.stat_signature(path)
+            if sig == row["stat_sig"]:
+                continue
+            if hashing.hash_path(path) != row["content_hash"]:
+                return (f"the run modified its dependency {d.child_path} ({d.parent_uuid}); dependencies are "
+                        "read-only: copy them first (cp -r dep mine) and write to the copy. "
+                        "`codalite fsck` lists the damaged bundle")
+            s.update(d.parent_uuid, stat_sig=sig)  # touched but unchanged (e.g. hard-linked)
+        return None
+
+    def _make(self, b):
+        """Assemble a make bundle from hard links to its targets (they never change)."""
+        s = self.store
+        tmp = s.tmp_dir(b.uuid)
+        try:
+            if len(b.dependencies) == 1 and not b.dependencies[0].child_path:
+                _link_copy(s.path_in(s.get(b.dependencies[0].parent_uuid), b.dependencies[0].parent_path), tmp)
+            else:
+                os.mkdir(tmp)
+                for d in b.dependencies:
+                    dst = os.path.join(tmp, d.child_path)
+                    os.makedirs(os.path.dirname(dst), exist_ok=True)
+                    _link_copy(s.path_in(s.get(d.parent_uuid), d.parent_path), dst)
+            content_hash, size, sig = s.publish(tmp, b.uuid)
+        except Exception as e:  # noqa: BLE001 (any failure fails the bundle, with its message)
+            remove_tree(tmp)
+            s.update(b.uuid, FAILED, {"failure_message": f"make failed: {e}"})
+            return
+        s.update(b.uuid, READY, {"data_size": size}, content_hash=content_hash,
+                 is_dir=int(os.path.isdir(s.bundle_dir(b.uuid))), stat_sig=sig)
+
+
+def _link_copy(src, dst):
+    if os.path.isdir(src) and not os.path.islink(src):
+        shutil.copytree(src, dst, symlinks=True, copy_function=os.link)
+    elif os.path.islink(src):
+        os.symlink(os.readlink(src), dst)
+    else:
+        os.link(src, dst)
+
+
+def _remove_dependency_links(rundir, b):
+    for d in b.dependencies:
+        link = os.path.join(rundir, d.child_path)
+        if os.path.islink(link):
+            os.unlink(link)
+        parent = os.path.dirname(link)  # directories made for nested keys (a/b), if left empty
+        while parent != rundir and os.path.isdir(parent) and not os.listdir(parent):
+            os.rmdir(parent)
+            parent = os.path.dirname(parent)
+
+
+def _is_run_process(pid, rundir):
+    try:
+        return psutil.Process(pid).cwd() == rundir
+    except psutil.Error:
+        return False
