@@ -498,11 +498,13 @@ class Store:
             if not targets:
                 raise UsageError(f"no bundle depends on {old.uuid} ({old.name}); nothing to mimic")
         done = []
-        for u in targets:  # breadth-first order puts parents before children
-            b = self.get(u)
+        # creation order is a topological order: a bundle's parents exist before it
+        ordered = sorted((self.get(u) for u in targets), key=lambda b: b.id)
+        for b in ordered:
+            u = b.uuid
             deps = [(d.child_path, mapping.get(d.parent_uuid, d.parent_uuid) + (f"/{d.parent_path}" if d.parent_path else ""))
                     for d in b.dependencies]
-            bname = name if name and (u == targets[-1] or len(targets) == 1) else b.name
+            bname = name if name and b is ordered[-1] else b.name
             if b.bundle_type == "make":
                 nb, _ = self.make(deps, name=bname, force=force, start_worker=start_worker)
             else:
