@@ -35,20 +35,17 @@ class LocalProcess:
     """One run's process tree."""
 
     def __init__(self, command, cwd, env, cpus):
-        self.cpus = cpus
         with open(os.path.join(cwd, "stdout"), "wb") as out, open(os.path.join(cwd, "stderr"), "wb") as err:
             self.proc = subprocess.Popen(
                 ["bash", "-c", command], cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                stderr=err, start_new_session=True, preexec_fn=self._pin,
+                stderr=err, start_new_session=True,
             )
         self.pid = self.proc.pid
+        if cpus:  # pinned from here, not in a preexec_fn, which would force a slow fork()
+            os.sched_setaffinity(self.pid, cpus)
         self.started = time.time()
         self.memory_max = 0
         self.rusage = None
-
-    def _pin(self):
-        if self.cpus:
-            os.sched_setaffinity(0, self.cpus)
 
     def poll(self):
         """The exit code once finished (128+N when killed by signal N, as docker reports), else None."""

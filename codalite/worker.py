@@ -74,7 +74,7 @@ class Job:
         self.bundle, self.process = bundle, process
         self.cpus, self.gpus, self.memory, self.time_limit = cpus, gpus, memory, time_limit
         self.failure = None
-        self.next_sample = 0.0
+        self.next_sample = process.started + 0.05
 
 
 class Worker:
@@ -129,7 +129,14 @@ class Worker:
                     return True
                 idle_since = time.time()
             if not busy:
-                time.sleep(self.poll)
+                time.sleep(self._nap())
+
+    def _nap(self):
+        """Poll quickly while a run is young (most short runs end within milliseconds), slowly after."""
+        if not self.jobs:
+            return self.poll
+        youngest = time.time() - max(j.process.started for j in self.jobs.values())
+        return min(self.poll, max(0.0005, youngest / 10))
 
     def pending(self):
         q = "SELECT COUNT(*) FROM bundle WHERE state IN (?, ?)"
@@ -167,7 +174,11 @@ class Worker:
 
     def _stage_created(self):
         changed = False
-        for b in self.store.query("state = ?", (CREATED,), order="id"):
+        # only those whose parents are all final: the rest would be looked at in vain every round
+        waiting = ("state = 'created' AND NOT EXISTS (SELECT 1 FROM dependency d JOIN bundle p ON "
+                   "p.uuid = d.parent_uuid WHERE d.child_uuid = bundle.uuid AND p.state NOT IN "
+                   "('ready', 'failed', 'killed'))")
+        for b in self.store.query(waiting, order="id"):
             changed |= self.store.stage(b) != CREATED
         return changed
 
