@@ -300,9 +300,8 @@ class Store:
         md.update(validate_requests(requests or {}))
         dependencies = self._resolve_deps(deps, md["allow_failed_dependencies"])
         path_env = path_env if path_env is not None else os.environ.get("PATH", "")
-        image = md["request_docker_image"]
         runspec = {
-            "environment": f"docker:{image}" if image else self.local_environment(path_env),
+            "environment": self.run_environment(md["request_docker_image"], path_env),
             "env_vars": dict(env_vars or {}),
             "path": path_env,
         }
@@ -334,6 +333,10 @@ class Store:
             from .worker import ensure_worker
             ensure_worker(self)
         return self.get(uuid), False
+
+    def run_environment(self, image, path_env):
+        """The environment part of a run's memo key: its docker image, or the local Python's fingerprint."""
+        return f"docker:{image}" if image else self.local_environment(path_env)
 
     def local_environment(self, path_env):
         """Fingerprint of the Python environment a local run would use (python3 on PATH), cached
