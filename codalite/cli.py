@@ -14,7 +14,6 @@ import time
 import click
 
 from . import spec
-from .bundle import RUN_REQUESTS
 from .errors import CodaliteError, UsageError
 from .search import search as search_bundles
 from .store import Store
@@ -437,3 +436,9 @@ def worker(cpus, gpus, memory, exit_when_idle):
                f"{spec.format_size(w.memory)} for runs in {store.home}", err=True)
     if not w.serve():
         raise click.ClickException("another worker is already running on this store")
+
+
+from .cli_recipes import COMMANDS as _recipe_commands  # noqa: E402 (the faces register last)
+
+for _c in _recipe_commands:
+    cli.add_command(_c)

@@ -1,0 +1,110 @@
+"""`codalite recipe plan|run|export-cl`: the CLI face of codalite.recipes."""
+
+import os
+
+import click
+
+from . import recipes
+from .store import Store
+
+STATUS_STYLE = {"done": "green", "missing": "yellow", "stale": "magenta", "failed": "red", "running": "cyan",
+                "blocked": "red"}
+
+
+@click.group()
+def recipe():
+    """Experiment recipes (cl_recipes/*.yaml): grids that run only what is missing."""
+
+
+def _plan_table(cells):
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for h in ("step", "cell", "status", "bundle", "state"):
+        table.add_column(h)
+    for c in cells:
+        b = c.bundle
+        table.add_row(c.step, c.label or "-", f"[{STATUS_STYLE[c.status]}]{c.status}[/]",
+                      b.uuid[:10] if b else "", b.state if b else "")
+    Console().print(table)
+    counts = {}
+    for c in cells:
+        counts[c.status] = counts.get(c.status, 0) + 1
+    click.echo(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+
+
+@recipe.command()
+@click.argument("path", type=click.Path())
+def plan(path):
+    """Show each step x cell as done / missing / stale / failed / running."""
+    r = recipes.load(path)
+    store = Store.find()
+    _plan_table(recipes.plan(store, r, os.environ.get("PATH", "")))
+
+
+@recipe.command("run")
+@click.argument("path", type=click.Path())
+@click.option("--retry-failed", is_flag=True, help="Also rerun cells whose last try failed.")
+@click.option("--only", multiple=True, help="Only this step (repeatable); its inputs must be done.")
+@click.option("--dry-run", is_flag=True, help="Show the plan; submit nothing.")
+@click.option("--no-wait", is_flag=True, help="Submit and return without waiting.")
+def run_recipe(path, retry_failed, only, dry_run, no_wait):
+    """Submit what is missing or stale, wait with progress; exit 1 if any cell failed."""
+    r = recipes.load(path)
+    bad = [s for s in only if s not in r.steps]
+    if bad:
+        raise click.BadParameter(f"no step {bad[0]!r} in {path}; steps: {', '.join(r.order)}", param_hint="--only")
+    from .cli import open_store
+
+    store = open_store(create=True)
+    path_env = os.environ.get("PATH", "")
+    if dry_run:
+        _plan_table(recipes.plan(store, r, path_env))
+        return
+    results = recipes.submit(store, r, path_env, retry_failed, set(only))
+    submitted = [(c, b, hit) for c, b, hit in results if hit is not None]
+    hits = sum(1 for _, _, hit in submitted if hit)
+    click.echo(f"{len(results)} cells: {hits} memo hits, {len(submitted) - hits} to run", err=True)
+    if no_wait:
+        return
+    states = _wait(store, [b for _, b, _ in submitted])
+    failed = [f"{c.name} ({states[b.uuid].state})" for c, b, _ in submitted if states[b.uuid].state != "ready"]
+    not_run = [f"{c.name} (not run)" for c, b, hit in results
+               if hit is None and (not only or c.step in only) and not (b and b.state == "ready")]
+    _plan_table(recipes.plan(store, r, path_env))
+    if failed or not_run:
+        names = failed + not_run
+        raise click.ClickException(f"{len(names)} cell(s) did not finish ready: {', '.join(names[:8])}"
+                                   + ("; rerun with --retry-failed" if failed else ""))
+
+
+def _wait(store, bundles):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  transient=False) as progress:
+        task = progress.add_task("running", total=len(bundles))
+
+        def update(done, total, states):
+            running = [b.name for b in states.values() if b.state == "running"]
+            progress.update(task, completed=done, description=f"running {', '.join(running[:2])}" if running else "waiting")
+
+        return recipes.wait_all(store, bundles, update)
+
+
+@recipe.command("export-cl")
+@click.argument("path", type=click.Path())
+@click.option("-o", "--output", type=click.Path(), help="Write the script here (default: stdout).")
+def export_cl(path, output):
+    """Write the recipe as a `cl upload` / `cl run` script for the official CodaLab CLI."""
+    script = recipes.export_cl(recipes.load(path))
+    if output:
+        with open(output, "w") as f:
+            f.write(script)
+        os.chmod(output, 0o755)
+    else:
+        click.echo(script, nl=False)
+
+
+COMMANDS = [recipe]

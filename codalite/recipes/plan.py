@@ -1,0 +1,165 @@
+"""Plan and run a recipe: which step x cell is done, missing, stale, failed or running, and
+submitting only what is missing or stale (memoization returns the rest at once).
+
+A cell is *done* when a ready bundle has the memo key its current inputs give; *stale* when an
+earlier bundle of that cell exists but its inputs (code, data, environment) have changed since;
+*failed* when the newest try with these inputs failed (only --retry-failed reruns it).
+"""
+
+import time
+from dataclasses import dataclass, field
+
+from .. import memo
+from ..bundle import FAILED, FINAL_STATES, KILLED, READY
+from ..hashing import hash_path
+from .schema import cell_name, render
+
+DONE, MISSING, STALE, FAILED_, RUNNING, BLOCKED = "done", "missing", "stale", "failed", "running", "blocked"
+
+
+@dataclass
+class Cell:
+    step: str
+    values: dict
+    name: str
+    command: str
+    status: str = MISSING
+    bundle: object = None  # the bundle behind the status, if any
+    deps: list = field(default_factory=list)  # [(key, ("upload"|"step", name, cell name), subpath)]
+
+    @property
+    def label(self):
+        return " ".join(f"{k}={v}" for k, v in self.values.items())
+
+
+def _deps(recipe, step, values):
+    out = []
+    for key, target in recipe.steps[step].deps.items():
+        base, _, sub = target.partition("/")
+        if base in recipe.uploads:
+            out.append((key, ("upload", base, base), sub))
+        else:
+            proj = {v: values[v] for v in recipe.step_vars[base]}
+            out.append((key, ("step", base, cell_name(base, proj)), sub))
+    return out
+
+
+def cells(recipe):
+    """Every step x cell, in dependency order."""
+    out = []
+    for step in recipe.order:
+        for values in recipe.step_cells(step):
+            out.append(Cell(step, values, cell_name(step, values), render(recipe.steps[step].command, values),
+                            deps=_deps(recipe, step, values)))
+    return out
+
+
+def env_vars(recipe, cell):
+    return {k: render(str(v), cell.values) for k, v in recipe.steps[cell.step].env.items()}
+
+
+def plan(store, recipe, path_env):
+    """The status of every cell, without changing anything."""
+    uploads = {}
+    for name in recipe.uploads:
+        h = hash_path(recipe.upload_path(name))
+        found = store.query("content_hash = ? AND name = ? AND state = ?", (h, name, READY), limit=1)
+        uploads[name] = (h, found[0] if found else None)
+    done = {}  # cell name -> ready bundle with current inputs
+    result = []
+    for cell in cells(recipe):
+        step = recipe.steps[cell.step]
+        hashes = []
+        for key, (kind, name, cname), sub in cell.deps:
+            if kind == "upload":
+                hashes.append((key, uploads[name][0], sub))
+            elif cname in done:
+                hashes.append((key, done[cname].content_hash, sub))
+        previous = store.query("name = ?", (cell.name,), limit=1)
+        previous = previous[0] if previous else None
+        if len(hashes) == len(cell.deps):
+            md = step.request.metadata()
+            inputs = memo.memo_inputs("run", cell.command, hashes,
+                                      store.run_environment(md.get("request_docker_image"), path_env),
+                                      env_vars(recipe, cell), step.exclude_patterns)
+            match = store.memo_match(memo.memo_key(inputs))
+            if match and match.state == READY:
+                cell.status, cell.bundle = DONE, match
+                done[cell.name] = match
+            elif match:
+                cell.status, cell.bundle = RUNNING, match
+            elif previous and previous.state in (FAILED, KILLED) and previous.memo_key == memo.memo_key(inputs):
+                cell.status, cell.bundle = FAILED_, previous
+            elif previous:
+                cell.status, cell.bundle = STALE, previous
+        else:  # an upstream cell is not done: this one will (re)run after it
+            blocked = any(c.status in (FAILED_, BLOCKED) for c in result if c.name in {d[1][2] for d in cell.deps})
+            if previous and previous.state not in FINAL_STATES:
+                cell.status, cell.bundle = RUNNING, previous
+            elif blocked:
+                cell.status, cell.bundle = BLOCKED, previous
+            elif previous:
+                cell.status, cell.bundle = STALE, previous
+        result.append(cell)
+    return result
+
+
+def submit(store, recipe, path_env, retry_failed=False, only=None):
+    """Upload what changed and create the runs of every cell that is not done; memoization makes
+    done cells free. Returns [(cell, bundle or None, memo_hit)] in dependency order; memo_hit is
+    None for cells not submitted (failed or blocked without retry, other steps with `only`)."""
+    uploaded = {}
+    for name in recipe.uploads:
+        u = recipe.uploads[name]
+        description = getattr(u, "description", "") or f"recipe {recipe.name}: upload {name}"
+        uploaded[name], _ = store.upload([recipe.upload_path(name)], name=name, description=description)
+    statuses = {c.name: c for c in plan(store, recipe, path_env)}
+    made, out = {}, []
+    for cell in cells(recipe):
+        status = statuses[cell.name].status
+        skip = (status in (FAILED_, BLOCKED) and not retry_failed) or (only and cell.step not in only)
+        parents = {}
+        for key, (kind, name, cname), sub in cell.deps:
+            parent = uploaded[name] if kind == "upload" else made.get(cname)
+            if parent is None:
+                skip = True
+                break
+            parents[key] = parent.uuid + (f"/{sub}" if sub else "")
+        if skip:  # not submitted: memo_hit is None
+            if status == DONE:
+                made[cell.name] = statuses[cell.name].bundle
+            out.append((cell, statuses[cell.name].bundle, None))
+            continue
+        step = recipe.steps[cell.step]
+        requests = dict(step.request.metadata(), exclude_patterns=step.exclude_patterns)
+        tags = [f"recipe:{recipe.name}", f"step:{cell.step}"] + [f"{k}={v}" for k, v in cell.values.items()]
+        bundle, hit = store.run(cell.command, list(parents.items()), name=cell.name,
+                                description=step.description or f"recipe {recipe.name}: {cell.step} {cell.label}".strip(),
+                                tags=tags, requests=requests, env_vars=env_vars(recipe, cell),
+                                path_env=path_env, start_worker=False)
+        made[cell.name] = bundle
+        out.append((cell, bundle, hit))
+    return out
+
+
+def wait_all(store, bundles, on_progress=None, poll=0.25):
+    """Wait until every bundle is final; on_progress(done_count, total, latest states)."""
+    from ..worker import ensure_worker
+
+    pending = {b.uuid for b in bundles if not b.final}
+    states = {b.uuid: b for b in bundles}
+    last_check = 0.0
+    while True:
+        if pending and time.time() - last_check > 1.0:  # a worker must be there to drain them
+            ensure_worker(store)
+            last_check = time.time()
+        for u in list(pending):
+            b = store.get(u)
+            states[u] = b
+            if b.final:
+                pending.discard(u)
+        if on_progress:
+            on_progress(len(bundles) - len(pending), len(bundles), states)
+        if not pending:
+            return states
+        time.sleep(poll)

@@ -1,0 +1,229 @@
+"""The recipe file format (cl_recipes/*.yaml), validated with pydantic.
+
+Every error names the file, the line and the key: an unknown key, an undefined variable, a
+dependency on a missing step or upload, or a cycle stops the recipe before anything runs.
+"""
+
+import itertools
+import os
+import re
+
+import jinja2
+import jinja2.meta
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict
+
+from .. import spec
+from ..errors import UsageError
+from ..store import validate_requests
+
+Scalar = str | int | float | bool
+
+
+class Request(BaseModel):
+    """`cl run --request-*` values for a step."""
+
+    model_config = ConfigDict(extra="forbid")
+    cpus: int | None = None
+    gpus: int | None = None
+    memory: str | None = None
+    disk: str | None = None
+    time: str | None = None
+    docker_image: str | None = None
+    network: bool | None = None
+    queue: str | None = None
+    priority: int | None = None
+
+    def metadata(self):
+        return {f"request_{k}": v for k, v in self.model_dump().items() if v is not None}
+
+
+class Upload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str
+    description: str = ""
+
+
+class Step(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    command: str
+    deps: dict[str, str] = {}  # key -> upload or step name, optionally /subpath
+    request: Request = Request()
+    env: dict[str, Scalar] = {}
+    exclude_patterns: list[str] = []
+    description: str = ""
+
+
+class Recipe(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    description: str = ""
+    root: str = "."  # upload paths are relative to this, itself relative to the recipe file
+    uploads: dict[str, str | Upload] = {}
+    grid: dict[str, list[Scalar]] = {}
+    exclude: list[dict[str, Scalar]] = []
+    include: list[dict[str, Scalar]] = []
+    steps: dict[str, Step]
+    worksheet: str | None = None
+
+    # filled in by load()
+    path: str = ""
+    step_vars: dict[str, list[str]] = {}
+    order: list[str] = []
+
+    def upload_path(self, name):
+        u = self.uploads[name]
+        rel = u.path if isinstance(u, Upload) else u
+        return os.path.normpath(os.path.join(os.path.dirname(self.path), self.root, rel))
+
+    def cells(self):
+        """The grid's cells: the product of the variables, less `exclude`, plus `include`."""
+        names = list(self.grid)
+        cells = [dict(zip(names, values)) for values in itertools.product(*self.grid.values())]
+        cells = [c for c in cells if not any(all(c.get(k) == v for k, v in ex.items()) for ex in self.exclude)]
+        return cells + [dict(c) for c in self.include]
+
+    def step_cells(self, step):
+        """The distinct cells of the variables this step uses, in grid order."""
+        seen, out = set(), []
+        for cell in self.cells():
+            proj = {v: cell[v] for v in self.step_vars[step] if v in cell}
+            key = tuple(sorted(proj.items(), key=lambda kv: kv[0]))
+            if key not in seen and len(proj) == len(self.step_vars[step]):
+                seen.add(key)
+                out.append(proj)
+        return out
+
+
+class RecipeError(UsageError):
+    def __init__(self, path, line, key, message):
+        where = f"{path}:{line}" if line else path
+        super().__init__(f"{where}: {key}: {message}" if key else f"{where}: {message}")
+
+
+def _line_of(root, loc):
+    """The 1-based line of the YAML node at a pydantic error location, or of its nearest parent."""
+    node, line = root, (root.start_mark.line + 1) if root else None
+    for part in loc:
+        part = int(part) if isinstance(part, str) and part.isdigit() else part
+        if isinstance(node, yaml.MappingNode):
+            match = [(k, v) for k, v in node.value if k.value == str(part)]
+            if not match:
+                break
+            node, line = match[0][1], match[0][0].start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+
+
+def template_vars(text):
+    return jinja2.meta.find_undeclared_variables(ENV.parse(text))
+
+
+def render(text, cell):
+    return ENV.from_string(text).render(**cell)
+
+
+def load(path):
+    """Read and validate a recipe; raises RecipeError (a usage error) naming file, line and key."""
+    if not os.path.isfile(path):
+        raise UsageError(f"no recipe file {path}; recipes live in cl_recipes/*.yaml")
+    text = open(path).read()
+    try:
+        data = yaml.safe_load(text)
+        root = yaml.compose(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise RecipeError(path, mark.line + 1 if mark else None, None, f"not valid YAML ({e.problem})") from None
+    if not isinstance(data, dict):
+        raise RecipeError(path, 1, None, "a recipe is a mapping with name, uploads, grid and steps")
+    try:
+        recipe = Recipe(**{k: v for k, v in data.items() if k not in ("path", "step_vars", "order")})
+    except pydantic.ValidationError as e:
+        err = e.errors()[0]
+        loc = [p for p in err["loc"] if not (isinstance(p, str) and p in ("str", "Upload", "function-after"))]
+        loc = [p for p in loc if p not in ("int", "float", "bool")] or list(err["loc"])
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].lower()
+        raise RecipeError(path, _line_of(root, loc), ".".join(map(str, loc)), msg) from None
+    recipe.path = os.path.abspath(path)
+    _check(recipe, root, path)
+    return recipe
+
+
+def _check(r, root, shown):
+    def fail(loc, message):
+        raise RecipeError(shown, _line_of(root, loc), ".".join(loc), message)
+
+    if not spec.NAME_RE.match(r.name):
+        fail(["name"], "use letters, digits, _ . - (it names bundles and the worksheet)")
+    for name in r.uploads:
+        if name in r.steps:
+            fail(["uploads", name], f"{name!r} is both an upload and a step; rename one")
+        if not os.path.exists(r.upload_path(name)):
+            fail(["uploads", name], f"no such path {r.upload_path(name)}")
+    for ex_name, entries in (("exclude", r.exclude), ("include", r.include)):
+        for i, entry in enumerate(entries):
+            for var in entry:
+                if var not in r.grid:
+                    fail([ex_name, str(i)], f"{var!r} is not a grid variable ({', '.join(r.grid) or 'none'})")
+    own = {}
+    for name, step in r.steps.items():
+        if not spec.NAME_RE.match(name):
+            fail(["steps", name], "step names use letters, digits, _ . -")
+        used = set()
+        for field, text in [("command", step.command)] + [(f"env.{k}", str(v)) for k, v in step.env.items()]:
+            try:
+                used |= template_vars(text)
+            except jinja2.TemplateSyntaxError as e:
+                fail(["steps", name, field.split(".")[0]], f"template error: {e.message}")
+        undefined = sorted(used - set(r.grid))
+        if undefined:
+            fail(["steps", name, "command"], f"undefined variable {undefined[0]!r}; grid variables: {', '.join(r.grid) or 'none'}")
+        for key, target in step.deps.items():
+            if not spec.KEY_RE.match(key):
+                fail(["steps", name, "deps", key], "dependency keys use letters, digits, _ - . /")
+            base = target.split("/", 1)[0]
+            if base not in r.steps and base not in r.uploads:
+                fail(["steps", name, "deps", key], f"{base!r} is neither a step nor an upload of this recipe")
+        try:
+            validate_requests(step.request.metadata())
+        except UsageError as e:
+            fail(["steps", name, "request"], str(e))
+        own[name] = used
+    # topological order; a step uses its own variables and those of everything it depends on
+    order, state = [], {}
+
+    def visit(name, trail):
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "active":
+            cycle = trail[trail.index(name):] + [name]
+            fail(["steps", name, "deps"], f"dependency cycle: {' -> '.join(cycle)}")
+        state[name] = "active"
+        for target in r.steps[name].deps.values():
+            base = target.split("/", 1)[0]
+            if base in r.steps:
+                visit(base, trail + [name])
+        state[name] = "done"
+        order.append(name)
+
+    for name in r.steps:
+        visit(name, [])
+    r.order = order
+    for name in order:
+        deps = {t.split("/", 1)[0] for t in r.steps[name].deps.values()} & set(r.steps)
+        used = set(own[name]).union(*(r.step_vars[d] for d in deps)) if deps else set(own[name])
+        r.step_vars[name] = [v for v in r.grid if v in used]
+
+
+def cell_name(step, cell):
+    """A bundle name for a step's cell: finetune-rank8-seed1."""
+    parts = [step] + [f"{k}{re.sub(r'[^a-zA-Z0-9_.]', '_', str(v))}" for k, v in cell.items()]
+    return "-".join(parts)
