@@ -164,7 +164,8 @@ class Tail:
 @click.option("--force", is_flag=True, help="Rerun even if an identical run is ready (no memo).")
 @click.option("-W", "--wait", "wait_", is_flag=True, help="Wait until it finishes; exit 1 unless ready.")
 @click.option("-t", "--tail", is_flag=True, help="Wait and print its stdout/stderr as it runs.")
-def run(args, command_opt, name, description, tags, env, force, wait_, tail, **requests):
+@click.option("--remote", "remote", metavar="NAME", help="Run it on this CodaLab remote (same uuid), then pull it.")
+def run(args, command_opt, name, description, tags, env, force, wait_, tail, remote, **requests):
     """Run a command in a new bundle where each dependency appears as ./KEY; prints its uuid.
 
     \b
@@ -186,6 +187,17 @@ def run(args, command_opt, name, description, tags, env, force, wait_, tail, **r
         env_vars[key] = value if eq else os.environ.get(key, "")
     requests = {k: v for k, v in requests.items() if v not in (None, ())}
     store = open_store(create=True)
+    if remote:
+        from .cli_remote import run_remote
+        if env_vars:
+            raise click.UsageError("--env is not supported with --remote (CodaLab runs take no env vars)")
+        bundle, reused = run_remote(store, remote, command_opt, parse_deps(args), name, description, tags,
+                                    requests, force, wait=True)
+        echo_uuid(bundle, reused)
+        if bundle.state != "ready":
+            raise click.ClickException(f"{bundle.uuid} ({bundle.name}) {bundle.state} on {remote}: "
+                                       f"{bundle.metadata.get('failure_message', '')}".rstrip(": "))
+        return
     bundle, reused = store.run(command_opt, parse_deps(args), name, description, tags, requests, env_vars, force)
     echo_uuid(bundle, reused)
     if wait_ or tail:
@@ -413,6 +425,8 @@ def fsck():
     problems = store.fsck()
     for p in problems:
         click.echo(p)
+    for entry in store.leftovers():
+        click.echo(f"note: tmp/{entry}: leftover of an interrupted upload or make; safe to delete")
     n = store.db.execute("SELECT COUNT(*) FROM bundle WHERE state = 'ready'").fetchone()[0]
     if problems:
         raise click.ClickException(f"{len(problems)} problem(s) found in {n} ready bundles")
@@ -441,4 +455,10 @@ def worker(cpus, gpus, memory, exit_when_idle):
 from .cli_recipes import COMMANDS as _recipe_commands  # noqa: E402 (the faces register last)
 
 for _c in _recipe_commands:
+    cli.add_command(_c)
+
+
+from .cli_remote import COMMANDS as _remote  # noqa: E402 (the CodaLab backend's commands)
+
+for _c in _remote:
     cli.add_command(_c)

@@ -535,6 +535,10 @@ class Store:
                 problems.append(f"{entry}: directory without a bundle record (left by a crash or rm); safe to delete")
         return problems
 
+    def leftovers(self):
+        """Half-assembled uploads and makes in tmp/ (interrupted by a crash): never bundles."""
+        return sorted(os.listdir(os.path.join(self.home, "tmp")))
+
 
 def validate_requests(requests):
     """Check run metadata values the way `cl run` does; returns them normalized."""

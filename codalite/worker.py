@@ -291,7 +291,12 @@ class Worker:
         for pattern in b.metadata.get("exclude_patterns") or []:
             for path in glob.glob(os.path.join(rundir, pattern), recursive=True):
                 remove_tree(path)
-        content_hash, size, sig = s.publish(rundir, b.uuid)
+        try:
+            content_hash, size, sig = s.publish(rundir, b.uuid)
+        except OSError as e:  # e.g. a full disk: the run fails, saying why; nothing looks ready
+            s.update(b.uuid, FAILED, {"failure_message": f"could not finalize the run's outputs: {e}",
+                                      "exitcode": exitcode})
+            return
         ru = job.process.rusage
         md = {"exitcode": exitcode, "time": time.time() - job.process.started,
               "memory_max": job.process.memory_max, "data_size": size}

@@ -166,3 +166,23 @@ def test_rm_mimic_why_fsck(cl, project):
     removed = cl.out("rm", "-r", new_code).split()
     assert set(removed) == {new_code, new_train}
 
+
+
+def test_upload_killed_midway_leaves_no_bundle(cl, tmp_path):
+    cl("init")
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as f:
+        f.truncate(3 * 2**30)  # sparse: reads as zeros, copying takes a while
+    p = subprocess.Popen([sys.executable, "-m", "codalite", "upload", str(big), "-n", "big"], cwd=tmp_path,
+                         env=cl.env, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    tmp = tmp_path / ".codalite" / "tmp"
+    deadline = time.time() + 30
+    while not any(tmp.iterdir()) and time.time() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert cl.out("ls", "-u") == ""  # no bundle, ready or otherwise
+    assert os.listdir(tmp_path / ".codalite" / "bundles") == []
+    assert "leftover of an interrupted upload" in cl.out("fsck")
+    big.unlink()
