@@ -462,3 +462,7 @@ from .cli_remote import COMMANDS as _remote  # noqa: E402 (the CodaLab backend's
 
 for _c in _remote:
     cli.add_command(_c)
+
+from .cli_worksheets import COMMANDS as _worksheets  # noqa: E402
+for _c in _worksheets:
+    cli.add_command(_c)

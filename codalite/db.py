@@ -49,6 +49,27 @@ MIGRATIONS = [
         fingerprint TEXT NOT NULL
     );
     """,
+    # 2: worksheets (CodaLab's worksheet and worksheet_item tables)
+    """
+    CREATE TABLE worksheet (
+        id INTEGER PRIMARY KEY,
+        uuid TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL UNIQUE,
+        title TEXT NOT NULL DEFAULT '',
+        created REAL NOT NULL
+    );
+    CREATE TABLE worksheet_item (
+        id INTEGER PRIMARY KEY,
+        worksheet_uuid TEXT NOT NULL REFERENCES worksheet(uuid) ON DELETE CASCADE,
+        sort_key INTEGER NOT NULL,
+        type TEXT NOT NULL CHECK (type IN ('markup', 'directive', 'bundle', 'worksheet')),
+        value TEXT NOT NULL DEFAULT '',
+        bundle_uuid TEXT,
+        subworksheet_uuid TEXT
+    );
+    CREATE INDEX worksheet_item_order ON worksheet_item(worksheet_uuid, sort_key);
+    CREATE INDEX worksheet_item_bundle ON worksheet_item(bundle_uuid);
+    """,
 ]
 
 

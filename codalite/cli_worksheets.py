@@ -1,0 +1,140 @@
+"""CLI commands for worksheets, paper tables and the web UI: thin click layers over
+codalite.worksheets, codalite.paper and codalite.web. Registered by codalite/cli.py from COMMANDS."""
+
+import functools
+import os
+import sys
+
+import click
+
+from .errors import CodaliteError, UsageError
+from .store import Store
+
+
+def library_errors(f):
+    """Library errors become one-line click errors: usage (exit 2) or failure (exit 1)."""
+
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        try:
+            return f(*args, **kwargs)
+        except UsageError as e:
+            raise click.UsageError(str(e)) from None
+        except CodaliteError as e:
+            raise click.ClickException(str(e)) from None
+    return wrapper
+
+
+def worksheet_option(f):
+    return click.option("-w", "--worksheet", "ws", required=True, help="Worksheet (name or uuid) to add to.")(f)
+
+
+# --- worksheets ----------------------------------------------------------------------------------
+
+@click.command()
+@click.argument("name")
+@click.option("-t", "--title", default="", help="Title shown above the worksheet.")
+@library_errors
+def new(name, title):
+    """Create an empty worksheet; prints its uuid."""
+    from .worksheets import model
+
+    click.echo(model.new(Store.find(), name, title).uuid)
+
+
+@click.group()
+def add():
+    """Append to a worksheet: `add bundle SPEC... -w WS` or `add text TEXT -w WS`."""
+
+
+@add.command("bundle")
+@click.argument("bundles", nargs=-1, required=True)
+@worksheet_option
+@library_errors
+def add_bundle(bundles, ws):
+    """Append bundle lines (uuid, prefix, name, name^N, ^N)."""
+    from .worksheets import model
+
+    store = Store.find()
+    model.add_bundles(store, model.get(store, ws), [store.resolve(b) for b in bundles])
+
+
+@add.command("text")
+@click.argument("text")
+@worksheet_option
+@library_errors
+def add_text(text, ws):
+    """Append markup or a directive (e.g. '% display table run'); newlines make several lines."""
+    from .worksheets import model
+
+    store = Store.find()
+    model.add_text(store, model.get(store, ws), text)
+
+
+@click.command()
+@click.argument("worksheet")
+@click.option("-f", "--file", "path", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="Replace the worksheet's source with this file ('-' for stdin).")
+@click.option("-n", "--name", help="Rename the worksheet.")
+@click.option("-t", "--title", help="Set the title.")
+@library_errors
+def wedit(worksheet, path, name, title):
+    """Replace a worksheet's source with a file (`cl wedit WS -f FILE`)."""
+    from .worksheets import model
+
+    store = Store.find()
+    with open(path) as f:
+        text = f.read()
+    ws = model.set_source(store, model.get(store, worksheet), text, name, title)
+    click.echo(ws.uuid)
+
+
+@click.command()
+@click.argument("keywords", nargs=-1)
+@click.option("-u", "--uuid-only", is_flag=True, help="Print only uuids.")
+@library_errors
+def wls(keywords, uuid_only):
+    """List stored worksheets (and the project's worksheets/*.ws files)."""
+    from .cli import print_table
+    from .worksheets import model
+
+    store = Store.find()
+    found = model.list_worksheets(store, keywords)
+    if uuid_only:
+        click.echo("\n".join(w.uuid for w in found))
+        return
+    rows = [(w.uuid[:10], w.name, w.title, model.count_items(store, w.uuid)) for w in found]
+    root = model.project_dir(store)
+    rows += [("(file)", os.path.relpath(p, root), "", "") for p in model.worksheet_files(store)
+             if not keywords or any(k in p for k in keywords)]
+    print_table(["uuid", "name", "title", "items"], rows)
+
+
+@click.command(name="print")
+@click.argument("worksheet")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False), help="Write a static HTML page here.")
+@click.option("-r", "--raw", is_flag=True, help="Print the source, bundle lines regenerated.")
+@click.option("--base-url", default="http://127.0.0.1:8765", show_default=True,
+              help="Where bundle links point in HTML (`codalite serve`, or a CodaLab instance).")
+@library_errors
+def print_(worksheet, html_out, raw, base_url):
+    """Render a worksheet (stored name/uuid, or a .ws file) in the terminal or as HTML."""
+    from rich.console import Console
+
+    from .worksheets import interpret, model, render
+
+    store = Store.find()
+    ws = model.open_worksheet(store, worksheet)
+    if raw:
+        click.echo(model.source(store, ws), nl=False)
+        return
+    result = interpret(store, ws.items)
+    if html_out:
+        with open(html_out, "w") as f:
+            f.write(render.to_html(store, result, ws.title or ws.name, base_url))
+        click.echo(html_out)
+        return
+    render.print_terminal(result, Console(file=sys.stdout, highlight=False))
+
+
+COMMANDS = [new, add, wedit, wls, print_]

@@ -1,0 +1,279 @@
+"""Genpaths and post-processors: how a schema column gets its value from a bundle.
+
+A genpath is a bundle field (uuid, command, state, ...), a metadata key (name, time, exitcode, ...),
+a special (summary, args, dependencies, dependencies/<key>, owner, host_worksheets), or a file in
+the bundle: `/stats.json:train/acc` reads stats.json (TSV, else JSON, else YAML, else text) and
+walks the keys. Post-processors follow, separated by ' | ': duration, date, size, %printf, s/a/b,
+[a:b], str, key k, add k v. All of it follows codalab/lib/worksheet_util.py and rest/interpret.py.
+"""
+
+import datetime
+import getpass
+import json
+import os
+import re
+import shlex
+
+import yaml
+
+from ..bundle import READY
+
+NONE = "<none>"
+MAX_LINES = 10000  # CodaLab reads at most this many lines of a file for a genpath
+FUNC_DELIM = " | "
+
+
+def is_file_genpath(genpath):
+    return genpath.startswith("/")
+
+
+# --- formatting, as codalab/lib/formatting.py ------------------------------------------------------
+
+def duration_str(s):
+    m = int(s // 60)
+    if m == 0:
+        return "%.1fs" % s
+    s -= m * 60
+    h = int(m // 60)
+    if h == 0:
+        return "%dm%ds" % (m, s)
+    m -= h * 60
+    d = int(h // 24)
+    if d == 0:
+        return "%dh%dm" % (h, m)
+    h -= d * 24
+    y = int(d // 365)
+    return "%dd%dh" % (d, h) if y == 0 else "%dy%dd" % (y, d - y * 365)
+
+
+def size_str(size):
+    for unit in ("", "k", "m", "g", "t"):
+        if size < 100 and size != int(size):
+            return "%.1f bytes" % size if unit == "" else "%.1f%s" % (size, unit)
+        if size < 1024:
+            return "%d bytes" % size if unit == "" else "%d%s" % (size, unit)
+        size /= 1024.0
+    return "%dt" % size
+
+
+def date_str(ts):
+    # CodaLab stores whole seconds; ours are floats, so drop the fraction to print the same text
+    return datetime.datetime.fromtimestamp(int(ts)).isoformat(sep=" ")
+
+
+def apply_func(func, arg):
+    """Apply a post-processor chain. A function that fails leaves the value as it was (CodaLab)."""
+    if func is None:
+        return arg
+    if isinstance(arg, dict):
+        arg = dict(arg)  # `add k v` must not change a cached file's contents
+    try:
+        for f in func.split(FUNC_DELIM):
+            if f == "str":
+                arg = str(arg)
+            elif f == "date":
+                arg = date_str(float(arg)) if arg is not None else None
+            elif f == "duration":
+                arg = duration_str(float(arg)) if arg is not None else None
+            elif f == "size":
+                arg = size_str(float(arg)) if arg is not None else None
+            elif f.startswith("%"):
+                arg = (f % float(arg)) if arg is not None else None
+            elif f.startswith("s/"):
+                tokens = f.replace("\\/", "\0").split("/")
+                if len(tokens) != 3:
+                    return "<invalid regex: %s>" % f
+                arg = re.sub(tokens[1].replace("\0", "/"), tokens[2].replace("\0", "/"), arg)
+            elif f.startswith("["):
+                m = re.match(r"\[(.*):(.*)\]", f)
+                if not m:
+                    return "<invalid function: %s>" % f
+                arg = arg[int(m.group(1) or 0):int(m.group(2) or len(arg))]
+            elif f.startswith("add "):
+                if not isinstance(arg, dict):
+                    return "arg (%s) not a dictionary" % type(arg)
+                k, v = f.split(" ")[1:]
+                arg[k] = v
+            elif f.startswith("key "):
+                arg = {f.split(" ")[1]: arg}
+            else:
+                return "<invalid function: %s>" % f
+        return arg
+    except Exception:
+        return arg
+
+
+def display(value):
+    """A computed value as the text a table shows."""
+    if value is None:
+        return NONE
+    if isinstance(value, dict) and "text" in value:
+        return str(value["text"])
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    if isinstance(value, bool):
+        return str(value)
+    return str(value)
+
+
+# --- bundle genpaths -----------------------------------------------------------------------------
+
+def _render_dep(dep, names, anonymous, show_key=True, show_uuid=False):
+    parent_name = names(dep.parent_uuid)
+    if show_key and not anonymous:
+        a = dep.child_path + ":" if show_uuid or dep.child_path != parent_name else ":"
+    else:
+        a = ""
+    b = dep.parent_uuid if show_uuid else (parent_name or "")
+    return a + b + ("/" + dep.parent_path if dep.parent_path else "")
+
+
+def bundle_genpath(bundle, genpath, names, host_worksheets=None):
+    """The value of a non-file genpath for a bundle. names(uuid) -> a parent's name or None."""
+    deps = bundle.dependencies
+    anonymous = len(deps) == 1 and deps[0].child_path == ""
+    if genpath == "dependencies":
+        return ",".join(_render_dep(d, names, anonymous) for d in deps)
+    if genpath.startswith("dependencies/"):
+        key = genpath.split("/", 1)[1]
+        for d in deps:
+            if d.child_path == key:
+                return _render_dep(d, names, anonymous, show_key=False)
+        return NONE
+    if genpath == "args":
+        if bundle.bundle_type not in ("make", "run"):
+            return None
+        args = [bundle.bundle_type] + [_render_dep(d, names, anonymous, show_uuid=True) for d in deps]
+        if bundle.command:
+            args.append(shlex.quote(bundle.command))
+        for key, value in bundle.metadata.items():
+            if key.startswith("request_") and value:
+                flag = "--" + key.replace("_", "-")
+                args += [flag] if isinstance(value, bool) else [flag, shlex.quote(str(value))]
+        return " ".join(args)
+    if genpath == "summary":
+        return summary(bundle, names)
+    if genpath in ("owner", "owner_name"):
+        return getpass.getuser()  # a local store has one owner: whoever runs it
+    if genpath == "host_worksheets":
+        if host_worksheets is None:
+            return None
+        return " ".join(f"{name}({uuid})" for uuid, name in host_worksheets(bundle.uuid))
+    value = getattr(bundle, genpath, None) if genpath in FIELDS else None
+    if value is not None:
+        return value
+    return bundle.metadata.get(genpath)
+
+
+FIELDS = ("uuid", "bundle_type", "command", "state", "is_dir", "content_hash", "memo_key")
+
+
+def summary(bundle, names):
+    if bundle.bundle_type in ("dataset", "program"):
+        return "[uploaded]" if bundle.state == READY else ""
+    if bundle.bundle_type == "make":
+        parts = []
+        for d in bundle.dependencies:
+            parent = names(d.parent_uuid)
+            key = d.child_path or parent
+            parts.append("%s{%s%s}" % (key, (parent or NONE) + ":" if key != parent else "", d.parent_uuid[:4]))
+        text = "= " + " ".join(parts)
+    else:
+        text = "! " + (bundle.command or "")
+    return text[:1024] + "..." if len(text) > 1024 else text
+
+
+# --- file genpaths -------------------------------------------------------------------------------
+
+def split_file_genpath(genpath):
+    """'/stats.json:train/acc' -> ('stats.json', 'train/acc'); one ':' at most, as CodaLab."""
+    path = genpath[1:]
+    if ":" in path:
+        subpath, key = path.split(":", 1)
+        return subpath, key
+    return path, None
+
+
+def parse_contents(lines):
+    """A file's first lines -> TSV dict, JSON, YAML or plain text (CodaLab's order)."""
+    if not lines:
+        return ""
+    if all("\t" in x for x in lines):
+        info = {}
+        for x in lines:
+            kv = x.strip().split("\t", 1)
+            if len(kv) == 2:
+                info[kv[0]] = kv[1]
+        return info
+    text = "".join(lines)
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def walk(info, key):
+    if key is None:
+        return info
+    for k in key.split("/"):
+        if isinstance(info, dict):
+            info = info.get(k)
+        elif isinstance(info, list):
+            try:
+                info = info[int(k)]
+            except (IndexError, ValueError):
+                info = None
+        else:
+            info = None
+        if info is None:
+            break
+    return info
+
+
+def head_lines(path, max_lines):
+    with open(path, "rb") as f:
+        data = f.read(max(65536, max_lines * 1024))
+    return data.decode(errors="replace").splitlines(True)[:max_lines]
+
+
+class FileReader:
+    """Reads and parses files in bundles for genpaths. Finished (ready) bundles never change, so
+    what was read from them is kept for the life of the process: a warm render reads no files."""
+
+    _ready_cache = {}  # (bundle dir, subpath) -> parsed contents
+    MAX_CACHED = 200_000
+
+    def __init__(self, store):
+        self.store = store
+        self.cache = {}  # per render: also covers bundles still running
+
+    def info(self, bundle, subpath):
+        base = self.store.location(bundle) if bundle.state != READY else self.store.bundle_dir(bundle.uuid)
+        key = (base, subpath)
+        if key in self._ready_cache:
+            return self._ready_cache[key]
+        if key in self.cache:
+            return self.cache[key]
+        info = None
+        # no realpath per file (too slow for 10k rows): '..' is refused, links inside bundles
+        # only point at other bundles' read-only contents
+        if ".." not in subpath.split("/"):
+            try:
+                info = parse_contents(head_lines(os.path.join(base, subpath), MAX_LINES))
+            except OSError:  # missing, a directory, unreadable: no value
+                info = None
+        if bundle.state == READY:
+            if len(self._ready_cache) > self.MAX_CACHED:
+                self._ready_cache.clear()
+            self._ready_cache[key] = info
+        else:
+            self.cache[key] = info
+        return info
+
+    def value(self, bundle, genpath):
+        subpath, key = split_file_genpath(genpath)
+        return walk(self.info(bundle, subpath), key)

@@ -1,0 +1,442 @@
+"""Items -> blocks: directives, schemas, display modes and searches, as CodaLab's `interpret_items`.
+
+Rules kept from CodaLab (codalab/lib/worksheet_util.py, codalab/rest/interpret.py):
+- `% search` / `% wsearch` expand in place into bundle / worksheet items (an aggregate such as
+  `.count` into a markup line), so consecutive searches under one `% display` make one table.
+- A display directive applies to the bundle lines right after it; any other item resets it to
+  `table default`. `% schema` starts a schema that `% add` / `% addschema` lines extend; any other
+  item ends it. Named schemas last for the rest of the worksheet.
+- Consecutive non-blank markup lines make one block.
+- An error becomes an inline block "Error in source line N: ..." and the rest still renders.
+"""
+
+import os
+from dataclasses import dataclass, field
+
+from .. import spec
+from ..errors import CodaliteError
+from ..search import search
+from . import model
+from .genpath import NONE, FileReader, apply_func, bundle_genpath, display, is_file_genpath
+from .parse import BUNDLE, DIRECTIVE, MARKUP, WORKSHEET, Item
+
+DEFAULT_CONTENTS_MAX_LINES = 10
+DEFAULT_DISPLAY = ("table", "default")
+
+
+class WorksheetError(Exception):
+    """A problem in one worksheet line; shown inline, never raised past interpret()."""
+
+
+# --- blocks --------------------------------------------------------------------------------------
+
+@dataclass
+class Cell:
+    text: str
+    value: object = None
+    uuid: str | None = None  # the bundle the cell came from: cells link to its page
+    path: str | None = None  # a file in that bundle to link to (`key uuid | add path /stdout`)
+
+
+@dataclass
+class Row:
+    uuid: str
+    state: str
+    cells: list
+
+
+@dataclass
+class MarkupBlock:
+    text: str
+    error: bool = False
+    mode: str = "markup"
+
+
+@dataclass
+class TableBlock:
+    header: list
+    rows: list
+    mode: str = "table"
+
+
+@dataclass
+class RecordBlock:
+    uuid: str
+    name: str
+    rows: list  # [(key, Cell)]
+    mode: str = "record"
+
+
+@dataclass
+class ContentsBlock:
+    uuid: str
+    path: str
+    lines: list | None  # None: not found
+    mode: str = "contents"
+
+
+@dataclass
+class ImageBlock:
+    uuid: str
+    path: str
+    width: str | None = None
+    height: str | None = None
+    mode: str = "image"
+
+
+@dataclass
+class GraphBlock:
+    trajectories: list  # [{'uuid', 'name', 'path', 'points': [(x, y)]}]
+    xlabel: str | None = None
+    ylabel: str | None = None
+    mode: str = "graph"
+
+
+@dataclass
+class WorksheetsBlock:
+    worksheets: list  # [(uuid, name, title)]
+    mode: str = "worksheets"
+
+
+@dataclass
+class Interpreted:
+    blocks: list
+    bundles: dict = field(default_factory=dict)  # uuid -> Bundle shown
+
+    @property
+    def live(self):
+        """Whether any bundle shown may still change (the web page keeps refreshing then)."""
+        return any(not b.final for b in self.bundles.values())
+
+
+# --- schemas -------------------------------------------------------------------------------------
+
+def schema_item(args):
+    if len(args) == 1:
+        return (os.path.basename(args[0]).split(":")[-1], args[0], None)
+    if len(args) == 2:
+        return (args[0], args[1], None)
+    if len(args) == 3:
+        return tuple(args)
+    raise WorksheetError("Invalid number of arguments: %s" % (args,))
+
+
+def default_schemas():
+    uuid = ["uuid[0:8]", "uuid", "[0:8]"]
+    name, state, description = ["name"], ["state"], ["description"]
+    summary = ["summary[0:1024]", "summary"]
+    data_size = ["data_size", "data_size", "size"]
+    time = ["time", "time", "duration"]
+    created = ["created", "created", "date"]
+    schemas = {
+        "uuid": [uuid], "name": [name], "summary": [summary], "data_size": [data_size], "time": [time],
+        "state": [state], "description": [description], "created": [created],
+        "default": [uuid, name, summary, data_size, state, description],
+        "program": [uuid, name, data_size, description],
+        "dataset": [uuid, name, data_size, description],
+        "make": [uuid, name, summary, data_size, state, description],
+        "run": [uuid, name, summary, data_size, time, state, description],
+    }
+    return {k: [schema_item(i) for i in v] for k, v in schemas.items()}
+
+
+def parse_properties(args):
+    props = {}
+    for a in args:
+        if "=" not in a:
+            raise WorksheetError("Expected <key>=<value>, but got %s" % a)
+        k, v = a.split("=", 1)
+        props[k] = v
+    return props
+
+
+# --- the interpreter -----------------------------------------------------------------------------
+
+class Interpreter:
+    def __init__(self, store):
+        self.store = store
+        self.files = FileReader(store)
+        self.bundles = {}  # uuid -> Bundle (None: not in the store)
+        self.names = {}  # parent uuid -> name, for summaries and dependencies
+        self.host_cache = None
+
+    # bundles --------------------------------------------------------------------------------
+    def load(self, uuids):
+        missing = [u for u in dict.fromkeys(uuids) if u not in self.bundles]
+        for i in range(0, len(missing), 500):
+            chunk = missing[i:i + 500]
+            for b in self.store.query(f"uuid IN ({','.join('?' * len(chunk))})", chunk):
+                self.bundles[b.uuid] = b
+        for u in missing:
+            self.bundles.setdefault(u, None)
+
+    def name_of(self, uuid):
+        if uuid not in self.names:
+            b = self.bundles.get(uuid)
+            if b is None:
+                row = self.store.db.execute("SELECT name FROM bundle WHERE uuid = ?", (uuid,)).fetchone()
+                self.names[uuid] = row[0] if row else None
+            else:
+                self.names[uuid] = b.name
+        return self.names[uuid]
+
+    def host_worksheets(self, uuid):
+        return model.host_worksheets(self.store, uuid)
+
+    def value(self, bundle, genpath, post, uuid=None):
+        if bundle is None:  # a bundle line whose bundle is gone: CodaLab shows it as <invalid>
+            v = {"name": "<invalid>", "uuid": uuid}.get(genpath)
+        elif is_file_genpath(genpath):
+            v = self.files.value(bundle, genpath)
+        else:
+            v = bundle_genpath(bundle, genpath, self.name_of, self.host_worksheets)
+        return apply_func(post, v)
+
+    def cell(self, uuid, genpath, post):
+        v = self.value(self.bundles.get(uuid), genpath, post, uuid)
+        path = v.get("path") if isinstance(v, dict) else None
+        return Cell(display(v), v, uuid, path)
+
+    # expansion ------------------------------------------------------------------------------
+    def expand(self, items):
+        """Resolve bundle/worksheet specs and expand searches. Yields (item, payload or error)."""
+        out = []
+        for item in items:
+            try:
+                if item.type == BUNDLE:
+                    if not item.bundle_uuid:
+                        item.bundle_uuid = resolve_bundle_spec(self.store, item.value)
+                    out.append((item, None))
+                elif item.type == WORKSHEET:
+                    try:
+                        ws = model.get(self.store, item.subworksheet_uuid or item.value)
+                        out.append((item, (ws.uuid, ws.name, ws.title)))
+                    except CodaliteError as e:
+                        out.append((Item(MARKUP, f"{e}: {{{{{item.value}}}}}", item.line), None))
+                elif item.type == DIRECTIVE and item.tokens()[:1] == ["search"]:
+                    out += self.run_search(item)
+                elif item.type == DIRECTIVE and item.tokens()[:1] == ["wsearch"]:
+                    for ws in model.list_worksheets(self.store, item.tokens()[1:]):
+                        out.append((Item(WORKSHEET, ws.uuid, item.line, subworksheet_uuid=ws.uuid),
+                                    (ws.uuid, ws.name, ws.title)))
+                else:
+                    out.append((item, None))
+            except (CodaliteError, WorksheetError, ValueError) as e:
+                out.append((item, WorksheetError(str(e))))
+        self.load([i.bundle_uuid for i, _ in out if i.type == BUNDLE])
+        return out
+
+    def run_search(self, item):
+        keywords, fmt = [], None
+        for kw in item.tokens()[1:]:
+            if kw.startswith(".format="):
+                fmt = kw.split("=", 1)[1]
+            else:
+                keywords.append(kw)
+        result = search(self.store, keywords)
+        if not isinstance(result, list):  # an aggregate: rendered as text, like a markup line
+            return [(Item(MARKUP, str(apply_func(fmt, result)), item.line), None)]
+        for b in result:
+            self.bundles[b.uuid] = b
+        return [(Item(BUNDLE, b.uuid, item.line, bundle_uuid=b.uuid), None) for b in result]
+
+    # the main loop --------------------------------------------------------------------------
+    def interpret(self, items):
+        schemas = default_schemas()
+        blocks, pending, worksheets = [], [], []
+        current_schema, display_args, display_line = None, DEFAULT_DISPLAY, None
+        last_blank = False
+
+        def error(line, message):
+            blocks.append(MarkupBlock(f"Error in source line {line}: {message}", error=True))
+
+        def flush_bundles():
+            if pending:
+                uuids = list(pending)
+                pending.clear()
+                try:
+                    self.flush(uuids, display_args, schemas, blocks)
+                except WorksheetError as e:
+                    # CodaLab names the line after the bundles; the display line is the one to fix
+                    error(display_line or item.line, e)
+
+        def flush_worksheets():
+            if worksheets:
+                blocks.append(WorksheetsBlock(list(worksheets)))
+                worksheets.clear()
+
+        expanded = self.expand(items)
+        for index, (item, payload) in enumerate(expanded):
+            blank = True
+            try:
+                bad = payload if isinstance(payload, WorksheetError) else None
+                try:
+                    tokens = item.tokens() if item.type == DIRECTIVE else []
+                except ValueError as e:  # shlex: an unclosed quote
+                    tokens, bad = ["?"], WorksheetError(str(e))
+                command = tokens[0] if tokens else None
+                is_bundle = item.type == BUNDLE and not bad  # a bad line ends the bundles before it
+                if not is_bundle:
+                    flush_bundles()
+                if item.type != WORKSHEET:
+                    flush_worksheets()
+                if not is_bundle:
+                    display_args, display_line = DEFAULT_DISPLAY, None
+                if bad:
+                    raise bad
+                if item.type != DIRECTIVE or command not in ("add", "addschema"):
+                    current_schema = None
+                if is_bundle:
+                    pending.append(item.bundle_uuid)
+                elif item.type == WORKSHEET:
+                    worksheets.append(payload)
+                elif item.type == MARKUP:
+                    blank = item.value == ""
+                    if blocks and isinstance(blocks[-1], MarkupBlock) and not blocks[-1].error \
+                            and not last_blank and not blank:
+                        blocks[-1].text += "\n" + item.value
+                    elif not blank:
+                        blocks.append(MarkupBlock(item.value))
+                elif item.is_comment or command is None:
+                    pass
+                elif command == "schema":
+                    if len(tokens) < 2:
+                        raise WorksheetError("`schema` missing name")
+                    schemas[tokens[1]] = current_schema = []
+                elif command == "addschema":
+                    if current_schema is None:
+                        raise WorksheetError("`addschema` must be preceded by `schema` directive")
+                    if len(tokens) < 2:
+                        raise WorksheetError("`addschema` missing name")
+                    if tokens[1] not in schemas:
+                        raise WorksheetError(f"unknown schema `{tokens[1]}`")
+                    current_schema += schemas[tokens[1]]
+                elif command == "add":
+                    if current_schema is None:
+                        raise WorksheetError("`add` must be preceded by `schema` directive")
+                    current_schema.append(schema_item(tokens[1:]))
+                elif command == "display":
+                    display_args, display_line = tuple(tokens[1:]), item.line
+                else:
+                    raise WorksheetError(f"unknown directive `{command}`")
+                if index == len(expanded) - 1:
+                    flush_bundles()
+                    flush_worksheets()
+            except WorksheetError as e:
+                current_schema = None
+                pending.clear()
+                worksheets.clear()
+                error(item.line, e)
+            finally:
+                last_blank = blank
+        return Interpreted(blocks, {u: b for u, b in self.bundles.items() if b is not None})
+
+    def flush(self, uuids, display_args, schemas, blocks):
+        """The collected bundle lines become blocks according to the display mode."""
+        mode, args = (display_args[0], list(display_args[1:])) if display_args else ("", [])
+
+        def genpath_arg():
+            if not args:
+                raise WorksheetError(
+                    f"Expected '% display {mode} (genpath)', but got '% display {' '.join([mode] + args)}'")
+            if not is_file_genpath(args[0]):
+                raise WorksheetError("Not file genpath: %s" % args[0])
+            return args[0][1:]
+
+        def get_schema():
+            schema = []
+            for name in args or ["default"]:
+                # an unknown schema name is read as a single column (CodaLab: `% display table uuid`)
+                schema += schemas.get(name) or [schema_item(name.split(":", 2))]
+            return schema
+
+        if mode == "hidden":
+            return
+        if mode == "table":
+            schema = get_schema()
+            rows = []
+            for u in uuids:
+                b = self.bundles.get(u)
+                rows.append(Row(u, b.state if b else "<invalid>", [self.cell(u, g, p) for _, g, p in schema]))
+            blocks.append(TableBlock([name for name, _, _ in schema], rows))
+        elif mode == "record":
+            schema = get_schema()
+            for u in uuids:
+                b = self.bundles.get(u)
+                blocks.append(RecordBlock(u, b.name if b else "<invalid>",
+                                          [(name + ":", self.cell(u, g, p)) for name, g, p in schema]))
+        elif mode in ("contents", "image"):
+            for u in uuids:
+                b = self.bundles.get(u)
+                if b is None:
+                    blocks.append(MarkupBlock("ERROR: cannot access bundle", error=True))
+                    continue
+                path = genpath_arg()
+                props = parse_properties(args[1:])
+                if mode == "image":
+                    blocks.append(ImageBlock(u, path, props.get("width"), props.get("height")))
+                    continue
+                try:
+                    maxlines = int(props.get("maxlines", DEFAULT_CONTENTS_MAX_LINES))
+                except ValueError:
+                    raise WorksheetError("maxlines must be integer") from None
+                blocks.append(ContentsBlock(u, path, read_head(self.store, b, path, maxlines)))
+        elif mode == "graph":
+            path = genpath_arg()
+            props = parse_properties(args[1:])
+            try:
+                maxlines = int(props.get("maxlines", DEFAULT_CONTENTS_MAX_LINES))
+            except ValueError:
+                raise WorksheetError("maxlines must be integer") from None
+            trajectories = []
+            for u in uuids:
+                b = self.bundles.get(u)
+                name = self.value(b, props.get("display_name", "name"), None)
+                lines = read_head(self.store, b, path, maxlines) if b else None
+                trajectories.append({"uuid": u, "name": display(name), "path": path,
+                                     "points": graph_points(lines or [])})
+            blocks.append(GraphBlock(trajectories, props.get("xlabel"), props.get("ylabel")))
+        else:
+            raise WorksheetError("Unknown display mode: %s" % mode)
+
+
+def read_head(store, bundle, path, maxlines):
+    """The first lines of a file in a bundle; ['<directory>'] for a directory; None if missing."""
+    try:
+        full = store.path_in(bundle, path)
+    except CodaliteError:
+        return None
+    if os.path.isdir(full):
+        return ["<directory>"]
+    with open(full, "rb") as f:
+        lines = []
+        for line in f:
+            lines.append(line.decode(errors="replace"))
+            if len(lines) >= maxlines:
+                break
+    return lines
+
+
+def graph_points(lines):
+    """TSV lines -> [(x, y)] from columns 0 and 1, skipping what is not numeric (headers)."""
+    points = []
+    for line in lines:
+        cols = line.rstrip("\n").split("\t")
+        try:
+            points.append((float(cols[0]), float(cols[1])))
+        except (ValueError, IndexError):
+            continue
+    return points
+
+
+def resolve_bundle_spec(store, text):
+    """A bundle line's spec -> uuid. A full uuid is kept even when the bundle is gone (it renders
+    as <invalid>, as in CodaLab); a name or prefix must resolve."""
+    if spec.UUID_RE.match(text):
+        return text
+    return store.resolve(text).uuid
+
+
+def interpret(store, items):
+    """Items (from parse() or a stored worksheet) -> Interpreted(blocks, bundles)."""
+    return Interpreter(store).interpret(items)

@@ -1,0 +1,42 @@
+import datetime
+
+from codalite.worksheets.genpath import apply_func, duration_str, parse_contents, size_str, walk
+
+
+def test_post_processors_as_codalab():
+    assert apply_func("duration", 61) == "1m1s"
+    assert apply_func("duration", 3723) == "1h2m"
+    assert apply_func("duration", 5.25) == "5.2s"
+    assert apply_func("size", 4125) == "4.0k"
+    assert apply_func("size", 500) == "500 bytes"
+    assert apply_func("%.3f", "0.12345") == "0.123"
+    assert apply_func("%d", 3.7) == "3"
+    assert apply_func("s/train-/T", "train-0.1") == "T0.1"
+    assert apply_func("s/a/b/", "aaa") == "<invalid regex: s/a/b/>"
+    assert apply_func("[0:8]", "0x1234567890") == "0x123456"
+    assert apply_func("[2:]", "abcdef") == "cdef"
+    assert apply_func("duration2", 5) == "<invalid function: duration2>"
+    assert apply_func("key uuid | add path /stdout | add text StandardOutput", "0xabc") == \
+        {"uuid": "0xabc", "path": "/stdout", "text": "StandardOutput"}
+    assert apply_func("%.1f", "not a number") == "not a number"  # a failing function keeps the value
+    assert apply_func("%.1f", None) is None
+    ts = datetime.datetime(2015, 9, 17, 11, 17, 20).timestamp()
+    assert apply_func("date", ts + 0.5) == "2015-09-17 11:17:20"
+    assert apply_func("date | [0:4]", ts) == "2015"
+
+
+def test_duration_and_size_edges():
+    assert duration_str(100) == "1m40s" and duration_str(10000) == "2h46m"
+    assert duration_str(90000) == "1d1h" and duration_str(400 * 86400) == "1y35d"
+    assert size_str(1024 ** 3 * 3) == "3g"
+
+
+def test_file_formats_and_key_walks():
+    assert parse_contents(["acc\t0.9\n", "loss\t0.1\n"]) == {"acc": "0.9", "loss": "0.1"}
+    assert parse_contents(['{"a": {"b": [1, 2]}}']) == {"a": {"b": [1, 2]}}
+    assert parse_contents(["model:\n", "  layers: 2\n"]) == {"model": {"layers": 2}}
+    assert parse_contents(["just: text: here\n"]) == "just: text: here\n"
+    assert parse_contents([]) == ""
+    assert walk({"a": {"b": [1, 2]}}, "a/b/1") == 2
+    assert walk({"a": {"b": [1, 2]}}, "a/b/7") is None
+    assert walk({"a": 1}, "a/x") is None

@@ -1,0 +1,190 @@
+"""Interpretation against a real store: CodaLab's §3.4 worksheet sources render the same rows and
+cells; errors are inline with their source line and never stop the rest."""
+
+import getpass
+
+from conftest import cells
+
+from codalite.worksheets import interpret, parse
+from codalite.worksheets.interpret import ContentsBlock, GraphBlock, MarkupBlock, RecordBlock, TableBlock
+
+
+def run(store, text):
+    return interpret(store, parse(text)).blocks
+
+
+def test_nli_tutorial_worksheet(store, study):
+    """codalab/worksheets-examples/01-nli/README.md, with our uuids."""
+    src, data, runs = study["src"], study["data"], study["runs"]
+    text = f"""% schema run
+% add uuid uuid '[0:8]'
+% add name
+% add epoch /stats.json:epoch %d
+% add '#epochs' /args.json:n_epochs %d
+% add train_frac /args.json:train_frac %s
+% add train_accuracy /stats.json:train_accuracy %.1f
+% add test_accuracy /stats.json:test_accuracy %.1f
+% add time time duration
+% add state
+% add description
+
+[dataset SNLI]{{{data.uuid}}}
+[dataset src]{{{src.uuid}}}
+
+% display table run
+""" + "\n".join(f"[run run-python -- :src,:SNLI : {b.command}]{{{b.uuid}}}" for b in runs) + "\n"
+    blocks = run(store, text)
+    assert [type(b) for b in blocks] == [TableBlock, TableBlock]
+    datasets, table = blocks
+    assert datasets.header == ["uuid[0:8]", "name", "summary[0:1024]", "data_size", "state", "description"]
+    assert cells(datasets)[0][:3] == [data.uuid[:8], "SNLI", "[uploaded]"]
+    assert cells(datasets)[0][4] == "ready"
+    assert table.header == ["uuid", "name", "epoch", "#epochs", "train_frac", "train_accuracy",
+                            "test_accuracy", "time", "state", "description"]
+    rows = cells(table)
+    assert [r[0] for r in rows] == [b.uuid[:8] for b in runs]
+    assert rows[0][1:7] == ["train-0.1", "3", "3", "0.1", "81.0", "71.0"]
+    assert rows[2][1:7] == ["train-0.5", "3", "3", "0.5", "83.0", "75.0"]
+    assert rows[0][7].endswith("s") and rows[0][8] == "ready"
+    assert rows[0][9] == ""  # empty description (not missing)
+    # every cell links to its bundle
+    assert {c.uuid for c in table.rows[1].cells} == {runs[1].uuid}
+
+
+def test_dashboard_searches_make_one_table_and_aggregates_are_text(store, study):
+    """codalab/objects/dashboard.ws verbatim."""
+    text = """## **My running bundles**
+These are bundles that are currently running or queued to be run.
+% schema r
+% add uuid uuid '[0:8]'
+% add name
+% add owner owner_name
+% add created created date
+% add time time duration
+% add state
+% display table r
+% search state=ready created=.sort- .limit=10000 .mine
+% search state=staged created=.sort- .limit=10000 .mine
+
+## **My floating bundles**
+% search .mine .floating
+## **Basic statistics**
+Number of bundles owned by me:
+% search .mine .count
+My disk usage:
+% search .mine size=.sum .format=size
+"""
+    blocks = run(store, text)
+    kinds = [type(b).__name__ for b in blocks]
+    assert kinds == ["MarkupBlock", "TableBlock", "MarkupBlock", "TableBlock", "MarkupBlock"]
+    assert blocks[0].text.startswith("## **My running bundles**\nThese are")
+    table = blocks[1]
+    assert table.header == ["uuid", "name", "owner", "created", "time", "state"]
+    assert len(table.rows) == 5  # newest first: 3 runs then 2 uploads
+    assert [r[1] for r in cells(table)][:3] == ["train-0.5", "train-0.2", "train-0.1"]
+    assert cells(table)[0][2] == getpass.getuser()
+    assert len(cells(table)[0][3]) == 26 or len(cells(table)[0][3]) == 19  # "YYYY-MM-DD HH:MM:SS"
+    assert cells(table)[0][3][:2] == "20"
+    assert blocks[2].text == "## **My floating bundles**"
+    # `% search .mine .floating` (limit 10): default schema
+    assert blocks[3].header[0] == "uuid[0:8]" and len(blocks[3].rows) == 5
+    total = sum(b.metadata["data_size"] for b in store.query())
+    from codalite.worksheets.genpath import size_str
+    assert blocks[4].text == ("## **Basic statistics**\nNumber of bundles owned by me:\n5\n"
+                              f"My disk usage:\n{size_str(total)}")
+
+
+def test_addschema_and_display_reset(store, study):
+    """docs/Executable-Papers.md: `% addschema run` + extra columns; a blank line resets display."""
+    r = study["runs"][0]
+    text = f"""% schema custom
+% addschema run
+% add trainError /stats.json:train_accuracy %.3f
+% add missing /stats.json:nope
+% display table custom
+{{{r.uuid}}}
+
+{{{r.uuid}}}
+"""
+    custom, default = run(store, text)
+    assert custom.header == ["uuid[0:8]", "name", "summary[0:1024]", "data_size", "time", "state",
+                             "description", "trainError", "missing"]
+    assert cells(custom)[0][7] == "81.000" and cells(custom)[0][8] == "<none>"
+    assert cells(custom)[0][2] == "! " + r.command
+    assert default.header[0] == "uuid[0:8]" and len(default.header) == 6
+
+
+def test_record_contents_graph_hidden_and_file_formats(store, study):
+    r = study["runs"][1]
+    text = f"""% schema s
+% add acc /metrics.tsv:acc
+% add layers /cfg.yaml:model/layers
+% add second /stats.json:nested/acc/1
+% add deps dependencies
+% add src dependencies/src
+% add args args
+% add stdout uuid "key uuid | add path /stdout | add text StandardOutput"
+% display record s
+{{{r.name}}}
+% display contents /stdout maxlines=2
+{{{r.uuid}}}
+% display graph /stdout xlabel=epoch
+{{{r.uuid}}}
+% display hidden
+{{{r.uuid}}}
+% display contents /
+{{{r.uuid}}}
+"""
+    blocks = run(store, text)
+    assert [type(b) for b in blocks] == [RecordBlock, ContentsBlock, GraphBlock, ContentsBlock]
+    rec = dict((k, c) for k, c in blocks[0].rows)
+    assert rec["acc:"].text == "0.9" and rec["layers:"].text == "2" and rec["second:"].text == "0.75"
+    assert rec["deps:"].text == ":SNLI,:src"
+    assert rec["src:"].text == "src"
+    assert rec["args:"].text.startswith(f"run SNLI:{study['data'].uuid} src:{study['src'].uuid} 'python3 src/train.py")
+    assert "--request-memory 2g" in rec["args:"].text
+    assert rec["stdout:"].text == "StandardOutput" and rec["stdout:"].path == "/stdout"
+    assert blocks[1].lines == ["epoch\tloss\n", "0\t1.000\n"]
+    assert blocks[2].trajectories[0]["points"] == [(0.0, 1.0), (1.0, 0.5), (2.0, 0.333)]
+    assert blocks[2].xlabel == "epoch"
+    assert blocks[3].lines == ["<directory>"]
+
+
+def test_errors_are_inline_with_line_numbers_and_the_rest_renders(store, study):
+    r = study["runs"][0]
+    text = f"""# Results
+% add x /stats.json:epoch
+% frobnicate
+% display html
+{{{r.uuid}}}
+after the bad display
+% schema
+{{no_such_bundle}}
+% display table default
+{{{r.uuid}}}
+% display contents stdout
+{{{r.uuid}}}
+% add 'unclosed
+[missing]{{0x{"0" * 32}}}
+"""
+    blocks = run(store, text)
+    texts = [b.text for b in blocks if isinstance(b, MarkupBlock)]
+    assert "Error in source line 2: `add` must be preceded by `schema` directive" in texts
+    assert "Error in source line 3: unknown directive `frobnicate`" in texts
+    # CodaLab reports a bad display mode on the line after its bundles; we name the display line
+    assert "Error in source line 4: Unknown display mode: html" in texts
+    assert "Error in source line 7: `schema` missing name" in texts
+    assert any(t.startswith("Error in source line 8: no bundle matches 'no_such_bundle'") for t in texts)
+    assert "Error in source line 11: Not file genpath: stdout" in texts
+    assert any(t.startswith("Error in source line 13: No closing quotation") for t in texts)
+    tables = [b for b in blocks if isinstance(b, TableBlock)]
+    assert cells(tables[0])[0][1] == r.name  # the table after the errors still renders
+    assert cells(tables[-1])[0][1] == "<invalid>"  # a uuid whose bundle is gone (CodaLab's row)
+    assert cells(tables[-1])[0][0] == "0x000000"
+
+
+def test_running_bundle_reads_its_working_directory(store, study):
+    b, _ = store.run("sleep 30", name="slow", start_worker=False)
+    (blocks,) = run(store, f"% schema s\n% add state\n% add out /x.json:v\n% display table s\n{{{b.uuid}}}")
+    assert cells(blocks) == [["staged", "<none>"]]
+    assert interpret(store, parse(f"{{{b.uuid}}}")).live
