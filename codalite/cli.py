@@ -17,6 +17,7 @@ from . import spec
 from .errors import CodaliteError, UsageError
 from .search import search as search_bundles
 from .store import Store
+from .table import print_table
 
 
 def main():
@@ -332,18 +333,6 @@ def info(bundles, fields, as_json):
                 elif k == "time":
                     value = spec.format_duration(value)
                 click.echo(f"{k}: {value if not isinstance(value, list) else ' '.join(map(str, value))}")
-
-
-def print_table(headers, rows):
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for h in headers:
-        table.add_column(h, overflow="fold")
-    for r in rows:
-        table.add_row(*["" if v is None else str(v) for v in r])
-    Console(width=max(100, Console().width)).print(table)
 
 
 def bundle_rows(bundles):

@@ -1,11 +1,12 @@
-"""`codalite recipe plan|run|export-cl`: the CLI face of codalite.recipes."""
+"""`codalite recipe plan|run|export-cl`: the CLI face of codalite.recipes (imported lazily: pydantic
+and Jinja2 cost a tenth of a second that other commands need not pay)."""
 
 import os
 
 import click
 
-from . import recipes
 from .store import Store
+from .table import print_table
 
 STATUS_STYLE = {"done": "green", "missing": "yellow", "stale": "magenta", "failed": "red", "running": "cyan",
                 "blocked": "red"}
@@ -17,17 +18,10 @@ def recipe():
 
 
 def _plan_table(cells):
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for h in ("step", "cell", "status", "bundle", "state"):
-        table.add_column(h)
-    for c in cells:
-        b = c.bundle
-        table.add_row(c.step, c.label or "-", f"[{STATUS_STYLE[c.status]}]{c.status}[/]",
-                      b.uuid[:10] if b else "", b.state if b else "")
-    Console().print(table)
+    rows = [(c.step, c.label or "-", c.status, c.bundle.uuid[:10] if c.bundle else "",
+             c.bundle.state if c.bundle else "") for c in cells]
+    print_table(["step", "cell", "status", "bundle", "state"], rows,
+                styles={2: lambda v: {"fg": STATUS_STYLE[v]}})
     counts = {}
     for c in cells:
         counts[c.status] = counts.get(c.status, 0) + 1
@@ -38,6 +32,8 @@ def _plan_table(cells):
 @click.argument("path", type=click.Path())
 def plan(path):
     """Show each step x cell as done / missing / stale / failed / running."""
+    from . import recipes
+
     r = recipes.load(path)
     store = Store.find()
     _plan_table(recipes.plan(store, r, os.environ.get("PATH", "")))
@@ -51,6 +47,8 @@ def plan(path):
 @click.option("--no-wait", is_flag=True, help="Submit and return without waiting.")
 def run_recipe(path, retry_failed, only, dry_run, no_wait):
     """Submit what is missing or stale, wait with progress; exit 1 if any cell failed."""
+    from . import recipes
+
     r = recipes.load(path)
     bad = [s for s in only if s not in r.steps]
     if bad:
@@ -72,7 +70,8 @@ def run_recipe(path, retry_failed, only, dry_run, no_wait):
     failed = [f"{c.name} ({states[b.uuid].state})" for c, b, _ in submitted if states[b.uuid].state != "ready"]
     not_run = [f"{c.name} (not run)" for c, b, hit in results
                if hit is None and (not only or c.step in only) and not (b and b.state == "ready")]
-    _plan_table(recipes.plan(store, r, path_env))
+    click.echo(f"{len(results) - len(failed) - len(not_run)} cells ready"
+               + (f", {len(failed)} failed" if failed else "") + (f", {len(not_run)} not run" if not_run else ""))
     if failed or not_run:
         names = failed + not_run
         raise click.ClickException(f"{len(names)} cell(s) did not finish ready: {', '.join(names[:8])}"
@@ -81,6 +80,8 @@ def run_recipe(path, retry_failed, only, dry_run, no_wait):
 
 def _wait(store, bundles):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from . import recipes
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   transient=False) as progress:
@@ -98,6 +99,8 @@ def _wait(store, bundles):
 @click.option("-o", "--output", type=click.Path(), help="Write the script here (default: stdout).")
 def export_cl(path, output):
     """Write the recipe as a `cl upload` / `cl run` script for the official CodaLab CLI."""
+    from . import recipes
+
     script = recipes.export_cl(recipes.load(path))
     if output:
         with open(output, "w") as f:

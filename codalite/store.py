@@ -36,6 +36,7 @@ class Store:
         if not os.path.isdir(os.path.join(self.home, "bundles")):
             raise StoreNotFound(self.home)
         self.db = db.connect(os.path.join(self.home, "codalite.db"))
+        self._environments = {}  # PATH -> (site-packages stamp, fingerprint), checked on each use
 
     # --- opening ---------------------------------------------------------------------------
 
@@ -341,11 +342,15 @@ class Store:
     def local_environment(self, path_env):
         """Fingerprint of the Python environment a local run would use (python3 on PATH), cached
         until a package is installed or removed there."""
+        cached = self._environments.get(path_env)
+        if cached and memo.dirs_stamp([d for d, _ in cached[0]]) == cached[0]:
+            return cached[1]
         real, exe = memo.python_on_path(path_env)
         if not exe:
             return "local:no-python"
         row = self.db.execute("SELECT * FROM python_cache WHERE executable = ?", (exe,)).fetchone()
         if row and json.loads(row["dirs_stamp"]) == memo.dirs_stamp([d for d, _ in json.loads(row["dirs_stamp"])]):
+            self._environments[path_env] = (json.loads(row["dirs_stamp"]), row["fingerprint"])
             return row["fingerprint"]
         version, dirs = memo.site_dirs(exe)
         packages = memo.packages_in(dirs)
@@ -354,6 +359,7 @@ class Store:
             self.db.execute("INSERT OR REPLACE INTO environment VALUES (?,?,?)", (fp, version, json.dumps(packages)))
             self.db.execute("INSERT OR REPLACE INTO python_cache VALUES (?,?,?,?)",
                             (exe, version, json.dumps(memo.dirs_stamp(dirs)), fp))
+        self._environments[path_env] = (memo.dirs_stamp(dirs), fp)
         return fp
 
     def packages_of(self, fingerprint):

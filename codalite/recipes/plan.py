@@ -66,6 +66,7 @@ def plan(store, recipe, path_env):
         found = store.query("content_hash = ? AND name = ? AND state = ?", (h, name, READY), limit=1)
         uploads[name] = (h, found[0] if found else None)
     done = {}  # cell name -> ready bundle with current inputs
+    environments = {}  # docker image or '' -> environment fingerprint
     result = []
     for cell in cells(recipe):
         step = recipe.steps[cell.step]
@@ -75,20 +76,23 @@ def plan(store, recipe, path_env):
                 hashes.append((key, uploads[name][0], sub))
             elif cname in done:
                 hashes.append((key, done[cname].content_hash, sub))
-        previous = store.query("name = ?", (cell.name,), limit=1)
-        previous = previous[0] if previous else None
+        previous = None if len(hashes) == len(cell.deps) else _newest(store, cell.name)
         if len(hashes) == len(cell.deps):
             md = step.request.metadata()
-            inputs = memo.memo_inputs("run", cell.command, hashes,
-                                      store.run_environment(md.get("request_docker_image"), path_env),
+            image = md.get("request_docker_image") or ""
+            if image not in environments:
+                environments[image] = store.run_environment(image, path_env)
+            inputs = memo.memo_inputs("run", cell.command, hashes, environments[image],
                                       env_vars(recipe, cell), step.exclude_patterns)
-            match = store.memo_match(memo.memo_key(inputs))
+            key = memo.memo_key(inputs)
+            match = store.memo_match(key)
+            previous = None if match else _newest(store, cell.name)
             if match and match.state == READY:
                 cell.status, cell.bundle = DONE, match
                 done[cell.name] = match
             elif match:
                 cell.status, cell.bundle = RUNNING, match
-            elif previous and previous.state in (FAILED, KILLED) and previous.memo_key == memo.memo_key(inputs):
+            elif previous and previous.state in (FAILED, KILLED) and previous.memo_key == key:
                 cell.status, cell.bundle = FAILED_, previous
             elif previous:
                 cell.status, cell.bundle = STALE, previous
@@ -102,6 +106,11 @@ def plan(store, recipe, path_env):
                 cell.status, cell.bundle = STALE, previous
         result.append(cell)
     return result
+
+
+def _newest(store, name):
+    found = store.query("name = ?", (name,), limit=1)
+    return found[0] if found else None
 
 
 def submit(store, recipe, path_env, retry_failed=False, only=None):
@@ -125,6 +134,10 @@ def submit(store, recipe, path_env, retry_failed=False, only=None):
                 skip = True
                 break
             parents[key] = parent.uuid + (f"/{sub}" if sub else "")
+        if status == DONE and not skip:  # the plan found the ready bundle for these exact inputs
+            made[cell.name] = statuses[cell.name].bundle
+            out.append((cell, statuses[cell.name].bundle, True))
+            continue
         if skip:  # not submitted: memo_hit is None
             if status == DONE:
                 made[cell.name] = statuses[cell.name].bundle

@@ -4,6 +4,7 @@ Every error names the file, the line and the key: an unknown key, an undefined v
 dependency on a missing step or upload, or a cycle stops the recipe before anything runs.
 """
 
+import functools
 import itertools
 import os
 import re
@@ -127,8 +128,13 @@ def template_vars(text):
     return jinja2.meta.find_undeclared_variables(ENV.parse(text))
 
 
+@functools.lru_cache(maxsize=None)
+def _template(text):
+    return ENV.from_string(text)
+
+
 def render(text, cell):
-    return ENV.from_string(text).render(**cell)
+    return _template(text).render(**cell)
 
 
 def load(path):

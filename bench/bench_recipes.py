@@ -1,0 +1,131 @@
+"""No-op recipe benchmark: `plan` + `run` of a 1,000-cell recipe whose cells are all done,
+next to the same pipeline as a DVC matrix (`dvc repro`) and a Snakemake workflow.
+
+    python bench/bench_recipes.py [--cells 1000] [--repeat 3] [--no-peers]
+
+DVC and Snakemake are installed into bench/work/peers-venv (PyPI) on first use. Writes
+bench/results/recipes.json with medians and the ratios peer / codalite.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WORK = os.path.join(HERE, "work", "recipes")
+PEERS = os.path.join(HERE, "work", "peers-venv")
+RESULTS = os.path.join(HERE, "results", "recipes.json")
+CODALITE = os.path.join(os.path.dirname(sys.executable), "codalite")
+PEER_PINS = ["dvc==3.67.1", "snakemake==9.27.1"]
+
+
+def sh(cmd, cwd, env=None):
+    r = subprocess.run(cmd, cwd=cwd, shell=isinstance(cmd, str), capture_output=True, text=True, env=env)
+    if r.returncode:
+        raise SystemExit(f"{cmd} failed in {cwd}:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+    return r
+
+
+def timed(cmd, cwd, repeat, env=None):
+    ts = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        sh(cmd, cwd, env)
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def grid(cells):
+    a = 10
+    return list(range(a)), list(range(cells // a))
+
+
+def codalite_case(cells, repeat):
+    d = os.path.join(WORK, "codalite")
+    os.makedirs(os.path.join(d, "cl_recipes"))
+    xs, ys = grid(cells)
+    with open(os.path.join(d, "cl_recipes", "grid.yaml"), "w") as f:
+        f.write(f"name: grid\ngrid:\n  a: {xs}\n  b: {ys}\nsteps:\n"
+                "  cell:\n    command: echo {{ a }} {{ b }} > out.txt\n")
+    sh([CODALITE, "init"], d)
+    t = time.perf_counter()
+    sh([CODALITE, "recipe", "run", "cl_recipes/grid.yaml"], d)
+    first = time.perf_counter() - t
+    plan = timed([CODALITE, "recipe", "plan", "cl_recipes/grid.yaml"], d, repeat)
+    run = timed([CODALITE, "recipe", "run", "cl_recipes/grid.yaml"], d, repeat)
+    return {"first_run_s": first, "noop_plan_s": plan, "noop_run_s": run, "noop_plan_plus_run_s": plan + run}
+
+
+def peers_env():
+    if not os.path.exists(os.path.join(PEERS, "bin", "dvc")):
+        sh([sys.executable, "-m", "venv", PEERS], HERE)
+        sh([os.path.join(PEERS, "bin", "pip"), "install", "-q", *PEER_PINS], HERE)
+    return dict(os.environ, PATH=os.path.join(PEERS, "bin") + os.pathsep + os.environ["PATH"])
+
+
+def dvc_case(cells, repeat, env):
+    d = os.path.join(WORK, "dvc")
+    os.makedirs(d)
+    xs, ys = grid(cells)
+    with open(os.path.join(d, "dvc.yaml"), "w") as f:
+        f.write(f"stages:\n  cell:\n    matrix:\n      a: {xs}\n      b: {ys}\n"
+                "    cmd: echo ${item.a} ${item.b} > out-${item.a}-${item.b}.txt\n"
+                "    outs:\n      - out-${item.a}-${item.b}.txt\n")
+    sh("git init -q && dvc init -q", d, env)
+    t = time.perf_counter()
+    sh("dvc repro -q", d, env)
+    first = time.perf_counter() - t
+    return {"first_run_s": first, "noop_repro_s": timed("dvc repro -q", d, repeat, env),
+            "noop_status_s": timed("dvc status -q", d, repeat, env)}
+
+
+def snakemake_case(cells, repeat, env):
+    d = os.path.join(WORK, "snakemake")
+    os.makedirs(d)
+    xs, ys = grid(cells)
+    with open(os.path.join(d, "Snakefile"), "w") as f:
+        f.write(f"A = {xs}\nB = {ys}\n"
+                "rule all:\n    input: expand('out-{a}-{b}.txt', a=A, b=B)\n"
+                "rule cell:\n    output: 'out-{a}-{b}.txt'\n    shell: 'echo {wildcards.a} {wildcards.b} > {output}'\n")
+    t = time.perf_counter()
+    sh("snakemake --cores 2 -q", d, env)
+    first = time.perf_counter() - t
+    return {"first_run_s": first, "noop_run_s": timed("snakemake --cores 2 -q", d, repeat, env),
+            "noop_dryrun_s": timed("snakemake -n -q", d, repeat, env)}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cells", type=int, default=1000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--no-peers", action="store_true", help="only codalite (no DVC/Snakemake install)")
+    args = ap.parse_args()
+    shutil.rmtree(WORK, ignore_errors=True)
+    result = {"cells": args.cells, "codalite": codalite_case(args.cells, args.repeat)}
+    print("codalite", result["codalite"])
+    if not args.no_peers:
+        env = peers_env()
+        result["dvc"] = dvc_case(args.cells, args.repeat, env)
+        print("dvc", result["dvc"])
+        result["snakemake"] = snakemake_case(args.cells, args.repeat, env)
+        print("snakemake", result["snakemake"])
+        ours = result["codalite"]["noop_plan_plus_run_s"]
+        result["ratios_vs_codalite_noop"] = {
+            "dvc_repro": result["dvc"]["noop_repro_s"] / ours,
+            "snakemake_run": result["snakemake"]["noop_run_s"] / ours,
+        }
+    result["goal_noop_plan_plus_run_le_1s"] = result["codalite"]["noop_plan_plus_run_s"] <= 1.0
+    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
+    with open(RESULTS, "w") as f:
+        json.dump(result, f, indent=2)
+    print(json.dumps(result, indent=2))
+    shutil.rmtree(WORK, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
