@@ -137,4 +137,61 @@ def print_(worksheet, html_out, raw, base_url):
     render.print_terminal(result, Console(file=sys.stdout, highlight=False))
 
 
-COMMANDS = [new, add, wedit, wls, print_]
+# --- paper tables --------------------------------------------------------------------------------
+
+@click.command()
+@click.argument("declaration", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--out", "out_dir", default="paper", show_default=True, help="Directory to write into.")
+@click.option("--base-url", default="http://127.0.0.1:8765", show_default=True,
+              help="Where cells link: `codalite serve`, or a CodaLab instance (its /bundles/<uuid> pages).")
+@library_errors
+def export(declaration, out_dir, base_url):
+    """Export paper tables declared in a YAML file (or ```paper blocks in a .ws) as LaTeX,
+    Markdown, CSV and provenance JSON."""
+    from . import paper
+
+    store = Store.find()
+    for spec in paper.load(declaration):
+        table = paper.compute(store, spec)
+        for path in paper.export(store, table, out_dir, base_url, source=os.path.abspath(declaration)):
+            click.echo(path)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@library_errors
+def verify(paths):
+    """Re-derive every number of exported tables (a directory such as paper/, or .provenance.json
+    files) from the store; exit 1 naming each cell that no longer matches or is stale."""
+    from . import paper
+
+    store = Store.find()
+    checked, problems = 0, []
+    for path in paths:
+        n, found = paper.verify(store, path)
+        checked, problems = checked + n, problems + found
+    for p in problems:
+        click.echo(p)
+    if problems:
+        raise click.ClickException(f"{len(problems)} problem(s) in {checked} cells")
+    click.echo(f"{checked} cells verified: every number re-derived from its bundles")
+
+
+@click.command()
+@click.argument("table")
+@click.argument("row")
+@click.argument("column")
+@library_errors
+def trace(table, row, column):
+    """Print the chain of executions behind one cell: TABLE is a name in paper/ or a
+    .provenance.json file; ROW and COLUMN are labels as printed (`a / b` for several variables)."""
+    from .paper.verify import find_table, trace as trace_cell
+    from .worksheets.model import project_dir
+
+    store = Store.find()
+    path = find_table(table, [os.getcwd(), project_dir(store)])
+    for line in trace_cell(store, path, row, column):
+        click.echo(line)
+
+
+COMMANDS = [new, add, wedit, wls, print_, export, verify, trace]

@@ -1,0 +1,101 @@
+"""Paper table declarations: YAML beside a worksheet (`*.yaml`), or fenced ```paper blocks in it.
+
+    name: nli                      # file names: nli.tex, nli.md, nli.csv, nli.provenance.json
+    caption: NLI entailment by model and LoRA rank
+    bundles: [name=train%]         # which bundles: `codalite search` keywords (ready ones only)
+    rows: {model: /args.json:model}          # independent variables: label -> genpath
+    columns: {rank: /args.json:lora_r}
+    value: /scores.json:nli_entail           # the number in each cell
+    over: {seed: /args.json:seed}  # optional: the variables aggregated over (newest bundle wins
+                                   # when two share every variable, e.g. a forced rerun)
+    aggregate: mean_sd             # mean ± sample sd, n shown; or mean
+    format: "%.3f"
+    best: max                      # bold the best per column: max, min, or none
+"""
+
+import os
+import re
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ..errors import UsageError
+
+
+class TableSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    caption: str = ""
+    bundles: list[str]
+    rows: dict[str, str] = Field(min_length=1)
+    columns: dict[str, str] = Field(min_length=1)
+    value: str
+    over: dict[str, str] = {}
+    aggregate: Literal["mean_sd", "mean"] = "mean_sd"
+    format: str = "%.3f"
+    best: Literal["max", "min", "none"] = "max"
+
+    @field_validator("bundles", mode="before")
+    @classmethod
+    def split_keywords(cls, v):
+        return v.split() if isinstance(v, str) else v
+
+    @field_validator("format")
+    @classmethod
+    def printf(cls, v):
+        try:
+            v % 1.5
+        except (TypeError, ValueError):
+            raise ValueError(f"{v!r} is not a printf format for one number, like %.3f") from None
+        return v
+
+    def keywords(self):
+        """The search, limited to finished bundles and not capped at CodaLab's default 10."""
+        kws = list(self.bundles)
+        if not any(k.startswith("state=") for k in kws):
+            kws.append("state=ready")
+        if not any(k.startswith(".limit=") for k in kws):
+            kws.append(".limit=1000000")
+        return kws
+
+
+FENCE_RE = re.compile(r"^```paper\s*\n(.*?)^```\s*$", re.S | re.M)
+
+
+def _validate(data, where):
+    try:
+        return TableSpec.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"]) or "table"
+        raise UsageError(f"{where}: {loc}: {err['msg']}") from None
+
+
+def parse_declarations(text, where):
+    """YAML text (one table, or `tables: [...]`) -> [TableSpec]."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise UsageError(f"{where}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if isinstance(data, dict) and "tables" in data:
+        data = data["tables"]
+    items = data if isinstance(data, list) else [data]
+    if not all(isinstance(d, dict) for d in items):
+        raise UsageError(f"{where}: expected a table (a mapping) or `tables:` with a list of them")
+    return [_validate(d, f"{where}: table {i}" if len(items) > 1 else where) for i, d in enumerate(items)]
+
+
+def load(path):
+    """Declarations from a .yaml file, or from ```paper fences in a .ws worksheet."""
+    if not os.path.isfile(path):
+        raise UsageError(f"no such declaration file: {path}")
+    with open(path) as f:
+        text = f.read()
+    if path.endswith(".ws"):
+        blocks = FENCE_RE.findall(text)
+        if not blocks:
+            raise UsageError(f"{path}: no ```paper block declares a table")
+        return [t for i, b in enumerate(blocks) for t in parse_declarations(b, f"{path}: paper block {i + 1}")]
+    return parse_declarations(text, path)

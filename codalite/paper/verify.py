@@ -1,0 +1,184 @@
+"""`verify`: re-derive every number of exported tables from the store; `trace`: the chain of
+executions behind one number. Both read the provenance JSON written beside each table."""
+
+import csv
+import glob
+import json
+import os
+
+from ..bundle import READY
+from ..errors import BundleNotFound, CodaliteError, UsageError
+from .declare import TableSpec
+from .export import pm, tex
+from .table import TableError, aggregate, compute, read_values
+
+SUFFIX = ".provenance.json"
+
+
+def provenance_files(path):
+    if os.path.isdir(path):
+        found = sorted(glob.glob(os.path.join(path, "*" + SUFFIX)))
+        if not found:
+            raise UsageError(f"no exported table (*{SUFFIX}) in {path}; run `codalite export` first")
+        return found
+    if not os.path.isfile(path):
+        raise UsageError(f"no such file or directory: {path}")
+    return [path]
+
+
+def load(path):
+    with open(path) as f:
+        prov = json.load(f)
+    return prov, TableSpec.model_validate(prov["declaration"])
+
+
+def verify(store, path):
+    """-> (number of cells checked, [problem]). Each problem names its table and cell."""
+    problems, checked = [], 0
+    for f in provenance_files(path):
+        prov, spec = load(f)
+        n, found = verify_table(store, f, prov, spec)
+        checked += n
+        problems += found
+    return checked, problems
+
+
+def verify_table(store, path, prov, spec):
+    problems = []
+    cells = prov["cells"]
+    for cell in cells:
+        where = f"{spec.name} [{cell['row']}, {cell['column']}]"
+        problems += [f"{where}: {p}" for p in check_cell(store, spec, cell)]
+    try:
+        now = compute(store, spec)
+        current = {(now.label(r), now.label(c)): set(cell.uuids) for (r, c), cell in now.cells.items()}
+    except TableError as e:
+        current = None
+        problems.append(f"{spec.name}: the declaration no longer computes: {e}")
+    if current is not None:
+        recorded = {(c["row"], c["column"]): {b["uuid"] for b in c["bundles"]} for c in cells}
+        for key in sorted(set(current) | set(recorded)):
+            where = f"{spec.name} [{key[0]}, {key[1]}]"
+            if key not in recorded:
+                problems.append(f"{where}: stale: the store now has this cell, the exported table lacks it; re-export")
+            elif key not in current:
+                problems.append(f"{where}: stale: the declaration no longer selects any bundle for it; re-export")
+            elif current[key] != recorded[key]:
+                new = ", ".join(sorted(current[key] - recorded[key])) or "-"
+                gone = ", ".join(sorted(recorded[key] - current[key])) or "-"
+                problems.append(f"{where}: stale: the declaration now selects other bundles "
+                                f"(new: {new}; no longer: {gone}); rerun what is missing and re-export")
+    problems += check_files(path, spec, cells)
+    return len(cells), problems
+
+
+def check_cell(store, spec, cell):
+    out, values = [], []
+    for rec in cell["bundles"]:
+        try:
+            b = store.get(rec["uuid"])
+        except BundleNotFound:
+            out.append(f"bundle {rec['uuid']} ({rec['name']}) is gone from the store")
+            continue
+        if b.state != READY or b.content_hash != rec["content_hash"]:
+            out.append(f"bundle {b.uuid} ({b.name}) changed: {b.state}, content hash "
+                       f"{b.content_hash} (recorded {rec['content_hash']})")
+            continue
+        try:
+            (_, _, _, _, value), = read_values(store, spec, [b])
+        except CodaliteError as e:
+            out.append(str(e))
+            continue
+        if value != rec["value"]:
+            out.append(f"bundle {b.uuid} ({b.name}) now gives {value!r}, the table recorded {rec['value']!r}")
+        values.append((b.uuid, value))
+        for inp in rec["inputs"]:
+            newer = newer_version(store, inp)
+            if newer:
+                out.append(f"stale: input {inp['name']} ({inp['uuid']}) has a newer version "
+                           f"{newer.uuid}; rerun on it and re-export")
+    if values and len(values) == len(cell["bundles"]):
+        _, _, text = aggregate(spec, values)
+        if text != cell["text"]:
+            out.append(f"the table says {cell['text']}, the store gives {text}")
+    return out
+
+
+def newer_version(store, inp):
+    """A ready upload with the same name, newer, with other contents: a new version of code or data."""
+    try:
+        old = store.get(inp["uuid"])
+    except BundleNotFound:
+        return None
+    found = store.query("name = ? AND bundle_type = 'dataset' AND state = ? AND id > ? AND content_hash != ?",
+                        (inp["name"], READY, old.id, inp["content_hash"] or ""), order="id DESC", limit=1)
+    return found[0] if found else None
+
+
+def check_files(path, spec, cells):
+    """The exported files still say what the provenance says (nobody edited a number by hand)."""
+    out = []
+    base = path[: -len(SUFFIX)]
+    try:
+        with open(base + ".csv", newline="") as f:
+            rows = {(r["row"], r["column"]): r for r in csv.DictReader(f)}
+    except OSError:
+        return [f"{spec.name}: {os.path.basename(base)}.csv is missing"]
+    tex_text = open(base + ".tex").read() if os.path.exists(base + ".tex") else None
+    if tex_text is None:
+        out.append(f"{spec.name}: {os.path.basename(base)}.tex is missing")
+    for c in cells:
+        where = f"{spec.name} [{c['row']}, {c['column']}]"
+        r = rows.get((c["row"], c["column"]))
+        if r is None or r["text"] != c["text"] or int(r["n"]) != c["n"]:
+            out.append(f"{where}: {os.path.basename(base)}.csv says {r['text'] if r else 'nothing'}, "
+                       f"the provenance says {c['text']}")
+        if tex_text is not None and pm(tex(c["text"])) not in tex_text:
+            out.append(f"{where}: {os.path.basename(base)}.tex does not contain {c['text']}")
+    return out
+
+
+def find_table(text, search_dirs):
+    """A provenance file from a path or a table name (looked up in paper/ directories)."""
+    if os.path.isfile(text):
+        return text
+    for d in search_dirs:
+        for cand in (os.path.join(d, text + SUFFIX), os.path.join(d, "paper", text + SUFFIX)):
+            if os.path.isfile(cand):
+                return cand
+    raise UsageError(f"no exported table {text!r}: give its .provenance.json or run `codalite export`")
+
+
+def trace(store, path, row, column):
+    """The chain of executions behind one cell: [str] lines, oldest execution first."""
+    prov, spec = load(path)
+    cell = next((c for c in prov["cells"] if c["row"] == row and c["column"] == column), None)
+    if cell is None:
+        rows = sorted({c["row"] for c in prov["cells"]})
+        cols = sorted({c["column"] for c in prov["cells"]})
+        raise UsageError(f"table {spec.name} has no cell [{row}, {column}]; rows: {', '.join(rows)}; "
+                         f"columns: {', '.join(cols)}")
+    lines = [f"{spec.name} [{row}, {column}] = {cell['text']} (n={cell['n']}; {spec.value})"]
+    for rec in cell["bundles"]:
+        lines.append(f"  {rec['value']!r} from {rec['uuid']} ({rec['name']})")
+        for a in rec["ancestors"]:
+            if a.get("missing"):
+                lines.append(f"    {a['uuid']}  (missing from the store)")
+                continue
+            state = _state(store, a["uuid"])
+            deps = " ".join(f"{d['key']}:{d['parent_uuid'][:10]}" + (f"/{d['parent_path']}" if d["parent_path"] else "")
+                            for d in a["dependencies"])
+            what = f"! {a['command']}" if a["command"] else ("[uploaded]" if a["bundle_type"] == "dataset" else f"= {deps}")
+            lines.append(f"    {a['bundle_type']:<7} {a['uuid']}  {a['name']}  {state}")
+            lines.append(f"            {what}")
+            if deps and a["command"]:
+                lines.append(f"            deps: {deps}")
+            lines.append(f"            hash: {a['content_hash']}" + (f"  env: {a['environment']}" if a["environment"] else ""))
+    return lines
+
+
+def _state(store, uuid):
+    try:
+        return store.get(uuid).state
+    except BundleNotFound:
+        return "GONE"
