@@ -221,3 +221,19 @@ def test_fsck_and_integrity(store, project):
         f.write("corrupt")
     assert store.fsck() == [f"{data.uuid} (raw): contents changed since it was finalized (hash mismatch)"]
     assert sqlite3.connect(os.path.join(store.home, "codalite.db")).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_each_gpu_run_gets_its_own_devices(store):
+    """On a worker with two GPUs, three 1-GPU runs: two at once on different devices, then the third."""
+    cmd = "echo $CUDA_VISIBLE_DEVICES > dev; date +%s.%N > t0; sleep 0.6; date +%s.%N > t1"
+    runs = [store.run(cmd + f" # {i}", [], name=f"gpu{i}", requests={"request_gpus": 1}, start_worker=False)[0]
+            for i in range(3)]
+    cpu, _ = store.run("echo \"[$CUDA_VISIBLE_DEVICES]\" > dev", [], name="cpu", start_worker=False)
+    drain(store, gpus=2)
+    read = lambda b, f: open(store.path_in(store.get(b.uuid), f)).read().strip()  # noqa: E731
+    devices = [read(b, "dev") for b in runs]
+    assert sorted(devices[:2]) == ["0", "1"] and devices[2] in ("0", "1")
+    spans = [(float(read(b, "t0")), float(read(b, "t1"))) for b in runs]
+    assert spans[1][0] < spans[0][1]  # the first two overlapped
+    assert spans[2][0] >= min(spans[0][1], spans[1][1])  # the third waited for a free GPU
+    assert read(cpu, "dev") == "[]"
