@@ -1,0 +1,137 @@
+"""codalite against a real CodaLab 1.7.5 server; the official `cl` CLI checks what it sees."""
+
+import json
+import os
+import stat
+import subprocess
+import sys
+
+from codalite import Store
+from codalite.codalab import remotes
+from codalite.codalab.sync import bundle_doc, topo_closure
+
+
+def test_remote_add_caches_token_privately(lite, stack, tmp_path):
+    home = tmp_path / ".codalite"
+    tokens = home / "remote_tokens.json"
+    assert stat.S_IMODE(os.stat(tokens).st_mode) == 0o600
+    token = json.loads(tokens.read_text())["lab"]["access_token"]
+    out = lite("remote", "ls")
+    assert "lab" in out.stdout and stack.url in out.stdout
+    assert token not in out.stdout + out.stderr
+    assert token not in (home / "remotes.json").read_text()
+
+
+def test_push_keeps_uuids_command_dependencies_and_contents(lite, stack, tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "x.txt").write_text("a\nb\nc\n")
+    (tmp_path / "notes.txt").write_text("single file bundle\n")
+    data = lite.out("upload", "data", "-n", "data")
+    note = lite.out("upload", "notes.txt")
+    run = lite.out("run", f"d:{data}", f"n:{note}", "wc -l < d/x.txt > count.txt; cat n > copy.txt", "-n", "count", "-W")
+    r = lite("push", run, "--remote", "lab")
+    assert r.stdout.strip() == run
+    assert "pushed 3" in r.stderr
+    # the referee: the official CLI sees the same uuids, command, dependencies and contents
+    assert stack.info(run, "uuid") == run
+    assert stack.info(run, "state") == "ready"
+    assert stack.info(run, "command") == "wc -l < d/x.txt > count.txt; cat n > copy.txt"
+    assert stack.info(run, "name") == "count"
+    assert stack.cl("cat", f"{run}/count.txt").strip() == "3"
+    assert stack.cl("cat", f"{run}/copy.txt").strip() == "single file bundle"
+    assert stack.info(data, "uuid") == data and stack.info(data, "bundle_type") == "dataset"
+    assert stack.cl("cat", f"{data}/x.txt") == "a\nb\nc\n"
+    assert stack.cl("cat", note) == "single file bundle\n"
+    deps = stack.cl("info", run, "--verbose")
+    assert f"d:{data}" in deps.replace(" ", "") or data in deps
+    # a second push finds everything there
+    r = lite("push", run, "--remote", "lab")
+    assert "pushed 0, already there 3" in r.stderr
+
+
+def test_interrupted_push_resumes(lite, stack, tmp_path):
+    """A push that created the bundles on the server but died before their contents went up leaves
+    them `uploading` there (never `ready` with partial contents); the retried push finishes them."""
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "v.txt").write_text("42\n")
+    data = lite.out("upload", "d")
+    run = lite.out("run", f"d:{data}", "cat d/v.txt > out.txt", "-W")
+    store = Store.find(str(tmp_path))
+    client = remotes.client(store, "lab")
+    todo = topo_closure(store, [store.get(run)])
+    ws = client.worksheet_uuid("/")
+    client.create_bundles([bundle_doc(b) for b in todo], ws, wait_for_upload=True)  # ...and then it died
+    client.close()
+    assert stack.info(run, "state") == "uploading"
+    r = lite("push", run, "--remote", "lab")
+    assert "pushed 2" in r.stderr
+    assert stack.info(run, "state") == "ready"
+    assert stack.cl("cat", f"{run}/out.txt").strip() == "42"
+
+
+def test_server_down_gives_a_clear_error(lite, stack, tmp_path):
+    (tmp_path / "f.txt").write_text("x\n")
+    up = lite.out("upload", "f.txt")
+    r = lite("remote", "add", "down", "http://127.0.0.1:9", ok=False)
+    assert r.returncode == 1
+    assert "cannot reach the CodaLab server at http://127.0.0.1:9" in r.stderr
+    assert "Traceback" not in r.stderr
+    # a remote registered while the server was up, pushing while it is down
+    cfg = tmp_path / ".codalite" / "remotes.json"
+    data = json.loads(cfg.read_text())
+    data["gone"] = {"url": "http://127.0.0.1:9", "worksheet": None}
+    cfg.write_text(json.dumps(data))
+    r = lite("push", up, "--remote", "gone", ok=False)
+    assert r.returncode == 1 and "cannot reach the CodaLab server" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    r = lite("push", up, "--remote", "nosuch", ok=False)
+    assert r.returncode == 2 and "no remote named 'nosuch'" in r.stderr
+
+
+def test_remote_run_reaches_ready_and_comes_back(lite, stack, tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "x.txt").write_text("1\n2\n3\n4\n")
+    data = lite.out("upload", "d", "-n", "nums")
+    r = lite("run", f"d:{data}", "wc -l < d/x.txt > n.txt; echo '{\"acc\": 0.9}' > stats.json",
+             "--remote", "lab", "-n", "count", "--request-docker-image", stack.image)
+    uuid = r.stdout.strip()
+    assert stack.info(uuid, "state") == "ready"           # ran on the server's worker
+    assert stack.info(data, "uuid") == data               # its dependency was pushed first
+    assert stack.cl("cat", f"{uuid}/n.txt").strip() == "4"
+    # pulled into the local store with the server's state and metadata
+    info = json.loads(lite.out("info", uuid, "--json")) if "--json" in lite("info", "--help").stdout else None
+    cat = lite.out("cat", f"{uuid}/n.txt")
+    assert cat == "4"
+    assert json.loads(lite.out("cat", f"{uuid}/stats.json")) == {"acc": 0.9}
+    store = Store.find(str(tmp_path))
+    b = store.get(uuid)
+    assert b.state == "ready" and b.metadata["remote"] == "lab" and b.content_hash
+    assert b.metadata.get("exitcode") == 0
+    assert [(d.child_path, d.parent_uuid) for d in b.dependencies] == [("d", data)]
+    assert info is None or info["uuid"] == uuid
+    # the same run again is a memo hit: nothing goes to the server
+    r = lite("run", f"d:{data}", "wc -l < d/x.txt > n.txt; echo '{\"acc\": 0.9}' > stats.json",
+             "--remote", "lab", "-n", "count", "--request-docker-image", stack.image)
+    assert r.stdout.strip() == uuid and "memo hit" in r.stderr
+
+
+def test_remote_run_that_fails_is_pulled_failed(lite, stack):
+    r = lite("run", "echo partial > p.txt; exit 3", "--remote", "lab", "--request-docker-image", stack.image, ok=False)
+    assert r.returncode == 1
+    uuid = r.stdout.strip()
+    assert stack.info(uuid, "state") == "failed"
+    assert "failed on lab" in r.stderr
+    assert lite.out("cat", f"{uuid}/p.txt") == "partial"
+
+
+def test_pull_of_a_bundle_made_on_the_server(lite, stack, tmp_path):
+    (tmp_path / "up.txt").write_text("from cl\n")
+    ws = stack.cl("work", "-u").strip() if False else None
+    uuid = stack.cl("upload", str(tmp_path / "up.txt")).strip().splitlines()[-1]
+    run = stack.cl("run", f"u:{uuid}", "tr a-z A-Z < u > up.txt", "--request-docker-image", stack.image).strip().splitlines()[-1]
+    stack.cl("wait", run, timeout=300)
+    r = lite("pull", run, "--remote", "lab")
+    assert f"{run} ready" in r.stdout
+    assert lite.out("cat", f"{run}/up.txt") == "FROM CL"
+    assert lite.out("cat", uuid) == "from cl"  # its ancestor came along
+    assert ws is None
