@@ -63,7 +63,9 @@ def run_recipe(path, retry_failed, only, dry_run, no_wait):
     results = recipes.submit(store, r, path_env, retry_failed, set(only))
     submitted = [(c, b, hit) for c, b, hit in results if hit is not None]
     hits = sum(1 for _, _, hit in submitted if hit)
-    click.echo(f"{len(results)} cells: {hits} memo hits, {len(submitted) - hits} to run", err=True)
+    ws = recipes.record_on_worksheet(store, r, [b for _, b, _ in results])
+    click.echo(f"{len(results)} cells: {hits} memo hits, {len(submitted) - hits} to run "
+               f"(worksheet {ws.name})", err=True)
     if no_wait:
         return
     states = _wait(store, [b for _, b, _ in submitted])

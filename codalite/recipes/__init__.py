@@ -2,6 +2,7 @@
 
 from .export import export_cl
 from .plan import cells, plan, submit, wait_all
+from .record import record_on_worksheet
 from .schema import Recipe, load
 
-__all__ = ["Recipe", "cells", "export_cl", "load", "plan", "submit", "wait_all"]
+__all__ = ["Recipe", "cells", "export_cl", "load", "plan", "record_on_worksheet", "submit", "wait_all"]

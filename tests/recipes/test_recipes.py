@@ -69,7 +69,9 @@ def test_grid_runs_only_what_is_missing(toy, cl):
     assert json.loads(open(store.path_in(store.resolve("score-lr2-seed1"), "score.json")).read())["acc"] == 0.12
     assert store.query("name = ?", ("train-lr2-seed2",)) == []  # excluded cell
     r = cl("recipe", "run", "toy.yaml")
-    assert "7 cells: 7 memo hits, 0 to run" in r.stderr
+    assert "7 cells: 7 memo hits, 0 to run (worksheet toy)" in r.stderr
+    printed = cl.out("print", "toy")
+    assert "score-lr2-seed1" in printed and "train-lr1-seed2" in printed
 
     # a new value of a variable runs only the new cells
     (toy / "toy.yaml").write_text(TOY.replace("lr: [1, 2]", "lr: [1, 2, 3]"))

@@ -1,0 +1,24 @@
+"""A recipe's bundles go on a worksheet (named after the recipe unless it says otherwise), so
+its results render as tables with `codalite print` and in `codalite serve`."""
+
+from ..errors import CodaliteError
+from ..worksheets import model
+
+
+def record_on_worksheet(store, recipe, bundles):
+    """Append the bundles not yet on the recipe's worksheet (creating it); returns the worksheet."""
+    name = recipe.worksheet or recipe.name
+    try:
+        ws = model.get(store, name, with_items=False)
+    except CodaliteError:
+        ws = model.new(store, name, title=recipe.description or f"recipe {recipe.name}")
+    on = {r[0] for r in store.db.execute(
+        "SELECT bundle_uuid FROM worksheet_item WHERE worksheet_uuid = ? AND bundle_uuid IS NOT NULL", (ws.uuid,))}
+    new = []
+    for b in bundles:
+        if b is not None and b.uuid not in on:
+            on.add(b.uuid)
+            new.append(b)
+    if new:
+        model.add_bundles(store, ws, new)
+    return ws
