@@ -137,6 +137,24 @@ def print_(worksheet, html_out, raw, base_url):
     render.print_terminal(result, Console(file=sys.stdout, highlight=False))
 
 
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (local only by default).")
+@click.option("--port", default=8765, show_default=True, help="Port (0 picks a free one).")
+@library_errors
+def serve(host, port):
+    """Browse worksheets and bundles in a web browser (live tables, graphs, files, stdout tail)."""
+    from .web.app import make_server
+
+    server = make_server(Store.find(), host, port)
+    click.echo(f"codalite serve: http://{server.server_address[0]}:{server.server_address[1]}/  (Ctrl-C stops)", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
 # --- paper tables --------------------------------------------------------------------------------
 
 @click.command()
@@ -194,4 +212,4 @@ def trace(table, row, column):
         click.echo(line)
 
 
-COMMANDS = [new, add, wedit, wls, print_, export, verify, trace]
+COMMANDS = [new, add, wedit, wls, print_, serve, export, verify, trace]
