@@ -1,0 +1,85 @@
+"""What every step shares: an argparse parser with one-line errors, file helpers, torch threads.
+
+Steps talk to the engine only through files, so these helpers are the whole contract:
+arguments in, `args.json` / `metrics.json` / `*.jsonl` out, one-line errors (exit 2) for bad usage.
+"""
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+class ArgParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (`prog: error: ...`, exit 2), not usage + error."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def existing_path(s):
+    """argparse type: a file or folder that must exist (checked before any heavy import)."""
+    if not Path(s).exists():
+        raise argparse.ArgumentTypeError(f"no such file or directory: {s}")
+    return s
+
+
+def csv_list(s):
+    return [x.strip() for x in s.split(",") if x.strip()]
+
+
+def int_list(s):
+    try:
+        return [int(x) for x in csv_list(s)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {s!r}")
+
+
+def read_jsonl(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def write_jsonl(path, rows):
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+
+
+def write_json(path, obj):
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+def save_args(out, args, **extra):
+    """args.json: the step's resolved arguments, so a bundle says how it was made."""
+    write_json(Path(out) / "args.json", {**vars(args), **extra})
+
+
+def set_threads():
+    """Use exactly the threads the engine granted (OMP_NUM_THREADS = --request-cpus).
+
+    Two torch processes that each take every core run ~6x slower on a small machine.
+    """
+    import torch
+    n = int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
+    if n > 0:
+        torch.set_num_threads(n)
+    return torch.get_num_threads()
+
+
+def log(*parts):
+    print(*parts, flush=True)
+
+
+def fail(prog, message):
+    """A one-line error for problems found after parsing (bad file contents...), exit 2."""
+    sys.stderr.write(f"{prog}: error: {message}\n")
+    sys.exit(2)

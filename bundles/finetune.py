@@ -1,0 +1,220 @@
+"""LoRA fine-tuning of a causal LM or LLaVA-style VLM, selected by a score on *generated* text.
+
+Every --eval-steps (and once before training, so the base model is measured too) the GenEvalTrainer
+computes eval_loss, then generates answers for --eval-size dev records (batched, left-padded, greedy,
+with pixel_values), scores them (--metrics) and logs eval_<metric> next to eval_loss; the checkpoint
+with the best --best-metric is kept (load_best_model_at_end).
+
+LoRA targets only the language model by default (a plain q_proj list would also hit the CLIP tower);
+--train-projector / --train-vision train those modules fully; --full trains every weight (for tiny
+models built from random weights, where LoRA has nothing to adapt).
+
+Inputs (as dependencies in a run bundle): --model (a bundles.models folder), --data (a bundles.prepare
+folder), --nli-model (a bundles.nli_train folder), --resume (a previous finetune output or checkpoint).
+Outputs: adapter/ (or model/ with --full), args.json, metrics.json, log_history.json,
+predictions/eval-step<N>.jsonl, checkpoints/.
+
+Example:
+  python -m bundles.finetune --model model --data data --nli-model nli --lora-r 8 --steps 60 --eval-steps 30
+"""
+import argparse
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+from bundles.cli import ArgParser, csv_list, existing_path, log, save_args, set_threads, write_json
+
+LM_ONLY = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+
+
+def parse_args(argv=None):
+    p = ArgParser(prog="bundles.finetune", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, type=existing_path, help="base model folder or hub id")
+    p.add_argument("--data", required=True, type=existing_path, help="prepared data folder (train.jsonl, dev.jsonl)")
+    p.add_argument("--out", default=".", help="output folder")
+    p.add_argument("--nli-model", type=existing_path, help="NLI model folder (needed by the 'nli' metric)")
+    p.add_argument("--resume", type=existing_path, help="resume from this checkpoint, or the latest one inside it")
+    g = p.add_argument_group("adapter")
+    g.add_argument("--lora-r", type=int, default=8, help="LoRA rank")
+    g.add_argument("--lora-alpha", type=float, help="LoRA alpha (default: 2 x rank)")
+    g.add_argument("--lora-dropout", type=float, default=0.0, help="LoRA dropout")
+    g.add_argument("--target-modules", help="regex or comma list of module names for LoRA "
+                   "(default: the language model's attention+MLP projections; 'all-linear' for text-only LMs)")
+    g.add_argument("--train-projector", action="store_true", help="also train the VLM projector fully")
+    g.add_argument("--train-vision", action="store_true", help="also train the vision tower fully")
+    g.add_argument("--full", action="store_true", help="train every weight, no LoRA (tiny random models)")
+    g = p.add_argument_group("training")
+    g.add_argument("--steps", type=int, default=100, help="optimizer steps")
+    g.add_argument("--batch-size", type=int, default=16, help="training batch size")
+    g.add_argument("--grad-accum", type=int, default=1, help="gradient accumulation steps")
+    g.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
+    g.add_argument("--scheduler", default="cosine", help="transformers lr scheduler type")
+    g.add_argument("--warmup", type=int, default=5, help="warm-up steps")
+    g.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
+    g.add_argument("--train-size", type=int, help="use only the first N training records")
+    g.add_argument("--max-length", type=int, help="truncate answers so prompt+answer fit this many tokens")
+    g.add_argument("--seed", type=int, default=0, help="seed (LoRA init, data order)")
+    g.add_argument("--bf16", action="store_true", help="bf16 mixed precision (GPU)")
+    g.add_argument("--gradient-checkpointing", action="store_true", help="recompute activations to save memory")
+    g.add_argument("--full-head-loss", dest="fast_loss", action="store_false",
+                   help="compute the loss with labels= over every position (the plain Trainer way) instead of "
+                        "only the answer positions")
+    g = p.add_argument_group("generation-based evaluation")
+    g.add_argument("--eval-steps", type=int, default=50, help="evaluate every N steps (0: never)")
+    g.add_argument("--eval-size", type=int, default=64, help="dev records to generate for at each evaluation")
+    g.add_argument("--no-eval-on-start", dest="eval_on_start", action="store_false",
+                   help="skip the evaluation of the base model before training")
+    g.add_argument("--metrics", type=csv_list, default=["exact", "token_f1", "nli"],
+                   help="comma list of: exact, token_f1, nli")
+    g.add_argument("--best-metric", default="nli_bidir", help="metric that picks the checkpoint (eval_ prefix optional)")
+    g.add_argument("--gen-batch-size", type=int, default=32, help="generation batch size")
+    g.add_argument("--max-new-tokens", type=int, default=16, help="generation length cap")
+    g.add_argument("--save-total-limit", type=int, default=2, help="checkpoints to keep")
+    args = p.parse_args(argv)
+    if "nli" in args.metrics and not args.nli_model:
+        p.error("metric 'nli' needs --nli-model (or drop it: --metrics exact,token_f1)")
+    bad = set(args.metrics) - {"exact", "token_f1", "nli"}
+    if bad:
+        p.error(f"unknown metric(s) {sorted(bad)}; choose from exact, token_f1, nli")
+    if not (Path(args.data) / "train.jsonl").exists():
+        p.error(f"no train.jsonl in {args.data}")
+    if args.eval_steps and not (Path(args.data) / "dev.jsonl").exists():
+        p.error(f"no dev.jsonl in {args.data} (or use --eval-steps 0)")
+    if args.steps < 1 or args.batch_size < 1 or args.lora_r < 1:
+        p.error("--steps, --batch-size and --lora-r must be >= 1")
+    produced = ("loss", "gen_len") + tuple("nli_" if m == "nli" else m for m in args.metrics)
+    if args.eval_steps and not args.best_metric.removeprefix("eval_").startswith(produced):
+        p.error(f"--best-metric {args.best_metric} is not produced by --metrics {','.join(args.metrics)}")
+    return args
+
+
+def latest_checkpoint(path):
+    path = Path(path)
+    if (path / "trainer_state.json").exists():
+        return str(path)
+    found = sorted(path.glob("**/checkpoint-*/trainer_state.json"), key=lambda p: int(p.parent.name.split("-")[-1]))
+    if not found:
+        raise SystemExit(f"bundles.finetune: error: no checkpoint-*/trainer_state.json under {path}")
+    return str(found[-1].parent)
+
+
+def wrap_lora(model, args, vlm):
+    from peft import LoraConfig, get_peft_model
+    if args.target_modules:
+        # a regex (PEFT full-matches it) or a comma list of name suffixes
+        targets = csv_list(args.target_modules) if "," in args.target_modules else args.target_modules
+    else:
+        targets = LM_ONLY if vlm else "all-linear"
+    to_save = (["multi_modal_projector"] if args.train_projector else []) + (["vision_tower"] if args.train_vision else [])
+    cfg = LoraConfig(r=args.lora_r, lora_alpha=args.lora_alpha or 2 * args.lora_r, lora_dropout=args.lora_dropout,
+                     target_modules=targets, modules_to_save=to_save or None, task_type="CAUSAL_LM")
+    return get_peft_model(model, cfg)
+
+
+def count_params(model):
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, total
+
+
+def build_trainer(args, model, batcher, train, dev, metric_fns, out, trainer_cls=None):
+    import torch
+    from transformers import TrainingArguments
+    from bundles.gen_eval import GenEvalTrainer
+    best = args.best_metric if args.best_metric.startswith("eval_") else f"eval_{args.best_metric}"
+    evaluating = bool(args.eval_steps) and bool(dev)
+    targs = TrainingArguments(
+        output_dir=str(out / "checkpoints"), max_steps=args.steps, per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=args.gen_batch_size, gradient_accumulation_steps=args.grad_accum,
+        learning_rate=args.lr, lr_scheduler_type=args.scheduler, warmup_steps=args.warmup,
+        weight_decay=args.weight_decay, logging_steps=max(1, min(10, args.steps // 10)),
+        eval_strategy="steps" if evaluating else "no", eval_steps=args.eval_steps or None,
+        eval_on_start=evaluating and args.eval_on_start,
+        save_strategy="steps" if evaluating else "no", save_steps=args.eval_steps or None,
+        # --full reloads the best checkpoint itself (see main): Trainer's in-place reload of a whole
+        # LLaVA checkpoint misses keys silently in transformers 5 (saved names differ from module names)
+        save_total_limit=args.save_total_limit, load_best_model_at_end=evaluating and not args.full,
+        metric_for_best_model=best if evaluating else None,
+        greater_is_better=not best.endswith(("loss", "contra", "gen_len")),
+        remove_unused_columns=False, label_names=["labels"], prediction_loss_only=True, report_to=[],
+        seed=args.seed, data_seed=args.seed, bf16=args.bf16, use_cpu=not torch.cuda.is_available(),
+        gradient_checkpointing=args.gradient_checkpointing, dataloader_num_workers=0, disable_tqdm=True,
+        save_only_model=False)
+    trainer_cls = trainer_cls or GenEvalTrainer
+    return trainer_cls(model=model, args=targs, train_dataset=train, eval_dataset=dev if evaluating else None,
+                       data_collator=batcher, gen_records=dev if evaluating else (), batcher=batcher,
+                       metric_fns=metric_fns, gen_batch_size=args.gen_batch_size,
+                       max_new_tokens=args.max_new_tokens, predictions_dir=out / "predictions",
+                       fast_loss=args.fast_loss)
+
+
+def final_metrics(trainer, extra):
+    """metrics.json: the selected checkpoint's eval metrics, the base model's (step 0), and run facts."""
+    history = trainer.state.log_history
+    evals = [h for h in history if any(k.startswith("eval_") for k in h)]
+    metrics = dict(extra)
+    best = trainer.state.best_model_checkpoint
+    if evals:
+        best_step = int(best.rsplit("-", 1)[-1]) if best else evals[-1]["step"]
+        chosen = next((h for h in evals if h["step"] == best_step), evals[-1])
+        metrics.update({k: v for k, v in chosen.items() if k.startswith("eval_")})
+        metrics["best_step"] = best_step
+        base = next((h for h in evals if h["step"] == 0), None)
+        if base:
+            metrics.update({f"base_{k}": v for k, v in base.items() if k.startswith("eval_")})
+    train_logs = [h for h in history if "train_runtime" in h]
+    if train_logs:
+        metrics.update({k: train_logs[-1][k] for k in ("train_runtime", "train_loss") if k in train_logs[-1]})
+    return metrics
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import torch
+    from transformers import set_seed
+    from bundles.batching import Batcher, load_records
+    from bundles.loading import is_vlm, load_base
+    from bundles.metrics import build_metrics
+    threads = set_threads()
+    set_seed(args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_args(out, args)
+
+    vlm = is_vlm(args.model)
+    model, processor = load_base(args.model)
+    model.config.use_cache = False
+    if not args.full:
+        model = wrap_lora(model, args, vlm)
+    trainable, total = count_params(model)
+    log(f"finetune: {'VLM' if vlm else 'LM'} {total / 1e6:.2f}M params, {trainable / 1e6:.3f}M trainable, "
+        f"{threads} threads")
+    batcher = Batcher(processor, args.data, args.max_length)
+    train = load_records(args.data, "train", args.train_size)
+    dev = load_records(args.data, "dev", args.eval_size) if args.eval_steps else []
+    metric_fns = build_metrics(args.metrics, args.nli_model) if dev else []
+    trainer = build_trainer(args, model, batcher, train, dev, metric_fns, out)
+
+    t0 = time.time()
+    trainer.train(resume_from_checkpoint=latest_checkpoint(args.resume) if args.resume else None)
+    seconds = time.time() - t0
+
+    best = trainer.state.best_model_checkpoint
+    if args.full and best:
+        trainer.model = type(model).from_pretrained(best)
+    final = out / ("model" if args.full else "adapter")
+    trainer.save_model(str(final))
+    processor.save_pretrained(str(final))
+    metrics = final_metrics(trainer, {"trainable_params": trainable, "total_params": total,
+                                      "wall_seconds": seconds, "steps": trainer.state.global_step,
+                                      "threads": threads})
+    write_json(out / "metrics.json", metrics)
+    write_json(out / "log_history.json", trainer.state.log_history)
+    shown = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float) and "_" in k and not k.startswith("base_")}
+    log("final metrics:", json.dumps(shown))
+
+
+if __name__ == "__main__":
+    main()

