@@ -337,7 +337,10 @@ class Store:
 
     def run_environment(self, image, path_env):
         """The environment part of a run's memo key: its docker image, or the local Python's fingerprint."""
-        return f"docker:{image}" if image else self.local_environment(path_env)
+        if image:  # the image's digest when an engine has it, so a retagged image is a new environment
+            from .docker_runtime import resolve_digest
+            return f"docker:{resolve_digest(image) or image}"
+        return self.local_environment(path_env)
 
     def local_environment(self, path_env):
         """Fingerprint of the Python environment a local run would use (python3 on PATH), cached

@@ -223,8 +223,10 @@ class Worker:
 
     def _impossible(self, b, ncpu, ngpu, mem):
         if b.metadata.get("request_docker_image"):
-            return ("runs with --request-docker-image need the Docker runtime, which this worker does not "
-                    "have; drop the flag to run in the local environment")
+            from .docker_runtime import image_problem
+            problem = image_problem(b.metadata["request_docker_image"])
+            if problem:
+                return problem
         if ncpu > len(self.cpus):
             return f"requests {ncpu} CPUs but this worker has {len(self.cpus)}; lower --request-cpus"
         if ngpu > len(self.gpus):
@@ -250,7 +252,11 @@ class Worker:
                 os.symlink(os.path.join(s.bundle_dir(d.parent_uuid), d.parent_path) if d.parent_path
                            else s.bundle_dir(d.parent_uuid), link)
             env = run_environment(os.environ, b.runspec, b.uuid, cpus, gpus)
-            process = LocalProcess(b.command, rundir, env, cpus)
+            if b.metadata.get("request_docker_image"):
+                from .docker_runtime import for_bundle
+                process = for_bundle(s, b, rundir, env, cpus, gpus, mem)
+            else:
+                process = LocalProcess(b.command, rundir, env, cpus)
         except OSError as e:
             self._salvage(b)
             s.update(b.uuid, FAILED, {"failure_message": f"could not start the run: {e}"})
@@ -258,7 +264,7 @@ class Worker:
         limit = spec.parse_duration(b.metadata["request_time"]) if b.metadata.get("request_time") else None
         self.jobs[b.uuid] = Job(b, process, cpus, gpus, mem, limit)
         s.update(b.uuid, RUNNING, {"started": process.started, "job_handle": process.pid,
-                                   "cpus": cpus, "gpus": gpus})
+                                   "cpus": cpus, "gpus": gpus, **getattr(process, "extra_metadata", {})})
 
     def _check_running(self):
         changed = False
@@ -287,7 +293,7 @@ class Worker:
         s.update(b.uuid, FINALIZING)
         rundir = s.run_dir(b.uuid)
         _remove_dependency_links(rundir, b)
-        failure = job.failure or self._check_dependencies(b)
+        failure = job.failure or getattr(job.process, "failure", None) or self._check_dependencies(b)
         for pattern in b.metadata.get("exclude_patterns") or []:
             for path in glob.glob(os.path.join(rundir, pattern), recursive=True):
                 remove_tree(path)

@@ -17,6 +17,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 STACK = os.path.join(HERE, "stack.sh")
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "codalab: needs the real CodaLab stack (tests start it: tests/codalab/stack.sh)")
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         if str(item.fspath).startswith(HERE):

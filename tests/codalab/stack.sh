@@ -5,6 +5,7 @@
 #   tests/codalab/stack.sh start     install what is missing, build what is missing, start, wait for the worker
 #   tests/codalab/stack.sh stop      stop every process it started (state kept: the next start is fast)
 #   tests/codalab/stack.sh purge     stop and delete the DB, bundle store and worker state (venv/image kept)
+#   tests/codalab/stack.sh docker    only dockerd + the test image (for tests/docker)
 #   tests/codalab/stack.sh env       print the variables a `cl` client needs (source it: eval "$(... env)")
 #
 # Idempotent: what is built (venv, rootfs, image, DB) is kept in $CODALITE_STACK_DIR
@@ -279,5 +280,12 @@ case "${1:-start}" in
     for n in general ext int; do docker network rm "clstack_worker_network_$n" >/dev/null 2>&1 || true; done
     ;;
   env) cat "$STACK_DIR/env.sh" ;;
-  *) die "usage: $0 start|stop|purge|env|stop-docker" ;;
+  docker)  # only what the Docker runtime tests need: an engine and the test image
+    mkdir -p "$STACK_DIR/logs" "$STACK_DIR/pids"
+    install_packages
+    start_dockerd
+    build_image
+    echo "$IMAGE"
+    ;;
+  *) die "usage: $0 start|stop|purge|docker|env|stop-docker" ;;
 esac
