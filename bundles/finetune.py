@@ -140,8 +140,8 @@ def build_trainer(args, model, batcher, train, dev, metric_fns, out, trainer_cls
         greater_is_better=not best.endswith(("loss", "contra", "gen_len")),
         remove_unused_columns=False, label_names=["labels"], prediction_loss_only=True, report_to=[],
         seed=args.seed, data_seed=args.seed, bf16=args.bf16, use_cpu=not torch.cuda.is_available(),
-        gradient_checkpointing=args.gradient_checkpointing, dataloader_num_workers=0, disable_tqdm=True,
-        save_only_model=False)
+        dataloader_num_workers=0, disable_tqdm=True,
+        **({"gradient_checkpointing": True} if args.gradient_checkpointing else {}))
     trainer_cls = trainer_cls or GenEvalTrainer
     return trainer_cls(model=model, args=targs, train_dataset=train, eval_dataset=dev if evaluating else None,
                        data_collator=batcher, gen_records=dev if evaluating else (), batcher=batcher,
