@@ -105,6 +105,8 @@ def apply_func(func, arg):
 
 def display(value):
     """A computed value as the text a table shows."""
+    if type(value) is str:
+        return value
     if value is None:
         return NONE
     if isinstance(value, dict) and "text" in value:
@@ -236,7 +238,10 @@ def walk(info, key):
 
 def head_lines(path, max_lines):
     with open(path, "rb") as f:
-        data = f.read(max(65536, max_lines * 1024))
+        # read(n) allocates n bytes up front: ask only for what the file holds
+        limit = max_lines * 1024  # CodaLab reads at most 1 KiB per line
+        size = os.fstat(f.fileno()).st_size
+        data = f.read(min(size, limit) + 1)
     return data.decode(errors="replace").splitlines(True)[:max_lines]
 
 
@@ -244,34 +249,34 @@ class FileReader:
     """Reads and parses files in bundles for genpaths. Finished (ready) bundles never change, so
     what was read from them is kept for the life of the process: a warm render reads no files."""
 
-    _ready_cache = {}  # (bundle dir, subpath) -> parsed contents
+    _ready_cache = {}  # store home -> {(uuid, subpath): parsed contents}
     MAX_CACHED = 200_000
 
     def __init__(self, store):
         self.store = store
-        self.cache = {}  # per render: also covers bundles still running
+        self.ready = self._ready_cache.setdefault(store.home, {})
+        self.cache = {}  # per render: bundles still running
 
     def info(self, bundle, subpath):
-        base = self.store.location(bundle) if bundle.state != READY else self.store.bundle_dir(bundle.uuid)
-        key = (base, subpath)
-        if key in self._ready_cache:
-            return self._ready_cache[key]
-        if key in self.cache:
-            return self.cache[key]
+        key = (bundle.uuid, subpath)
+        ready = bundle.state == READY
+        cache = self.ready if ready else self.cache
+        try:
+            return cache[key]
+        except KeyError:
+            pass
+        base = f"{self.store.home}/bundles/{bundle.uuid}" if ready else self.store.location(bundle)
         info = None
         # no realpath per file (too slow for 10k rows): '..' is refused, links inside bundles
         # only point at other bundles' read-only contents
         if ".." not in subpath.split("/"):
             try:
-                info = parse_contents(head_lines(os.path.join(base, subpath), MAX_LINES))
+                info = parse_contents(head_lines(f"{base}/{subpath}", MAX_LINES))
             except OSError:  # missing, a directory, unreadable: no value
                 info = None
-        if bundle.state == READY:
-            if len(self._ready_cache) > self.MAX_CACHED:
-                self._ready_cache.clear()
-            self._ready_cache[key] = info
-        else:
-            self.cache[key] = info
+        if ready and len(cache) > self.MAX_CACHED:
+            cache.clear()
+        cache[key] = info
         return info
 
     def value(self, bundle, genpath):

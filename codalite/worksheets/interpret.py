@@ -17,10 +17,12 @@ from .. import spec
 from ..errors import CodaliteError
 from ..search import search
 from . import model
-from .genpath import NONE, FileReader, apply_func, bundle_genpath, display, is_file_genpath
+from .genpath import FIELDS, FileReader, apply_func, bundle_genpath, display, is_file_genpath, split_file_genpath, walk
 from .parse import BUNDLE, DIRECTIVE, MARKUP, WORKSHEET, Item
 
 DEFAULT_CONTENTS_MAX_LINES = 10
+SPECIAL = ("dependencies", "args", "summary", "owner", "owner_name", "host_worksheets")
+SIMPLE_FIELDS = FIELDS  # Bundle attributes a genpath may name
 DEFAULT_DISPLAY = ("table", "default")
 
 
@@ -30,7 +32,7 @@ class WorksheetError(Exception):
 
 # --- blocks --------------------------------------------------------------------------------------
 
-@dataclass
+@dataclass(slots=True)
 class Cell:
     text: str
     value: object = None
@@ -38,7 +40,7 @@ class Cell:
     path: str | None = None  # a file in that bundle to link to (`key uuid | add path /stdout`)
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     uuid: str
     state: str
@@ -193,9 +195,35 @@ class Interpreter:
         return apply_func(post, v)
 
     def cell(self, uuid, genpath, post):
-        v = self.value(self.bundles.get(uuid), genpath, post, uuid)
-        path = v.get("path") if isinstance(v, dict) else None
-        return Cell(display(v), v, uuid, path)
+        return self.getter(genpath, post)(self.bundles.get(uuid), uuid)
+
+    def getter(self, genpath, post):
+        """A column's cell maker, with the genpath parsed once (a table may have 10,000 rows)."""
+        if is_file_genpath(genpath):
+            subpath, key = split_file_genpath(genpath)
+            info = self.files.info
+
+            def value(b, u):
+                return None if b is None else walk(info(b, subpath), key)
+        elif genpath in SIMPLE_FIELDS or not (genpath in SPECIAL or genpath.startswith("dependencies/")):
+            # a bundle field or a metadata key: the common case, looked up directly
+            field_ = genpath in SIMPLE_FIELDS
+
+            def value(b, u):
+                if b is None:
+                    return {"name": "<invalid>", "uuid": u}.get(genpath)
+                v = getattr(b, genpath) if field_ else None
+                return b.metadata.get(genpath) if v is None else v
+        else:
+            def value(b, u):
+                return self.value(b, genpath, None, u)
+
+        def make(b, u):
+            v = value(b, u)
+            if post is not None:
+                v = apply_func(post, v)
+            return Cell(display(v), v, u, v.get("path") if isinstance(v, dict) else None)
+        return make
 
     # expansion ------------------------------------------------------------------------------
     def expand(self, items):
@@ -354,10 +382,11 @@ class Interpreter:
             return
         if mode == "table":
             schema = get_schema()
+            getters = [self.getter(g, p) for _, g, p in schema]
             rows = []
             for u in uuids:
                 b = self.bundles.get(u)
-                rows.append(Row(u, b.state if b else "<invalid>", [self.cell(u, g, p) for _, g, p in schema]))
+                rows.append(Row(u, b.state if b else "<invalid>", [get(b, u) for get in getters]))
             blocks.append(TableBlock([name for name, _, _ in schema], rows))
         elif mode == "record":
             schema = get_schema()
