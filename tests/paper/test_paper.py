@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 from click.testing import CliRunner
-from conftest import DECL, GRID, make_study
+from paper_helpers import DECL, GRID, make_study
 
 from codalite import paper
 from codalite.cli import cli

@@ -2,7 +2,9 @@ import json
 
 import pytest
 
-from codalite import Store, Worker
+from ws_helpers import drain
+
+from codalite import Store
 
 
 @pytest.fixture
@@ -12,10 +14,6 @@ def store(tmp_path, monkeypatch):
     s = Store.init(tmp_path)
     yield s
     s.close()
-
-
-def drain(store):
-    Worker(store, exit_when_idle=True, idle_seconds=0.1, log=lambda m: None).serve()
 
 
 @pytest.fixture
@@ -44,10 +42,6 @@ def study(store, tmp_path):
     runs = [store.get(b.uuid) for b in runs]
     assert all(b.state == "ready" for b in runs), [(b.state, b.metadata.get("failure_message")) for b in runs]
     return {"src": store.get(src.uuid), "data": store.get(data.uuid), "runs": runs}
-
-
-def cells(block):
-    return [[c.text for c in r.cells] for r in block.rows]
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ cells; errors are inline with their source line and never stop the rest."""
 
 import getpass
 
-from conftest import cells
+from ws_helpers import cells
 
 from codalite.worksheets import interpret, parse
 from codalite.worksheets.interpret import ContentsBlock, GraphBlock, MarkupBlock, RecordBlock, TableBlock
