@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install test demo bench clean
+.PHONY: install system-deps test demo bench clean
 
 install: $(VENV)/.installed
 
@@ -16,8 +16,15 @@ $(VENV)/.installed: setup.cfg constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e '.[ml,docker,dev]'
 	touch $@
 
-test: install
-	$(PY) -m pytest -q --durations=10
+# Debian packages the tests drive for real: a browser for the web UI, LaTeX for paper tables.
+# (The CodaLab stack and Docker engine are installed and started by tests/codalab/stack.sh.)
+system-deps:
+	@command -v chromium >/dev/null && command -v pdflatex >/dev/null || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    chromium texlive-latex-recommended >/dev/null; }
+
+test: install system-deps
+	$(PY) -m pytest -q --durations=15
 
 demo: install
 	$(VENV)/bin/codalite --help >/dev/null
