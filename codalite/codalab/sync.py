@@ -250,10 +250,13 @@ def pull(store, name, uuids, prompt=None, client=None, on_progress=None):
 def _pull_one(store, client, name, uuid, progress, visiting):
     try:
         local = store.get(uuid)
-        if local.final:
-            return local
     except BundleNotFound:
         local = None
+    if local is not None:
+        if local.final:
+            return local
+        raise BundleStateError(f"bundle {uuid} ({local.name}) is {local.state} in this store; "
+                               "it is not pulled over a bundle that is still running here")
     doc = client.bundle(uuid)
     if doc is None:
         raise RemoteError(f"the server {name!r} has no bundle {uuid}")
@@ -275,6 +278,8 @@ def import_bundle(store, client, name, attrs):
     uuid = attrs["uuid"]
     tmp = store.tmp_dir(uuid)
     remove_tree(tmp)
+    if store.db.execute("SELECT 1 FROM bundle WHERE uuid = ?", (uuid,)).fetchone() is None:
+        remove_tree(store.bundle_dir(uuid))  # an orphan left by a crash between publish and insert
     archive = tmp + ".download"
     try:
         kind = client.download(uuid, archive)

@@ -94,6 +94,15 @@ class CodaliteCLI:
 
 
 @pytest.fixture
+def bare_lite(tmp_path, stack, monkeypatch):
+    """`codalite` in a fresh project, no remote yet."""
+    monkeypatch.chdir(tmp_path)
+    c = CodaliteCLI(tmp_path, stack)
+    c("init")
+    return c
+
+
+@pytest.fixture
 def lite(tmp_path, stack, monkeypatch):
     """`codalite` in a fresh project with remote `lab` (the stack, as the test user) added."""
     monkeypatch.chdir(tmp_path)
