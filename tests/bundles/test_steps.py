@@ -123,3 +123,17 @@ def test_smollm2_vlm_from_gguf_is_trainable_and_answers(tmp_path, data_dir):
     assert all(p.requires_grad for p in model.parameters())  # plain weights, not GGUF-quantized
     out = generate(model, Batcher(processor, data_dir), load_records(data_dir, "dev", 2), max_new_tokens=8)
     assert all(len(o["prediction"].split()) >= 2 for o in out)  # the pretrained LM writes words
+
+
+def test_gpu_llava_benchmark_logic_runs_tiny_on_cpu(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = Path(__file__).resolve().parents[2] / "bench" / "gpu_llava.py"
+    r = subprocess.run([sys.executable, str(script), "--tiny", "--out", str(tmp_path / "r.json")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    result = json.loads((tmp_path / "r.json").read_text())
+    for k in ("train_tokens_s", "mfu", "gen_tokens_s_b1", "gen_tokens_s_b32", "params_trainable"):
+        assert result[k] > 0, k
+    assert result["params_trainable"] < result["params_total"] / 2  # LoRA, not full training

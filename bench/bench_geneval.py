@@ -1,0 +1,179 @@
+"""Benchmarks of the generation-based eval loop (CPU is fine; run one benchmark process at a time).
+
+  throughput  batched left-padded generation (the GenEvalTrainer / bundles.infer routine, batch 32) vs
+              one example at a time (the usual workaround), same model, same questions; checks that the
+              outputs are token-identical. Models: the tiny VLM and the SmolLM2-135M VLM (goals: >= 8x
+              and >= 5x on 2 CPU cores).
+  overhead    training-step time of GenEvalTrainer vs plain transformers.Trainer with evaluation off,
+              same model, collator and loss (goal: <= 5% overhead); also the answer-only loss speed-up.
+
+  python bench/bench_geneval.py                      # everything (~6 min on 2 cores)
+  python bench/bench_geneval.py --only throughput --models tiny
+Results: bench/results/geneval_<part>.json
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine():
+    import torch
+    return {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "cpus": os.cpu_count(), "platform": platform.platform()}
+
+
+def prepare_data(work, n):
+    from bundles import prepare
+    prepare.main(["easy-vqa", "--out", str(work / "data"), "--train-size", "512", "--dev-size", str(n),
+                  "--test-size", "3", "--seed", "123"])
+    return work / "data"
+
+
+def build_model(kind, work, data, smollm2_dir=None):
+    from bundles import models
+    if kind == "smollm2" and smollm2_dir:
+        return Path(smollm2_dir)
+    out = work / kind
+    if kind == "tiny":  # the feasibility probe's tiny VLM: Llama 256x4, CLIP patch 8 (64 image tokens)
+        models.main(["tiny-vlm", "--out", str(out), "--data", str(data), "--patch-size", "8"])
+    else:
+        models.main(["smollm2-vlm", "--out", str(out)])
+    return out
+
+
+def timed_generate(model, batcher, records, batch_size, max_new_tokens):
+    from bundles.generation import generate
+    generate(model, batcher, records[:2], batch_size, max_new_tokens)  # warm-up
+    t = time.perf_counter()
+    out = generate(model, batcher, records, batch_size, max_new_tokens)
+    return out, time.perf_counter() - t
+
+
+def bench_throughput(args, work, data):
+    from bundles.batching import Batcher, load_records
+    from bundles.loading import load_model
+    results = {"machine": machine(), "max_new_tokens": args.max_new_tokens, "models": {}}
+    for kind in args.models:
+        path = build_model(kind, work, data, args.smollm2)
+        model, processor = load_model(path)
+        batcher = Batcher(processor, data)
+        n = args.n if kind == "tiny" else args.n_smollm2
+        records = load_records(data, "dev", n)
+        batched, t_batched = timed_generate(model, batcher, records, args.batch_size, args.max_new_tokens)
+        single, t_single = timed_generate(model, batcher, records, 1, args.max_new_tokens)
+        same = sum(a["tokens"] == b["tokens"] for a, b in zip(batched, single))
+        gen_tokens = sum(len(a["tokens"]) for a in batched)
+        row = {"n": len(records), "batch_size": args.batch_size, "batched_s": t_batched, "one_at_a_time_s": t_single,
+               "speedup": t_single / t_batched, "identical": same, "batched_examples_per_s": len(records) / t_batched,
+               "one_at_a_time_examples_per_s": len(records) / t_single, "generated_tokens": gen_tokens,
+               "params_m": sum(p.numel() for p in model.parameters()) / 1e6}
+        results["models"][kind] = row
+        print(kind, json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
+    return results
+
+
+class StepTimer:
+    """A TrainerCallback that records wall time per optimizer step."""
+    def __init__(self):
+        self.times, self._t = [], None
+
+    def on_step_begin(self, args, state, control, **kw):
+        self._t = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kw):
+        self.times.append(time.perf_counter() - self._t)
+
+    def __getattr__(self, name):  # every other callback event: do nothing
+        if name.startswith("on_"):
+            return lambda *a, **k: None
+        raise AttributeError(name)
+
+
+def train_step_times(model_dir, data, trainer_kind, steps, batch_size, fast_loss=False, seed=0):
+    import torch
+    from transformers import Trainer, TrainingArguments, set_seed
+    from bundles.batching import Batcher, load_records
+    from bundles.gen_eval import GenEvalTrainer
+    from bundles.loading import load_base
+    set_seed(seed)
+    model, processor = load_base(model_dir)
+    batcher = Batcher(processor, data)
+    train = load_records(data, "train")
+    with tempfile.TemporaryDirectory() as tmp:
+        targs = TrainingArguments(output_dir=tmp, max_steps=steps, per_device_train_batch_size=batch_size,
+                                  learning_rate=1e-3, eval_strategy="no", save_strategy="no", report_to=[],
+                                  logging_steps=10 ** 6, remove_unused_columns=False, label_names=["labels"],
+                                  disable_tqdm=True, use_cpu=not torch.cuda.is_available(), seed=seed, data_seed=seed)
+        timer = StepTimer()
+        kwargs = dict(model=model, args=targs, train_dataset=train, data_collator=batcher, callbacks=[timer])
+        if trainer_kind == "plain":
+            trainer = Trainer(**kwargs)
+        else:
+            trainer = GenEvalTrainer(**kwargs, batcher=batcher, fast_loss=fast_loss)
+        trainer.train()
+    return timer.times[3:]  # drop warm-up steps
+
+
+def bench_overhead(args, work, data):
+    """Alternate plain / subclass runs so machine noise hits both alike; compare medians."""
+    model_dir = build_model("tiny", work, data)
+    runs = {"plain": [], "geneval": [], "geneval_answer_loss": []}
+    for rep in range(args.reps):
+        for kind in runs:
+            t = train_step_times(model_dir, data, "plain" if kind == "plain" else "geneval", args.steps,
+                                 args.train_batch_size, fast_loss=kind == "geneval_answer_loss", seed=rep)
+            runs[kind].append(statistics.median(t))
+            print(f"rep {rep} {kind}: median step {runs[kind][-1] * 1000:.1f} ms", flush=True)
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    result = {"machine": machine(), "model": "tiny-vlm (Llama 256x4, CLIP patch 8)", "steps_per_run": args.steps,
+              "batch_size": args.train_batch_size, "reps": args.reps, "median_step_s": med, "per_rep_median_s": runs,
+              "overhead_pct": 100 * (med["geneval"] / med["plain"] - 1),
+              "answer_loss_speedup_pct": 100 * (med["plain"] / med["geneval_answer_loss"] - 1)}
+    print(json.dumps({k: result[k] for k in ("median_step_s", "overhead_pct", "answer_loss_speedup_pct")}), flush=True)
+    return result
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", choices=["throughput", "overhead"], help="run one part")
+    p.add_argument("--models", default="tiny,smollm2", help="throughput: comma list of tiny, smollm2")
+    p.add_argument("--smollm2", help="throughput: an already built bundles.models smollm2-vlm folder")
+    p.add_argument("--n", type=int, default=200, help="throughput: dev questions for the tiny VLM")
+    p.add_argument("--n-smollm2", type=int, default=96, help="throughput: dev questions for the SmolLM2 VLM")
+    p.add_argument("--batch-size", type=int, default=32, help="throughput: batched generation size")
+    p.add_argument("--max-new-tokens", type=int, default=8, help="throughput: generation length cap")
+    p.add_argument("--steps", type=int, default=40, help="overhead: training steps per run")
+    p.add_argument("--train-batch-size", type=int, default=32, help="overhead: training batch size")
+    p.add_argument("--reps", type=int, default=3, help="overhead: alternating repetitions")
+    p.add_argument("--tag", default="", help="suffix for the result file names")
+    args = p.parse_args()
+    args.models = [m for m in args.models.split(",") if m]
+    import torch
+    if os.environ.get("OMP_NUM_THREADS"):
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        data = prepare_data(work, max(args.n, args.n_smollm2))
+        for part, fn in [("throughput", bench_throughput), ("overhead", bench_overhead)]:
+            if args.only in (None, part):
+                result = fn(args, work, data)
+                path = RESULTS / f"geneval_{part}{args.tag}.json"
+                path.write_text(json.dumps(result, indent=2) + "\n")
+                print("wrote", path, flush=True)
+
+
+if __name__ == "__main__":
+    main()
