@@ -24,6 +24,8 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=32, help="generation batch size")
     p.add_argument("--max-new-tokens", type=int, default=16, help="generation length cap")
     p.add_argument("--bf16", action="store_true", help="load the model in bfloat16")
+    p.add_argument("--no-merge", dest="merge", action="store_false",
+                   help="keep the LoRA adapter unmerged (merging gives the same tokens in fp32 and is ~2x faster on CPU)")
     args = p.parse_args(argv)
     if not (Path(args.data) / f"{args.split}.jsonl").exists():
         p.error(f"no {args.split}.jsonl in {args.data}")
@@ -42,6 +44,8 @@ def main(argv=None):
             p.error(str(e))
     device = "cuda" if torch.cuda.is_available() else None
     model, processor = load_model(args.model, args.adapter, torch.bfloat16 if args.bf16 else None, device)
+    if args.adapter and args.merge:
+        model = model.merge_and_unload()
     records = load_records(args.data, args.split, args.limit)
     t0 = time.time()
     results = generate(model, Batcher(processor, args.data), records, args.batch_size, args.max_new_tokens)
