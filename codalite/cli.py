@@ -441,17 +441,10 @@ def worker(cpus, gpus, memory, exit_when_idle):
         raise click.ClickException("another worker is already running on this store")
 
 
-from .cli_recipes import COMMANDS as _recipe_commands  # noqa: E402 (the faces register last)
-
-for _c in _recipe_commands:
-    cli.add_command(_c)
-
-
-from .cli_remote import COMMANDS as _remote  # noqa: E402 (the CodaLab backend's commands)
-
-for _c in _remote:
-    cli.add_command(_c)
-
+# The other faces register last: they import helpers from this module.
+from .cli_recipes import COMMANDS as _recipes  # noqa: E402
+from .cli_remote import COMMANDS as _remote  # noqa: E402
 from .cli_worksheets import COMMANDS as _worksheets  # noqa: E402
-for _c in _worksheets:
+
+for _c in _recipes + _remote + _worksheets:
     cli.add_command(_c)
