@@ -45,7 +45,8 @@ def plan(path):
 @click.option("--only", multiple=True, help="Only this step (repeatable); its inputs must be done.")
 @click.option("--dry-run", is_flag=True, help="Show the plan; submit nothing.")
 @click.option("--no-wait", is_flag=True, help="Submit and return without waiting.")
-def run_recipe(path, retry_failed, only, dry_run, no_wait):
+@click.option("--remote", metavar="NAME", help="Run the missing cells on this CodaLab remote, then pull them.")
+def run_recipe(path, retry_failed, only, dry_run, no_wait, remote):
     """Submit what is missing or stale, wait with progress; exit 1 if any cell failed."""
     from . import recipes
 
@@ -60,15 +61,21 @@ def run_recipe(path, retry_failed, only, dry_run, no_wait):
     if dry_run:
         _plan_table(recipes.plan(store, r, path_env))
         return
-    results = recipes.submit(store, r, path_env, retry_failed, set(only))
+    if remote:
+        from .codalab.recipe import run_recipe as run_remote
+
+        results = run_remote(store, r, remote, retry_failed, set(only),
+                             on_progress=lambda what, n: click.echo(f"{remote}: {what} {n}", err=True))
+    else:
+        results = recipes.submit(store, r, path_env, retry_failed, set(only))
     submitted = [(c, b, hit) for c, b, hit in results if hit is not None]
     hits = sum(1 for _, _, hit in submitted if hit)
     ws = recipes.record_on_worksheet(store, r, [b for _, b, _ in results])
-    click.echo(f"{len(results)} cells: {hits} memo hits, {len(submitted) - hits} to run "
-               f"(worksheet {ws.name})", err=True)
+    click.echo(f"{len(results)} cells: {hits} memo hits, {len(submitted) - hits} "
+               f"{'ran on ' + remote if remote else 'to run'} (worksheet {ws.name})", err=True)
     if no_wait:
         return
-    states = _wait(store, [b for _, b, _ in submitted])
+    states = {b.uuid: b for _, b, _ in submitted} if remote else _wait(store, [b for _, b, _ in submitted])
     failed = [f"{c.name} ({states[b.uuid].state})" for c, b, _ in submitted if states[b.uuid].state != "ready"]
     not_run = [f"{c.name} (not run)" for c, b, hit in results
                if hit is None and (not only or c.step in only) and not (b and b.state == "ready")]

@@ -58,15 +58,17 @@ def env_vars(recipe, cell):
     return {k: render(str(v), cell.values) for k, v in recipe.steps[cell.step].env.items()}
 
 
-def plan(store, recipe, path_env):
-    """The status of every cell, without changing anything."""
+def plan(store, recipe, path_env, environment=None):
+    """The status of every cell, without changing anything. environment(step) gives the memo
+    key's environment of a step (default: where a local run would run; remote runs differ)."""
+    environment = environment or (lambda step: store.run_environment(step.request.docker_image, path_env))
     uploads = {}
     for name in recipe.uploads:
         h = hash_path(recipe.upload_path(name))
         found = store.query("content_hash = ? AND name = ? AND state = ?", (h, name, READY), limit=1)
         uploads[name] = (h, found[0] if found else None)
     done = {}  # cell name -> ready bundle with current inputs
-    environments = {}  # docker image or '' -> environment fingerprint
+    environments = {}  # step name -> environment fingerprint
     result = []
     for cell in cells(recipe):
         step = recipe.steps[cell.step]
@@ -78,11 +80,9 @@ def plan(store, recipe, path_env):
                 hashes.append((key, done[cname].content_hash, sub))
         previous = None if len(hashes) == len(cell.deps) else _newest(store, cell.name)
         if len(hashes) == len(cell.deps):
-            md = step.request.metadata()
-            image = md.get("request_docker_image") or ""
-            if image not in environments:
-                environments[image] = store.run_environment(image, path_env)
-            inputs = memo.memo_inputs("run", cell.command, hashes, environments[image],
+            if cell.step not in environments:
+                environments[cell.step] = environment(step)
+            inputs = memo.memo_inputs("run", cell.command, hashes, environments[cell.step],
                                       env_vars(recipe, cell), step.exclude_patterns)
             key = memo.memo_key(inputs)
             match = store.memo_match(key)

@@ -155,3 +155,22 @@ def test_wrong_password_is_a_clear_error(bare_lite, stack):
     r = c("remote", "add", "lab", stack.url, ok=False, env={"CODALAB_PASSWORD": "wrong"})
     assert r.returncode == 1 and "refused the login of user 'tester'" in r.stderr
     assert "wrong" not in r.stderr
+
+
+def test_recipe_runs_on_the_server(lite, stack, tmp_path):
+    """`recipe run --remote`: missing cells run on the server's worker with local uuids and come back;
+    a second run is all memo hits and creates nothing there."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "x.txt").write_text("1 2 3\n")
+    (tmp_path / "grid.yaml").write_text(
+        "name: remote_grid\nuploads: {data: data}\ngrid: {k: [2, 3]}\nsteps:\n"
+        "  count:\n    command: wc -w < d/x.txt > n.txt\n    deps: {d: data}\n"
+        "  scale:\n    command: echo $(( $(cat c/n.txt) * {{ k }} )) > out.txt\n    deps: {c: count}\n")
+    r = lite("recipe", "run", "grid.yaml", "--remote", "lab")
+    assert "3 cells: 0 memo hits, 3 ran on lab" in r.stderr, r.stderr
+    uuid = lite.out("info", "-f", "uuid", "scale-k3")
+    assert lite.out("cat", "scale-k3/out.txt") == "9"
+    assert stack.info(uuid, "state") == "ready" and stack.cl("cat", f"{uuid}/out.txt").strip() == "9"
+    assert stack.info(uuid, "name") == "scale-k3"
+    r = lite("recipe", "run", "grid.yaml", "--remote", "lab")
+    assert "3 cells: 3 memo hits, 0 ran on lab" in r.stderr, r.stderr

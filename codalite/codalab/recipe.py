@@ -1,0 +1,85 @@
+"""`codalite recipe run R --remote NAME`: a recipe's missing cells run on a CodaLab server.
+
+The plan is the local one, with the server's environment in the memo keys (its docker image), so
+cells that already ran there (and were pulled) are done. Cells to run get local uuids and are
+created on the server in dependency order, each pointing at its parents' uuids (uploads and cells
+done locally are pushed first); then all are waited for and pulled back, so worksheets and paper
+tables read them like local runs.
+"""
+
+from .. import spec
+from ..bundle import Bundle, Dependency, default_metadata
+from ..errors import UsageError
+from ..recipes.plan import BLOCKED, DONE, FAILED_, cells, plan
+from ..store import validate_requests
+from . import remotes
+from .sync import DEFAULT_GPU_IMAGE, DEFAULT_IMAGE, Journal, _worksheet, bundle_doc, pull, push, wait_remote
+
+
+def server_environment(step):
+    """The memo key's environment of a step run on the server: its image (the server's default)."""
+    return f"docker:{step.request.docker_image or (DEFAULT_GPU_IMAGE if step.request.gpus else DEFAULT_IMAGE)}"
+
+
+def run_recipe(store, recipe, name, retry_failed=False, only=None, on_progress=None, prompt=None):
+    """Returns [(cell, bundle or None, memo_hit or None)] like recipes.submit, after waiting."""
+    for step_name, step in recipe.steps.items():
+        if step.env:
+            raise UsageError(f"step {step_name} sets env vars, which CodaLab runs cannot take; "
+                             "put them in the command to run it with --remote")
+    progress = on_progress or (lambda *a: None)
+    uploaded = {n: store.upload([recipe.upload_path(n)], name=n)[0] for n in recipe.uploads}
+    statuses = {c.name: c for c in plan(store, recipe, "", environment=server_environment)}
+    made, planned, out = {}, [], []
+    for cell in cells(recipe):
+        status = statuses[cell.name]
+        if status.status == DONE:
+            made[cell.name] = status.bundle.uuid
+            out.append((cell, status.bundle, True))
+            continue
+        skip = (status.status in (FAILED_, BLOCKED) and not retry_failed) or (
+            only and cell.step not in only)
+        deps = []
+        for key, (kind, dep_name, cname), sub in cell.deps:
+            parent = uploaded[dep_name].uuid if kind == "upload" else made.get(cname)
+            if parent is None:
+                skip = True
+                break
+            deps.append(Dependency(key, parent, sub))
+        if skip:
+            out.append((cell, status.bundle, None))
+            continue
+        step = recipe.steps[cell.step]
+        tags = [f"recipe:{recipe.name}", f"step:{cell.step}"] + [f"{k}={v}" for k, v in cell.values.items()]
+        md = default_metadata("run", cell.name, step.description or f"recipe {recipe.name}: {cell.step} {cell.label}",
+                              tags)
+        md.update(validate_requests(dict(step.request.metadata(), exclude_patterns=step.exclude_patterns)))
+        md["request_network"] = bool(md.get("request_network"))
+        b = Bundle(id=0, uuid=spec.new_uuid(), bundle_type="run", command=cell.command, state="created",
+                   is_dir=None, content_hash=None, memo_key=None, metadata=md, dependencies=deps)
+        made[cell.name] = b.uuid
+        planned.append((cell, b))
+        out.append((cell, b, False))
+    if not planned:
+        return out
+    client = remotes.client(store, name, prompt)
+    try:
+        mine = {b.uuid for _, b in planned}
+        local = {d.parent_uuid for _, b in planned for d in b.dependencies if d.parent_uuid not in mine}
+        progress("push", len(local))
+        push(store, name, [store.get(u) for u in sorted(local)], client=client)
+        ws, journal = _worksheet(client, remotes.get(store, name)), Journal(store, name)
+        for _, b in planned:  # parents before children: the server stages each when its parents are ready
+            client.create_bundles([bundle_doc(b)], ws)
+            journal.set(b.uuid, "remote-run")
+        progress("created", len(planned))
+        for _, b in planned:
+            wait_remote(client, b.uuid)
+            progress("finished", b.uuid)
+        pulled = {p.uuid: p for p in pull(store, name, [b.uuid for _, b in planned], client=client)}
+        for _, b in planned:
+            journal.set(b.uuid, "pulled")
+    finally:
+        client.close()
+    return [(c, pulled.get(b.uuid, store.get(b.uuid)) if b is not None and b.uuid in mine else b, hit)
+            for c, b, hit in out]
