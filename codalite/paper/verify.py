@@ -6,6 +6,7 @@ import glob
 import json
 import os
 
+from .. import recipes
 from ..bundle import READY
 from ..errors import BundleNotFound, CodaliteError, UsageError
 from .declare import TableSpec
@@ -34,21 +35,22 @@ def load(path):
 
 def verify(store, path):
     """-> (number of cells checked, [problem]). Each problem names its table and cell."""
-    problems, checked = [], 0
+    problems, checked, plans = [], 0, {}
     for f in provenance_files(path):
         prov, spec = load(f)
-        n, found = verify_table(store, f, prov, spec)
+        n, found = verify_table(store, f, prov, spec, plans)
         checked += n
         problems += found
     return checked, problems
 
 
-def verify_table(store, path, prov, spec):
+def verify_table(store, path, prov, spec, plans=None):
     problems = []
     cells = prov["cells"]
+    plans = {} if plans is None else plans
     for cell in cells:
         where = f"{spec.name} [{cell['row']}, {cell['column']}]"
-        problems += [f"{where}: {p}" for p in check_cell(store, spec, cell)]
+        problems += [f"{where}: {p}" for p in check_cell(store, spec, cell, plans)]
     try:
         now = compute(store, spec)
         current = {(now.label(r), now.label(c)): set(cell.uuids) for (r, c), cell in now.cells.items()}
@@ -72,7 +74,7 @@ def verify_table(store, path, prov, spec):
     return len(cells), problems
 
 
-def check_cell(store, spec, cell):
+def check_cell(store, spec, cell, plans):
     out, values = [], []
     for rec in cell["bundles"]:
         try:
@@ -97,11 +99,38 @@ def check_cell(store, spec, cell):
             if newer:
                 out.append(f"stale: input {inp['name']} ({inp['uuid']}) has a newer version "
                            f"{newer.uuid}; rerun on it and re-export")
+        out += recipe_staleness(store, plans, b)
     if values and len(values) == len(cell["bundles"]):
         _, _, text = aggregate(spec, values)
         if text != cell["text"]:
             out.append(f"the table says {cell['text']}, the store gives {text}")
     return out
+
+
+def recipe_staleness(store, plans, bundle):
+    """What the recipe that made a bundle (tag `recipe:<name>`, recipe file cl_recipes/<name>.yaml in
+    the project) now plans for its cell: stale when its code, data or environment changed since,
+    even before anything was rerun. plans caches one plan per recipe."""
+    name = next((t[len("recipe:"):] for t in bundle.metadata.get("tags") or [] if t.startswith("recipe:")), None)
+    if name is None:
+        return []
+    if name not in plans:
+        path = os.path.join(os.path.dirname(store.home), "cl_recipes", f"{name}.yaml")
+        try:
+            r = recipes.load(path) if os.path.exists(path) else None
+            plans[name] = r and (path, {c.name: c for c in recipes.plan(store, r, os.environ.get("PATH", ""))})
+        except CodaliteError as e:
+            plans[name] = (path, e)
+    if not plans[name]:
+        return []
+    path, cells = plans[name]
+    if isinstance(cells, CodaliteError):
+        return [f"cannot check recipe {name}: {cells}"]
+    cell = cells.get(bundle.name)
+    if cell is None or (cell.status == "done" and cell.bundle.memo_key == bundle.memo_key):
+        return []
+    return [f"stale: recipe {name} now plans {bundle.name} as {cell.status} (its code, data or environment "
+            f"changed); run `codalite recipe run {os.path.relpath(path)}` and re-export"]
 
 
 def newer_version(store, inp):

@@ -129,3 +129,19 @@ def test_steps_use_only_their_variables(toy):
     assert r.order == ["prepare", "train", "score"]
     assert r.step_vars == {"prepare": [], "train": ["lr", "seed"], "score": ["lr", "seed"]}
     assert [c.name for c in recipes.cells(r)][:2] == ["prepare", "train-lr1-seed1"]
+
+
+def test_paper_verify_sees_a_stale_recipe_cell(toy, cl):
+    """A number in the paper is stale as soon as the recipe's plan says its inputs changed, even
+    before anything reran."""
+    (toy / "cl_recipes").mkdir()
+    (toy / "cl_recipes" / "toy.yaml").write_text(TOY.replace("name: toy\n", "name: toy\nroot: ..\n"))
+    cl("recipe", "run", "cl_recipes/toy.yaml")
+    (toy / "acc.yaml").write_text("name: acc\nbundles: [name=score-%]\nrows: {seed: /score.json:seed}\n"
+                                  "columns: {step: /score.json:seed}\nvalue: /score.json:acc\n")
+    cl("export", "acc.yaml", "-o", "paper")
+    assert cl("verify", "paper").returncode == 0
+    (toy / "code" / "train.py").write_text(TRAIN + "# changed\n")
+    r = cl("verify", "paper", ok=False)
+    assert r.returncode == 1
+    assert "stale: recipe toy now plans score-lr1-seed1 as stale" in r.stdout + r.stderr
