@@ -19,7 +19,6 @@ Reports (JSON, bench/results/gpu_llava.json):
 """
 import argparse
 import json
-import math
 import os
 import sys
 import time

@@ -6,6 +6,7 @@ arguments in, `args.json` / `metrics.json` / `*.jsonl` out, one-line errors (exi
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -26,6 +27,13 @@ def existing_path(s):
     if not Path(s).exists():
         raise argparse.ArgumentTypeError(f"no such file or directory: {s}")
     return s
+
+
+def model_ref(s):
+    """argparse type: a local model folder, or a hub id such as `org/name` (machines with a hub)."""
+    if Path(s).exists() or (re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", s) and not Path(s.split("/")[0]).exists()):
+        return s
+    raise argparse.ArgumentTypeError(f"no such file or directory: {s}")
 
 
 def csv_list(s):
@@ -73,6 +81,12 @@ def set_threads():
     if n > 0:
         torch.set_num_threads(n)
     return torch.get_num_threads()
+
+
+def quiet():
+    """No per-file progress bars from transformers in a step's stderr (it is kept in the bundle)."""
+    from transformers.utils import logging
+    logging.disable_progress_bar()
 
 
 def log(*parts):

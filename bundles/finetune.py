@@ -19,22 +19,20 @@ Example:
 """
 import argparse
 import json
-import os
-import re
 import time
 from pathlib import Path
 
-from bundles.cli import ArgParser, csv_list, existing_path, log, save_args, set_threads, write_json
+from bundles.cli import ArgParser, csv_list, existing_path, log, model_ref, quiet, save_args, set_threads, write_json
 
 LM_ONLY = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 
 
 def parse_args(argv=None):
     p = ArgParser(prog="bundles.finetune", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, type=existing_path, help="base model folder or hub id")
+    p.add_argument("--model", required=True, type=model_ref, help="base model folder or hub id")
     p.add_argument("--data", required=True, type=existing_path, help="prepared data folder (train.jsonl, dev.jsonl)")
     p.add_argument("--out", default=".", help="output folder")
-    p.add_argument("--nli-model", type=existing_path, help="NLI model folder (needed by the 'nli' metric)")
+    p.add_argument("--nli-model", type=model_ref, help="NLI model folder (needed by the 'nli' metric)")
     p.add_argument("--resume", type=existing_path, help="resume from this checkpoint, or the latest one inside it")
     g = p.add_argument_group("adapter")
     g.add_argument("--lora-r", type=int, default=8, help="LoRA rank")
@@ -172,12 +170,12 @@ def final_metrics(trainer, extra):
 
 def main(argv=None):
     args = parse_args(argv)
-    import torch
     from transformers import set_seed
     from bundles.batching import Batcher, load_records
     from bundles.loading import is_vlm, load_base
     from bundles.metrics import build_metrics
     threads = set_threads()
+    quiet()
     set_seed(args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -10,12 +10,12 @@ import argparse
 import time
 from pathlib import Path
 
-from bundles.cli import ArgParser, existing_path, log, save_args, set_threads, write_json, write_jsonl
+from bundles.cli import ArgParser, existing_path, log, model_ref, quiet, save_args, set_threads, write_json, write_jsonl
 
 
 def main(argv=None):
     p = ArgParser(prog="bundles.infer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, type=existing_path, help="base model folder (or a finetune model/ folder)")
+    p.add_argument("--model", required=True, type=model_ref, help="base model folder (or a finetune model/ folder)")
     p.add_argument("--adapter", type=existing_path, help="LoRA adapter folder, or a finetune output holding adapter/")
     p.add_argument("--data", required=True, type=existing_path, help="prepared data folder")
     p.add_argument("--split", default="test", help="split to generate for (<split>.jsonl)")
@@ -37,6 +37,7 @@ def main(argv=None):
     from bundles.generation import generate
     from bundles.loading import adapter_dir, load_model
     threads = set_threads()
+    quiet()
     if args.adapter:
         try:
             adapter_dir(args.adapter)

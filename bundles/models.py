@@ -19,7 +19,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-from bundles.cli import ArgParser, existing_path, log, read_jsonl, save_args, set_threads
+from bundles.cli import ArgParser, existing_path, log, quiet, read_jsonl, save_args, set_threads
 
 SPECIALS = ["<pad>", "<s>", "</s>", "<image>"]
 
@@ -215,6 +215,7 @@ def main(argv=None):
     if args.hidden_size % args.heads:
         p.error("--hidden-size must be a multiple of --heads")
     set_threads()
+    quiet()
     model, processor = build(args)
     out = Path(args.out)
     model.save_pretrained(out)

@@ -13,12 +13,11 @@ with the dev accuracy. Example:
 """
 import argparse
 import itertools
-import math
 import random
 import time
 from pathlib import Path
 
-from bundles.cli import ArgParser, existing_path, log, save_args, set_threads, write_json
+from bundles.cli import ArgParser, existing_path, log, quiet, save_args, set_threads, write_json
 from bundles.prepare import COLORS, SHAPES
 
 LABELS = {0: "contradiction", 1: "entailment", 2: "neutral"}  # the cross-encoder/nli-* order
@@ -93,6 +92,11 @@ def encoder_path():
     return str(Path(list(spec.submodule_search_locations)[0]) / "model")
 
 
+def lr_factor(step, warmup, steps):
+    """Linear warm-up, then linear decay to 0 at the last planned step."""
+    return min((step + 1) / warmup, max(0.0, (steps - step) / max(steps - warmup, 1)))
+
+
 def accuracy(model, tokenizer, pairs, batch_size=128):
     import torch
     model.eval()
@@ -127,6 +131,7 @@ def main(argv=None):
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     threads = set_threads()
+    quiet()
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
     train, dev = make_pairs(args.train_pairs, rng), make_pairs(args.dev_pairs, random.Random(args.seed + 1))
@@ -135,8 +140,7 @@ def main(argv=None):
     model = AutoModelForSequenceClassification.from_pretrained(
         path, num_labels=3, id2label=LABELS, label2id={v: k for k, v in LABELS.items()})
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
-    # linear warm-up, then linear decay to 0 over the planned steps
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / args.warmup, max(0.0, (args.steps - s) / max(args.steps - args.warmup, 1))))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, args.warmup, args.steps))
     log(f"nli_train: {len(train)} train / {len(dev)} dev pairs, {threads} threads, encoder {path}")
     history, t0, step = [], time.time(), 0
     model.train()

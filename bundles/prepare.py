@@ -15,6 +15,7 @@ Sources:
 Example:
   python -m bundles.prepare easy-vqa --train-size 2000 --dev-size 96 --test-size 150
 """
+import argparse
 import collections
 import random
 import re
@@ -178,7 +179,7 @@ def prepare_jsonl(args, out):
 
 def main(argv=None):
     p = ArgParser(prog="bundles.prepare", description=__doc__,
-                  formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+                  formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("source", choices=["easy-vqa", "jsonl"], help="dataset to prepare")
     p.add_argument("--out", default=".", help="output folder")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")

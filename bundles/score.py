@@ -8,14 +8,14 @@ Empty predictions score 0. Example:
 import argparse
 from pathlib import Path
 
-from bundles.cli import ArgParser, csv_list, existing_path, fail, log, read_jsonl, save_args, set_threads, write_json
+from bundles.cli import ArgParser, csv_list, existing_path, fail, log, model_ref, quiet, read_jsonl, save_args, set_threads, write_json
 
 
 def main(argv=None):
     p = ArgParser(prog="bundles.score", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--predictions", required=True, type=existing_path,
                    help="predictions.jsonl (rows with prediction, reference, qtype?) or a folder holding it")
-    p.add_argument("--nli-model", type=existing_path, help="NLI model folder or hub id (needed by 'nli')")
+    p.add_argument("--nli-model", type=model_ref, help="NLI model folder or hub id (needed by 'nli')")
     p.add_argument("--metrics", type=csv_list, default=["exact", "token_f1", "nli"],
                    help="comma list of: exact, token_f1, nli")
     p.add_argument("--out", default=".", help="output folder")
@@ -34,6 +34,7 @@ def main(argv=None):
     from bundles.gen_eval import summarize
     from bundles.metrics import build_metrics, score_rows
     set_threads()
+    quiet()
     rows = read_jsonl(path)
     for i, r in enumerate(rows):
         if "prediction" not in r or "reference" not in r:
