@@ -24,5 +24,7 @@ def test_shapes_vqa_uses_each_variable_only_where_needed():
     counts = {}
     for c in recipes.cells(r):
         counts[c.step] = counts.get(c.step, 0) + 1
-    assert counts == {"data": 1, "model": 1, "nli": 1, "finetune": 4, "infer": 4, "score": 4,
-                      "base_infer": 1, "base_score": 1}
+    assert counts == {"data": 1, "model": 2, "nli": 1, "finetune": 4, "infer": 4, "score": 4,
+                      "base_infer": 2, "base_score": 2}
+    tiny = [c.command for c in recipes.cells(r) if c.name == "infer-vlmtiny-seed1"]
+    assert tiny == ["python -m bundles.infer --data data --split test --max-new-tokens 12 --model ft/model"]
