@@ -83,11 +83,20 @@ def _progress(kind, obj):
 
 
 @click.command("push")
-@click.argument("bundles", nargs=-1, required=True)
+@click.argument("bundles", nargs=-1)
 @click.option("--remote", "remote_name", required=True, help="Remote name (see `codalite remote ls`).")
-def push(bundles, remote_name):
+@click.option("-w", "--worksheet", help="Push this worksheet (stored, or a .ws file) and its bundles.")
+def push(bundles, remote_name, worksheet):
     """Push bundles and all their ancestors to a CodaLab server, with the same uuids."""
     store = _store()
+    if worksheet:
+        from .codalab.worksheet import push_worksheet
+
+        uuid, result = push_worksheet(store, remote_name, worksheet, on_progress=_progress, prompt=_prompt)
+        click.echo(f"pushed {len(result['pushed'])}, already there {len(result['skipped'])}", err=True)
+        click.echo(uuid)
+    elif not bundles:
+        raise click.UsageError("give bundles to push, or --worksheet")
     found = [store.resolve(b) for b in bundles]
     result = sync.push(store, remote_name, found, on_progress=_progress, prompt=_prompt)
     click.echo(f"pushed {len(result['pushed'])}, already there {len(result['skipped'])}", err=True)

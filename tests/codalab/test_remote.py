@@ -174,3 +174,19 @@ def test_recipe_runs_on_the_server(lite, stack, tmp_path):
     assert stack.info(uuid, "name") == "scale-k3"
     r = lite("recipe", "run", "grid.yaml", "--remote", "lab")
     assert "3 cells: 3 memo hits, 0 ran on lab" in r.stderr, r.stderr
+
+
+def test_worksheet_push_renders_on_the_server(lite, stack, tmp_path):
+    """A worksheet pushed with its bundles renders the same table with the official `cl print`."""
+    run = lite.out("run", "echo '{\"acc\": 0.875}' > stats.json", "-n", "ws-run", "-W")
+    (tmp_path / "worksheets").mkdir()
+    (tmp_path / "worksheets" / "results.ws").write_text(
+        "Results of the study.\n% schema s\n% add name\n% add acc /stats.json:acc %.2f\n"
+        "% display table s\n{ws-run}\n")
+    assert "0.88" in lite.out("print", "results")
+    r = lite("push", "--worksheet", "worksheets/results.ws", "--remote", "lab")
+    assert "pushed 1" in r.stderr
+    ws_uuid = r.stdout.strip()
+    printed = stack.cl("print", ws_uuid)
+    assert "Results of the study." in printed and "ws-run" in printed and "0.88" in printed
+    assert stack.info(run, "uuid") == run
