@@ -1,8 +1,9 @@
-# Shapes VQA: does a LoRA-tuned small VLM answer from the image?
+# Shapes VQA: do small fine-tuned VLMs answer from the image?
 
-The study of `cl_recipes/shapes_vqa.yaml`: easy-vqa (64x64 shapes), a SmolLM2-135M-based LLaVA-style
-VLM fine-tuned with LoRA (rank x seed), checkpoints selected by an NLI score of the *generated*
-answers during training, then scored on the test split by exact match and NLI, per question type.
+The study of `cl_recipes/shapes_vqa.yaml`: easy-vqa (64x64 shapes); a SmolLM2-135M-based LLaVA-style
+VLM tuned with LoRA and a tiny LLaVA (patch-8 vision tower) trained in full, two seeds each;
+checkpoints selected by an NLI score of the *generated* dev answers during training; then scored on
+the test split by exact match and NLI, per question type.
 The blind baseline answers each question with its most frequent training answer without looking at
 the image: yes/no questions are mostly answerable from the text alone, so only shape and color
 accuracy above the blind baseline show that a model uses the image.
@@ -21,7 +22,7 @@ accuracy above the blind baseline show that a model uses the image.
 % add 'blind color' /scores.json:baseline/test/exact_color %.3f
 % add state
 % display table scores
-% search name=base_score
+% search name=base_score-% name=.sort
 % search name=score-% name=.sort .limit=100
 
 ## Fine-tuning: the checkpoint chosen by NLI of generated dev answers
