@@ -4,17 +4,6 @@ import pytest
 
 from ws_helpers import drain
 
-from codalite import Store
-
-
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    monkeypatch.delenv("CODALITE_HOME", raising=False)
-    monkeypatch.chdir(tmp_path)
-    s = Store.init(tmp_path)
-    yield s
-    s.close()
-
 
 @pytest.fixture
 def study(store, tmp_path):
