@@ -62,7 +62,7 @@ def open_store(create=False):
     return Store.find()
 
 
-def echo_uuid(bundle, reused, what="bundle"):
+def echo_uuid(bundle, reused):
     if reused:
         click.echo(f"memo hit: {bundle.uuid} ({bundle.name}) is {bundle.state}, reusing it; --force reruns", err=True)
     click.echo(bundle.uuid)
@@ -155,7 +155,7 @@ class Tail:
                 stream.flush()
 
 
-@cli.command(context_settings={"ignore_unknown_options": False})
+@cli.command()
 @click.argument("args", nargs=-1, required=False)
 @click.option("--command", "command_opt", hidden=True)
 @metadata_options

@@ -200,10 +200,11 @@ class Store:
                 sets = ", ".join(f"{k} = ?" for k in columns)
                 self.db.execute(f"UPDATE bundle SET {sets} WHERE uuid = ?", (*columns.values(), uuid))
 
-    def publish(self, src, uuid):
-        """Make assembled contents the bundle's: read-only, renamed into place. Returns (hash, size, sig)."""
-        content_hash = hashing.hash_path(src)
-        size = hashing.tree_size(src)
+    def publish(self, src, uuid, content_hash=None, size=None):
+        """Make assembled contents the bundle's: read-only, renamed into place. Returns (hash, size,
+        stat signature); the hash and size are computed unless the caller has them already."""
+        content_hash = content_hash or hashing.hash_path(src)
+        size = hashing.tree_size(src) if size is None else size
         hashing.set_read_only(src)
         final = self.bundle_dir(uuid)
         os.rename(src, final)
@@ -235,9 +236,7 @@ class Store:
                 if same:
                     return same[0], True
             is_dir = os.path.isdir(tmp) and not os.path.islink(tmp)
-            hashing.set_read_only(tmp)
-            os.rename(tmp, self.bundle_dir(uuid))
-            sig = hashing.stat_signature(self.bundle_dir(uuid))
+            content_hash, size, sig = self.publish(tmp, uuid, content_hash, size)
             md = default_metadata("dataset", name, description, tags)
             md["data_size"] = size
             with self.tx():
@@ -401,9 +400,7 @@ class Store:
             shutil.copytree(src, tmp, symlinks=True, copy_function=os.link)
         else:
             os.link(src, tmp)
-        hashing.set_read_only(tmp)
-        os.rename(tmp, self.bundle_dir(uuid))
-        sig = hashing.stat_signature(self.bundle_dir(uuid))
+        _, _, sig = self.publish(tmp, uuid, twin.content_hash, twin.metadata.get("data_size") or 0)
         self.update(uuid, READY, {"memo_hit_of": twin.uuid, "data_size": twin.metadata.get("data_size"),
                                   "exitcode": twin.metadata.get("exitcode")},
                     content_hash=twin.content_hash, is_dir=twin.is_dir, memo_key=twin.memo_key, stat_sig=sig)
