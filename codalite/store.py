@@ -351,8 +351,9 @@ class Store:
         if not exe:
             return "local:no-python"
         row = self.db.execute("SELECT * FROM python_cache WHERE executable = ?", (exe,)).fetchone()
-        if row and json.loads(row["dirs_stamp"]) == memo.dirs_stamp([d for d, _ in json.loads(row["dirs_stamp"])]):
-            self._environments[path_env] = (json.loads(row["dirs_stamp"]), row["fingerprint"])
+        stamp = json.loads(row["dirs_stamp"]) if row else None
+        if row is not None and stamp == memo.dirs_stamp([d for d, _ in stamp]):
+            self._environments[path_env] = (stamp, row["fingerprint"])
             return row["fingerprint"]
         version, dirs = memo.site_dirs(exe)
         packages = memo.packages_in(dirs)
@@ -458,7 +459,7 @@ class Store:
     def wait(self, bundle, timeout=None, on_poll=None):
         """Block until the bundle is final; returns it. Starts a worker or recovers orphaned runs
         when no worker is alive."""
-        from .worker import ensure_worker, worker_alive
+        from .worker import ensure_worker
 
         start, delay, last_check = time.time(), 0.01, 0.0
         while True:
@@ -471,8 +472,7 @@ class Store:
                 return b
             if time.time() - last_check > 1.0:
                 last_check = time.time()
-                if not worker_alive(self):
-                    ensure_worker(self)
+                ensure_worker(self)  # a no-op while a worker is alive
             time.sleep(delay)
             delay = min(delay * 1.5, 0.25)
 

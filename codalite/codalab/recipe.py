@@ -10,7 +10,7 @@ tables read them like local runs.
 from .. import spec
 from ..bundle import Bundle, Dependency, default_metadata
 from ..errors import UsageError
-from ..recipes.plan import BLOCKED, DONE, FAILED_, cells, plan
+from ..recipes.plan import BLOCKED, DONE, FAILED_, cell_labels, cells, plan
 from ..store import validate_requests
 from . import remotes
 from .sync import DEFAULT_GPU_IMAGE, DEFAULT_IMAGE, Journal, _worksheet, bundle_doc, pull, push, wait_remote
@@ -50,9 +50,7 @@ def run_recipe(store, recipe, name, retry_failed=False, only=None, on_progress=N
             out.append((cell, status.bundle, None))
             continue
         step = recipe.steps[cell.step]
-        tags = [f"recipe:{recipe.name}", f"step:{cell.step}"] + [f"{k}={v}" for k, v in cell.values.items()]
-        md = default_metadata("run", cell.name, step.description or f"recipe {recipe.name}: {cell.step} {cell.label}",
-                              tags)
+        md = default_metadata("run", cell.name, *cell_labels(recipe, cell))
         md.update(validate_requests(dict(step.request.metadata(), exclude_patterns=step.exclude_patterns)))
         md["request_network"] = bool(md.get("request_network"))
         b = Bundle(id=0, uuid=spec.new_uuid(), bundle_type="run", command=cell.command, state="created",

@@ -54,6 +54,14 @@ def cells(recipe):
     return out
 
 
+def cell_labels(recipe, cell):
+    """(description, tags) of a cell's bundle: the tags say which recipe, step and cell made it
+    (`verify` finds the recipe by them)."""
+    description = recipe.steps[cell.step].description or f"recipe {recipe.name}: {cell.step} {cell.label}".strip()
+    tags = [f"recipe:{recipe.name}", f"step:{cell.step}"] + [f"{k}={v}" for k, v in cell.values.items()]
+    return description, tags
+
+
 def env_vars(recipe, cell):
     return {k: render(str(v), cell.values) for k, v in recipe.steps[cell.step].env.items()}
 
@@ -145,10 +153,9 @@ def submit(store, recipe, path_env, retry_failed=False, only=None):
             continue
         step = recipe.steps[cell.step]
         requests = dict(step.request.metadata(), exclude_patterns=step.exclude_patterns)
-        tags = [f"recipe:{recipe.name}", f"step:{cell.step}"] + [f"{k}={v}" for k, v in cell.values.items()]
+        description, tags = cell_labels(recipe, cell)
         bundle, hit = store.run(cell.command, list(parents.items()), name=cell.name,
-                                description=step.description or f"recipe {recipe.name}: {cell.step} {cell.label}".strip(),
-                                tags=tags, requests=requests, env_vars=env_vars(recipe, cell),
+                                description=description, tags=tags, requests=requests, env_vars=env_vars(recipe, cell),
                                 path_env=path_env, start_worker=False)
         made[cell.name] = bundle
         out.append((cell, bundle, hit))
