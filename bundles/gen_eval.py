@@ -49,7 +49,8 @@ class GenEvalTrainer(Trainer):
         indices = list(range(len(self.gen_records)))
         with acc.split_between_processes(indices) as shard:
             records = [self.gen_records[i] for i in shard]
-            results = generate(self.model, self.batcher, records, self.gen_batch_size, self.max_new_tokens)
+            with acc.autocast():  # --bf16: generate in bf16 as training does, not in the fp32 master weights
+                results = generate(self.model, self.batcher, records, self.gen_batch_size, self.max_new_tokens)
             preds = [r["prediction"] for r in results]
             _, scores = score_rows(self.metric_fns, preds, [r["reference"] for r in records])
             rows = [{"id": rec["id"], "qtype": rec.get("qtype"), "prediction": p, "reference": rec["reference"],

@@ -137,3 +137,4 @@ def test_gpu_llava_benchmark_logic_runs_tiny_on_cpu(tmp_path):
     for k in ("train_tokens_s", "mfu", "gen_tokens_s_b1", "gen_tokens_s_b32", "params_trainable"):
         assert result[k] > 0, k
     assert result["params_trainable"] < result["params_total"] / 2  # LoRA, not full training
+    assert [r["mode"] for r in result["train_runs"]] == ["eager", "checkpointed", "compiled"]
