@@ -47,8 +47,8 @@ class Batcher:
         from PIL import Image
         return Image.open(self.data_dir / rec["image"]).convert("RGB")
 
-    def prompts(self, records):
-        texts = [self.prompt_text(r) for r in records]
+    def prompts(self, records, texts=None):
+        texts = texts or [self.prompt_text(r) for r in records]
         kwargs = dict(padding=True, padding_side="left", return_tensors="pt")
         if self.is_vlm:
             images = [self.image(r) for r in records if r.get("image")]

@@ -19,15 +19,15 @@ def generate(model, batcher, records, batch_size=32, max_new_tokens=16, sort=Tru
     model = unwrap(model)
     was_training = model.training
     model.eval()  # LLaVA-NeXT pads inside the model by mode; dropout off
+    texts = [batcher.prompt_text(r) for r in records]  # rendered once: the chat template costs ~0.25 ms each
     order = list(range(len(records)))
     if sort:
-        lengths = [len(batcher.prompt_text(r)) for r in records]
-        order.sort(key=lambda i: -lengths[i])
+        order.sort(key=lambda i: -len(texts[i]))
     device = next(model.parameters()).device
     results = [None] * len(records)
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        batch = batcher.prompts([records[i] for i in idx])
+        batch = batcher.prompts([records[i] for i in idx], [texts[i] for i in idx])
         batch = {k: v.to(device) for k, v in batch.items()}
         if "pixel_values" in batch:
             batch["pixel_values"] = batch["pixel_values"].to(model.dtype)
