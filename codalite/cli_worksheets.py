@@ -134,7 +134,9 @@ def print_(worksheet, html_out, raw, base_url):
             f.write(render.to_html(store, result, ws.title or ws.name, base_url))
         click.echo(html_out)
         return
-    render.print_terminal(result, Console(file=sys.stdout, highlight=False))
+    # Piped or logged output (make demo | tee) gets 120 columns rather than rich's 80, which wraps table cells.
+    width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120
+    render.print_terminal(result, Console(file=sys.stdout, highlight=False, width=width))
 
 
 @click.command()
