@@ -75,7 +75,10 @@ def run_recipe(path, retry_failed, only, dry_run, no_wait, remote):
                f"{'ran on ' + remote if remote else 'to run'} (worksheet {ws.name})", err=True)
     if no_wait:
         return
-    states = {b.uuid: b for _, b, _ in submitted} if remote else _wait(store, [b for _, b, _ in submitted])
+    if remote or not submitted:  # nothing to wait for here (and no progress bar to import)
+        states = {b.uuid: b for _, b, _ in submitted}
+    else:
+        states = _wait(store, [b for _, b, _ in submitted])
     failed = [f"{c.name} ({states[b.uuid].state})" for c, b, _ in submitted if states[b.uuid].state != "ready"]
     not_run = [f"{c.name} (not run)" for c, b, hit in results
                if hit is None and (not only or c.step in only) and not (b and b.state == "ready")]

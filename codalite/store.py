@@ -286,6 +286,16 @@ class Store:
         )
         return found[0] if found else None
 
+    def memo_matches(self, keys):
+        """memo_match for many keys at once: {key: bundle} (a recipe plan asks for every cell of a step)."""
+        keys, out = list(keys), {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            for b in self.query(f"memo_key IN ({','.join('?' * len(chunk))}) AND state NOT IN (?, ?, 'worker_offline')",
+                                (*chunk, FAILED, KILLED), order=f"state = '{READY}' DESC, id DESC"):
+                out.setdefault(b.memo_key, b)
+        return out
+
     def run(self, command, deps=(), name=None, description="", tags=(), requests=None, env_vars=None,
             force=False, path_env=None, start_worker=True):
         """Create a run bundle (or find its memo twin). Returns (bundle, memo_hit).

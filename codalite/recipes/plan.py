@@ -6,6 +6,7 @@ earlier bundle of that cell exists but its inputs (code, data, environment) have
 *failed* when the newest try with these inputs failed (only --retry-failed reruns it).
 """
 
+import itertools
 import time
 from dataclasses import dataclass, field
 
@@ -78,24 +79,35 @@ def plan(store, recipe, path_env, environment=None):
     done = {}  # cell name -> ready bundle with current inputs
     environments = {}  # step name -> environment fingerprint
     result = []
-    for cell in cells(recipe):
-        step = recipe.steps[cell.step]
-        hashes = []
-        for key, (kind, name, cname), sub in cell.deps:
-            if kind == "upload":
-                hashes.append((key, uploads[name][0], sub))
-            elif cname in done:
-                hashes.append((key, done[cname].content_hash, sub))
-        previous = None if len(hashes) == len(cell.deps) else _newest(store, cell.name)
-        if len(hashes) == len(cell.deps):
-            if cell.step not in environments:
-                environments[cell.step] = environment(step)
-            inputs = memo.memo_inputs("run", cell.command, hashes, environments[cell.step],
-                                      env_vars(recipe, cell), step.exclude_patterns)
-            key = memo.memo_key(inputs)
-            match = store.memo_match(key)
+    for step_name, group in itertools.groupby(cells(recipe), key=lambda c: c.step):
+        step, group = recipe.steps[step_name], list(group)
+        keys = {}  # cell name -> memo key, for the cells whose inputs are all known
+        for cell in group:
+            hashes = []
+            for key, (kind, name, cname), sub in cell.deps:
+                if kind == "upload":
+                    hashes.append((key, uploads[name][0], sub))
+                elif cname in done:
+                    hashes.append((key, done[cname].content_hash, sub))
+            if len(hashes) == len(cell.deps):
+                if step_name not in environments:
+                    environments[step_name] = environment(step)
+                keys[cell.name] = memo.memo_key(memo.memo_inputs(
+                    "run", cell.command, hashes, environments[step_name], env_vars(recipe, cell), step.exclude_patterns))
+        matches = store.memo_matches(keys.values())  # one query per step, not per cell
+        for cell in group:  # a step's cells never depend on each other
+            key = keys.get(cell.name)
+            match = matches.get(key) if key else None
             previous = None if match else _newest(store, cell.name)
-            if match and match.state == READY:
+            if key is None:  # an upstream cell is not done: this one will (re)run after it
+                blocked = any(c.status in (FAILED_, BLOCKED) for c in result if c.name in {d[1][2] for d in cell.deps})
+                if previous and previous.state not in FINAL_STATES:
+                    cell.status, cell.bundle = RUNNING, previous
+                elif blocked:
+                    cell.status, cell.bundle = BLOCKED, previous
+                elif previous:
+                    cell.status, cell.bundle = STALE, previous
+            elif match and match.state == READY:
                 cell.status, cell.bundle = DONE, match
                 done[cell.name] = match
             elif match:
@@ -104,15 +116,7 @@ def plan(store, recipe, path_env, environment=None):
                 cell.status, cell.bundle = FAILED_, previous
             elif previous:
                 cell.status, cell.bundle = STALE, previous
-        else:  # an upstream cell is not done: this one will (re)run after it
-            blocked = any(c.status in (FAILED_, BLOCKED) for c in result if c.name in {d[1][2] for d in cell.deps})
-            if previous and previous.state not in FINAL_STATES:
-                cell.status, cell.bundle = RUNNING, previous
-            elif blocked:
-                cell.status, cell.bundle = BLOCKED, previous
-            elif previous:
-                cell.status, cell.bundle = STALE, previous
-        result.append(cell)
+            result.append(cell)
     return result
 
 
@@ -130,10 +134,9 @@ def submit(store, recipe, path_env, retry_failed=False, only=None):
         u = recipe.uploads[name]
         description = getattr(u, "description", "") or f"recipe {recipe.name}: upload {name}"
         uploaded[name], _ = store.upload([recipe.upload_path(name)], name=name, description=description)
-    statuses = {c.name: c for c in plan(store, recipe, path_env)}
     made, out = {}, []
-    for cell in cells(recipe):
-        status = statuses[cell.name].status
+    for cell in plan(store, recipe, path_env):  # the plan's cells carry their status and bundle
+        status = cell.status
         skip = (status in (FAILED_, BLOCKED) and not retry_failed) or (only and cell.step not in only)
         parents = {}
         for key, (kind, name, cname), sub in cell.deps:
@@ -143,13 +146,13 @@ def submit(store, recipe, path_env, retry_failed=False, only=None):
                 break
             parents[key] = parent.uuid + (f"/{sub}" if sub else "")
         if status == DONE and not skip:  # the plan found the ready bundle for these exact inputs
-            made[cell.name] = statuses[cell.name].bundle
-            out.append((cell, statuses[cell.name].bundle, True))
+            made[cell.name] = cell.bundle
+            out.append((cell, cell.bundle, True))
             continue
         if skip:  # not submitted: memo_hit is None
             if status == DONE:
-                made[cell.name] = statuses[cell.name].bundle
-            out.append((cell, statuses[cell.name].bundle, None))
+                made[cell.name] = cell.bundle
+            out.append((cell, cell.bundle, None))
             continue
         step = recipe.steps[cell.step]
         requests = dict(step.request.metadata(), exclude_patterns=step.exclude_patterns)

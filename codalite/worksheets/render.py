@@ -6,13 +6,13 @@ cells wrapped onto continuation lines, so every value stays readable.
 """
 
 import base64
+import functools
 import html
 import mimetypes
 import os
 
 import jinja2
 import markupsafe
-from markdown_it import MarkdownIt
 
 from . import interpret as I
 
@@ -107,7 +107,10 @@ def print_terminal(interpreted, console):
 
 # --- HTML ----------------------------------------------------------------------------------------
 
-_md = MarkdownIt("commonmark", {"html": False})
+@functools.cache
+def _markdown():  # imported on first use: recording a recipe on a worksheet needs no renderer (75 ms)
+    from markdown_it import MarkdownIt
+    return MarkdownIt("commonmark", {"html": False})
 
 
 class Links:
@@ -132,7 +135,7 @@ class Links:
 def environment(extra_dirs=()):
     env = jinja2.Environment(loader=jinja2.FileSystemLoader([*extra_dirs, TEMPLATES]),
                              autoescape=True, trim_blocks=True, lstrip_blocks=True)
-    env.filters["markdown"] = lambda text: markupsafe.Markup(_md.render(text))
+    env.filters["markdown"] = lambda text: markupsafe.Markup(_markdown().render(text))
     env.globals["graph_svg"] = graph_svg
     env.globals["rows_html"] = rows_html
     return env
