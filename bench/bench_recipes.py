@@ -80,26 +80,27 @@ def write_outputs(d, cells):
                 f.write(f"{a} {b}\n")
 
 
+def project(name, cells, filename, text):
+    """A fresh folder holding a peer's pipeline file, text(xs, ys), for a grid of `cells`."""
+    d = os.path.join(WORK, name)
+    os.makedirs(d)
+    with open(os.path.join(d, filename), "w") as f:
+        f.write(text(*grid(cells)))
+    return d
+
+
 def dvc_case(cells, repeat, env, first_cells):
-    def project(name, n):
-        d = os.path.join(WORK, name)
-        os.makedirs(d)
-        xs, ys = grid(n)
-        with open(os.path.join(d, "dvc.yaml"), "w") as f:
-            f.write(f"stages:\n  cell:\n    matrix:\n      a: {xs}\n      b: {ys}\n"
-                    "    cmd: echo ${item.a} ${item.b} > out-${item.a}-${item.b}.txt\n"
-                    "    outs:\n      - out-${item.a}-${item.b}.txt\n")
+    def make(name, n):
+        d = project(name, n, "dvc.yaml", lambda xs, ys: (
+            f"stages:\n  cell:\n    matrix:\n      a: {xs}\n      b: {ys}\n"
+            "    cmd: echo ${item.a} ${item.b} > out-${item.a}-${item.b}.txt\n"
+            "    outs:\n      - out-${item.a}-${item.b}.txt\n"))
         sh("git init -q && dvc init -q", d, env)
         return d
-    d = project("dvc-first", first_cells)
-    t = time.perf_counter()
-    sh("dvc repro -q", d, env)
-    first = time.perf_counter() - t
-    d = project("dvc", cells)
+    first = timed("dvc repro -q", make("dvc-first", first_cells), 1, env)
+    d = make("dvc", cells)
     write_outputs(d, cells)
-    t = time.perf_counter()
-    sh("dvc commit -f -q", d, env)  # records every stage as done in dvc.lock (hashes and caches the outputs)
-    commit = time.perf_counter() - t
+    commit = timed("dvc commit -f -q", d, 1, env)  # records every stage as done in dvc.lock (hashes, caches)
     if "up to date" not in sh("dvc status", d, env).stdout:
         raise SystemExit("dvc: the committed matrix is not up to date")
     return {"first_run_cells": first_cells, "first_run_s": first, "commit_done_s": commit,
@@ -107,23 +108,17 @@ def dvc_case(cells, repeat, env, first_cells):
 
 
 def snakemake_case(cells, repeat, env, first_cells):
-    def project(name, n):
-        d = os.path.join(WORK, name)
-        os.makedirs(d)
-        xs, ys = grid(n)
-        with open(os.path.join(d, "Snakefile"), "w") as f:
-            f.write(f"A = {xs}\nB = {ys}\n"
-                    "rule all:\n    input: expand('out-{a}-{b}.txt', a=A, b=B)\n"
-                    "rule cell:\n    output: 'out-{a}-{b}.txt'\n    shell: 'echo {wildcards.a} {wildcards.b} > {output}'\n")
-        return d
-    d = project("snakemake-first", first_cells)
-    t = time.perf_counter()
-    sh("snakemake --cores 2 -q", d, env)
-    first = time.perf_counter() - t
-    d = project("snakemake", cells)
+    def make(name, n):
+        return project(name, n, "Snakefile", lambda xs, ys: (
+            f"A = {xs}\nB = {ys}\n"
+            "rule all:\n    input: expand('out-{a}-{b}.txt', a=A, b=B)\n"
+            "rule cell:\n    output: 'out-{a}-{b}.txt'\n    shell: 'echo {wildcards.a} {wildcards.b} > {output}'\n"))
+    first = timed("snakemake --cores 2 -q", make("snakemake-first", first_cells), 1, env)
+    d = make("snakemake", cells)
     write_outputs(d, cells)
     sh("snakemake --cores 2 -q --touch", d, env)  # marks the outputs as produced by their jobs
-    if "Nothing to be done" not in (lambda r: r.stdout + r.stderr)(sh("snakemake -n", d, env)):
+    r = sh("snakemake -n", d, env)
+    if "Nothing to be done" not in r.stdout + r.stderr:
         raise SystemExit("snakemake: the touched workflow still has jobs to run")
     return {"first_run_cells": first_cells, "first_run_s": first,
             "noop_run_s": timed("snakemake --cores 2 -q", d, repeat, env),
