@@ -17,21 +17,30 @@ def store(tmp_path, monkeypatch):
 
 
 class CLI:
-    """Runs the real `codalite` program in a directory, as a user would."""
+    """Runs the real `codalite` program in a directory, as a user would (without the caller's
+    CODALITE_HOME or CODALAB_* variables; `env` adds variables, per runner or per call)."""
 
-    def __init__(self, cwd):
-        self.cwd = cwd
-        self.env = {k: v for k, v in os.environ.items() if k != "CODALITE_HOME"}
+    def __init__(self, cwd, env=None, timeout=120):
+        self.cwd, self.timeout = cwd, timeout
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("CODALITE_HOME", "CODALAB_"))}
+        self.env.update(env or {})
 
-    def __call__(self, *args, ok=True, timeout=120):
-        r = subprocess.run([sys.executable, "-m", "codalite", *map(str, args)], cwd=self.cwd, env=self.env,
-                           capture_output=True, text=True, timeout=timeout)
+    def __call__(self, *args, ok=True, timeout=None, env=None):
+        r = subprocess.run([sys.executable, "-m", "codalite", *map(str, args)], cwd=self.cwd,
+                           env=dict(self.env, **(env or {})), capture_output=True, text=True,
+                           timeout=timeout or self.timeout, stdin=subprocess.DEVNULL)
         if ok and r.returncode != 0:
-            raise AssertionError(f"codalite {args} exited {r.returncode}: {r.stderr}")
+            raise AssertionError(f"codalite {args} exited {r.returncode}: {r.stderr[-3000:]}")
         return r
 
-    def out(self, *args):
-        return self(*args).stdout.strip()
+    def out(self, *args, **kw):
+        return self(*args, **kw).stdout.strip()
+
+
+@pytest.fixture
+def make_cli():
+    """The CLI runner class, for fixtures that need their own variables or timeout."""
+    return CLI
 
 
 @pytest.fixture

@@ -75,38 +75,17 @@ def stack():
         subprocess.run(["bash", STACK, "stop"], capture_output=True, text=True, timeout=600)
 
 
-class CodaliteCLI:
-    def __init__(self, cwd, stack):
-        self.cwd = cwd
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("CODALITE_HOME", "CODALAB_"))}
-        self.env.update(CODALAB_USERNAME=stack.username, CODALAB_PASSWORD=stack.password)
-
-    def __call__(self, *args, ok=True, timeout=600, env=None):
-        r = subprocess.run([sys.executable, "-m", "codalite", *map(str, args)], cwd=self.cwd,
-                           env=dict(self.env, **(env or {})), capture_output=True, text=True, timeout=timeout,
-                           stdin=subprocess.DEVNULL)
-        if ok and r.returncode != 0:
-            raise AssertionError(f"codalite {args} exited {r.returncode}: {r.stderr[-3000:]}")
-        return r
-
-    def out(self, *args, **kw):
-        return self(*args, **kw).stdout.strip()
-
-
 @pytest.fixture
-def bare_lite(tmp_path, stack, monkeypatch):
+def bare_lite(tmp_path, stack, monkeypatch, make_cli):
     """`codalite` in a fresh project, no remote yet."""
     monkeypatch.chdir(tmp_path)
-    c = CodaliteCLI(tmp_path, stack)
+    c = make_cli(tmp_path, dict(CODALAB_USERNAME=stack.username, CODALAB_PASSWORD=stack.password), timeout=600)
     c("init")
     return c
 
 
 @pytest.fixture
-def lite(tmp_path, stack, monkeypatch):
+def lite(bare_lite, stack):
     """`codalite` in a fresh project with remote `lab` (the stack, as the test user) added."""
-    monkeypatch.chdir(tmp_path)
-    c = CodaliteCLI(tmp_path, stack)
-    c("init")
-    c("remote", "add", "lab", stack.url)
-    return c
+    bare_lite("remote", "add", "lab", stack.url)
+    return bare_lite

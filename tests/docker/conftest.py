@@ -3,7 +3,6 @@ built by images/test/build.sh. If the engine cannot be had, these tests fail; no
 
 import os
 import subprocess
-import sys
 
 import pytest
 
@@ -31,25 +30,9 @@ def image():
     return r.stdout.strip().splitlines()[-1]
 
 
-class CLI:
-    def __init__(self, cwd):
-        self.cwd = cwd
-        self.env = {k: v for k, v in os.environ.items() if k != "CODALITE_HOME"}
-
-    def __call__(self, *args, ok=True, timeout=300, env=None):
-        r = subprocess.run([sys.executable, "-m", "codalite", *map(str, args)], cwd=self.cwd,
-                           env=dict(self.env, **(env or {})), capture_output=True, text=True, timeout=timeout)
-        if ok and r.returncode != 0:
-            raise AssertionError(f"codalite {args} exited {r.returncode}: {r.stderr}")
-        return r
-
-    def out(self, *args, **kw):
-        return self(*args, **kw).stdout.strip()
-
-
 @pytest.fixture
-def cl(tmp_path, monkeypatch):
+def cl(tmp_path, monkeypatch, make_cli):
     monkeypatch.chdir(tmp_path)
-    c = CLI(tmp_path)
+    c = make_cli(tmp_path, timeout=300)
     c("init")
     return c
