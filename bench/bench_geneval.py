@@ -53,16 +53,20 @@ def build_model(kind, work, data, smollm2_dir=None, args_patch=16):
     return out
 
 
-def timed_generate(model, batcher, records, batch_size, max_new_tokens, repeat=1):
-    """Best of `repeat` timings: on a shared machine other processes only ever add time."""
+def timed_rounds(model, batcher, records, batch_sizes, max_new_tokens, repeat=1):
+    """{batch size: (outputs, best seconds)}. The sizes take turns within each round, so drifting load
+    on a shared machine hits them alike; the best of `repeat` rounds counts (others only add time)."""
     from bundles.generation import generate
-    generate(model, batcher, records[:2], batch_size, max_new_tokens)  # warm-up
-    best = float("inf")
+    best = {}
+    for bs in batch_sizes:
+        generate(model, batcher, records[:2], bs, max_new_tokens)  # warm-up
     for _ in range(repeat):
-        t = time.perf_counter()
-        out = generate(model, batcher, records, batch_size, max_new_tokens)
-        best = min(best, time.perf_counter() - t)
-    return out, best
+        for bs in batch_sizes:
+            t = time.perf_counter()
+            out = generate(model, batcher, records, bs, max_new_tokens)
+            secs = time.perf_counter() - t
+            best[bs] = (out, min(secs, best.get(bs, (None, float("inf")))[1]))
+    return best
 
 
 def bench_throughput(args, work, data):
@@ -76,14 +80,15 @@ def bench_throughput(args, work, data):
         batcher = Batcher(processor, data)
         n = args.n if kind == "tiny" else args.n_smollm2
         records = load_records(data, "dev", n)
-        repeat = 3 if kind == "tiny" else 1  # the tiny model's batched pass takes ~1 s: noise-prone
-        single, t_single = timed_generate(model, batcher, records, 1, args.max_new_tokens, repeat)
+        repeat = 5 if kind == "tiny" else 1  # the tiny model's batched pass takes ~1 s: noise-prone
+        timed = timed_rounds(model, batcher, records, [1, *args.batch_sizes], args.max_new_tokens, repeat)
+        single, t_single = timed[1]
         row = {"n": len(records), "best_of": repeat, "one_at_a_time_s": t_single,
                "one_at_a_time_examples_per_s": len(records) / t_single,
                "generated_tokens": sum(len(a["tokens"]) for a in single),
                "params_m": sum(p.numel() for p in model.parameters()) / 1e6, "batched": {}}
         for bs in args.batch_sizes:
-            batched, t_batched = timed_generate(model, batcher, records, bs, args.max_new_tokens, repeat)
+            batched, t_batched = timed[bs]
             row["batched"][bs] = {"seconds": t_batched, "examples_per_s": len(records) / t_batched,
                                   "speedup": t_single / t_batched,
                                   "identical": sum(a["tokens"] == b["tokens"] for a, b in zip(batched, single))}
