@@ -10,7 +10,7 @@ tables read them like local runs.
 from .. import spec
 from ..bundle import Bundle, Dependency, default_metadata
 from ..errors import UsageError
-from ..recipes.plan import BLOCKED, DONE, FAILED_, cell_labels, cells, plan
+from ..recipes.plan import BLOCKED, DONE, FAILED_, cell_labels, cell_parents, plan
 from ..store import validate_requests
 from . import remotes
 from .sync import DEFAULT_GPU_IMAGE, DEFAULT_IMAGE, Journal, _worksheet, bundle_doc, pull, push, wait_remote
@@ -28,27 +28,19 @@ def run_recipe(store, recipe, name, retry_failed=False, only=None, on_progress=N
             raise UsageError(f"step {step_name} sets env vars, which CodaLab runs cannot take; "
                              "put them in the command to run it with --remote")
     progress = on_progress or (lambda *a: None)
-    uploaded = {n: store.upload([recipe.upload_path(n)], name=n)[0] for n in recipe.uploads}
-    statuses = {c.name: c for c in plan(store, recipe, "", environment=server_environment)}
-    made, planned, out = {}, [], []
-    for cell in cells(recipe):
-        status = statuses[cell.name]
-        if status.status == DONE:
-            made[cell.name] = status.bundle.uuid
-            out.append((cell, status.bundle, True))
+    uploaded = {n: store.upload([recipe.upload_path(n)], name=n)[0].uuid for n in recipe.uploads}
+    made, planned, out = {}, [], []  # made: cell name -> uuid
+    for cell in plan(store, recipe, "", environment=server_environment):  # cells carry status and bundle
+        if cell.status == DONE:
+            made[cell.name] = cell.bundle.uuid
+            out.append((cell, cell.bundle, True))
             continue
-        skip = (status.status in (FAILED_, BLOCKED) and not retry_failed) or (
-            only and cell.step not in only)
-        deps = []
-        for key, (kind, dep_name, cname), sub in cell.deps:
-            parent = uploaded[dep_name].uuid if kind == "upload" else made.get(cname)
-            if parent is None:
-                skip = True
-                break
-            deps.append(Dependency(key, parent, sub))
-        if skip:
-            out.append((cell, status.bundle, None))
+        parents = cell_parents(cell, uploaded, made)
+        if parents is None or (cell.status in (FAILED_, BLOCKED) and not retry_failed) or (
+                only and cell.step not in only):
+            out.append((cell, cell.bundle, None))
             continue
+        deps = [Dependency(key, uuid, sub) for key, uuid, sub in parents]
         step = recipe.steps[cell.step]
         md = default_metadata("run", cell.name, *cell_labels(recipe, cell))
         md.update(validate_requests(dict(step.request.metadata(), exclude_patterns=step.exclude_patterns)))

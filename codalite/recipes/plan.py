@@ -125,42 +125,44 @@ def _newest(store, name):
     return found[0] if found else None
 
 
+def cell_parents(cell, uploaded, made):
+    """[(key, parent uuid, subpath)] of a cell, or None while a parent has no bundle to point at.
+    uploaded: upload name -> uuid; made: cell name -> uuid."""
+    out = []
+    for key, (kind, name, cname), sub in cell.deps:
+        parent = uploaded[name] if kind == "upload" else made.get(cname)
+        if parent is None:
+            return None
+        out.append((key, parent, sub))
+    return out
+
+
 def submit(store, recipe, path_env, retry_failed=False, only=None):
     """Upload what changed and create the runs of every cell that is not done; memoization makes
     done cells free. Returns [(cell, bundle or None, memo_hit)] in dependency order; memo_hit is
     None for cells not submitted (failed or blocked without retry, other steps with `only`)."""
-    uploaded = {}
-    for name in recipe.uploads:
-        u = recipe.uploads[name]
+    uploaded = {}  # upload name -> uuid
+    for name, u in recipe.uploads.items():
         description = getattr(u, "description", "") or f"recipe {recipe.name}: upload {name}"
-        uploaded[name], _ = store.upload([recipe.upload_path(name)], name=name, description=description)
-    made, out = {}, []
+        uploaded[name] = store.upload([recipe.upload_path(name)], name=name, description=description)[0].uuid
+    made, out = {}, []  # cell name -> uuid
     for cell in plan(store, recipe, path_env):  # the plan's cells carry their status and bundle
         status = cell.status
-        skip = (status in (FAILED_, BLOCKED) and not retry_failed) or (only and cell.step not in only)
-        parents = {}
-        for key, (kind, name, cname), sub in cell.deps:
-            parent = uploaded[name] if kind == "upload" else made.get(cname)
-            if parent is None:
-                skip = True
-                break
-            parents[key] = parent.uuid + (f"/{sub}" if sub else "")
-        if status == DONE and not skip:  # the plan found the ready bundle for these exact inputs
-            made[cell.name] = cell.bundle
-            out.append((cell, cell.bundle, True))
-            continue
-        if skip:  # not submitted: memo_hit is None
-            if status == DONE:
-                made[cell.name] = cell.bundle
-            out.append((cell, cell.bundle, None))
+        parents = cell_parents(cell, uploaded, made)
+        skip = parents is None or (status in (FAILED_, BLOCKED) and not retry_failed) or (only and cell.step not in only)
+        if status == DONE:  # the plan found the ready bundle for these exact inputs
+            made[cell.name] = cell.bundle.uuid
+        if skip or status == DONE:  # memo_hit None: not submitted
+            out.append((cell, cell.bundle, None if skip else True))
             continue
         step = recipe.steps[cell.step]
         requests = dict(step.request.metadata(), exclude_patterns=step.exclude_patterns)
         description, tags = cell_labels(recipe, cell)
-        bundle, hit = store.run(cell.command, list(parents.items()), name=cell.name,
+        deps = [(key, uuid + (f"/{sub}" if sub else "")) for key, uuid, sub in parents]
+        bundle, hit = store.run(cell.command, deps, name=cell.name,
                                 description=description, tags=tags, requests=requests, env_vars=env_vars(recipe, cell),
                                 path_env=path_env, start_worker=False)
-        made[cell.name] = bundle
+        made[cell.name] = bundle.uuid
         out.append((cell, bundle, hit))
     return out
 
