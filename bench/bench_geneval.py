@@ -177,7 +177,10 @@ def main():
     p.add_argument("--tag", default="", help="suffix for the result file names")
     args = p.parse_args()
     args.models = [m for m in args.models.split(",") if m]
-    args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    try:
+        args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    except ValueError:
+        p.error(f"--batch-sizes: a comma list of integers, not {args.batch_sizes!r}")
     import torch
     if os.environ.get("OMP_NUM_THREADS"):
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
