@@ -34,7 +34,7 @@ demo: install
 	HF_HUB_OFFLINE=1 codalite recipe run cl_recipes/shapes_vqa.yaml
 	codalite print worksheets/shapes_vqa.ws
 	codalite export worksheets/shapes_vqa.yaml -o paper
-	@echo "Paper tables: paper/shapes_vqa_*.{tex,md,csv} with paper/*.provenance.json; check them with: codalite verify paper/"
+	@echo "Paper tables: paper/shapes_vqa_*.{tex,md,csv} with paper/*.provenance.json; check them with: . .venv/bin/activate; codalite verify paper/ (runs use the python on PATH, part of every memo key)"
 
 bench: install
 	$(PY) bench/bench_engine.py
