@@ -205,9 +205,11 @@ class Store:
         stat signature); the hash and size are computed unless the caller has them already."""
         content_hash = content_hash or hashing.hash_path(src)
         size = hashing.tree_size(src) if size is None else size
-        hashing.set_read_only(src)
         final = self.bundle_dir(uuid)
+        # moving a directory to another parent rewrites its '..' entry, which needs its write bit:
+        # drop the write bits once it is in place (its state is not ready before the caller says so)
         os.rename(src, final)
+        hashing.set_read_only(final)
         return content_hash, size, hashing.stat_signature(final)
 
     def upload(self, paths, name=None, description="", tags=(), follow_symlinks=False, force=False):
