@@ -445,6 +445,7 @@ def worker(cpus, gpus, memory, exit_when_idle):
 from .cli_recipes import COMMANDS as _recipes  # noqa: E402
 from .cli_remote import COMMANDS as _remote  # noqa: E402
 from .cli_worksheets import COMMANDS as _worksheets  # noqa: E402
+from . import cli_env  # noqa: E402,F401  (registers `codalite env` itself)
 
 for _c in _recipes + _remote + _worksheets:
     cli.add_command(_c)

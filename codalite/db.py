@@ -70,6 +70,15 @@ MIGRATIONS = [
     CREATE INDEX worksheet_item_order ON worksheet_item(worksheet_uuid, sort_key);
     CREATE INDEX worksheet_item_bundle ON worksheet_item(bundle_uuid);
     """,
+    # 3: the store's config (key "python": the interpreter local runs use), and the interpreter each
+    # environment fingerprint was last computed from (so `why` can name a changed interpreter)
+    """
+    CREATE TABLE config (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    ALTER TABLE environment ADD COLUMN executable TEXT;
+    """,
 ]
 
 

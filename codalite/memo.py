@@ -1,8 +1,8 @@
 """Memo keys: what makes two runs the same, and how to explain why they are not.
 
 A run's key hashes the canonical JSON of its inputs: the command, each dependency's key, content
-hash and subpath, the environment it runs in (the local Python environment's fingerprint or a
-docker image) and its declared env vars. Volatile things (names, times, resource requests) are
+hash and subpath, the environment it runs in (the fingerprint of the store's recorded Python
+interpreter, or a docker image) and its declared env vars. Volatile things (names, times, resource requests) are
 left out: they do not change what a run computes.
 """
 
@@ -43,7 +43,8 @@ def memo_key(inputs):
 
 
 def explain(new, old, packages_of):
-    """Lines saying which parts of two memo inputs differ. packages_of(fingerprint) -> {name: version}."""
+    """Lines saying which parts of two memo inputs differ. packages_of(fingerprint) -> {name: version}
+    (with "python": its version and interpreter), or None for a fingerprint it does not know."""
     lines = []
     if new["command"] != old["command"]:
         lines.append(f"command changed: {old['command']!r} -> {new['command']!r}")
@@ -62,7 +63,9 @@ def explain(new, old, packages_of):
             )
     if new["environment"] != old["environment"]:
         lines.append(f"environment changed: {old['environment']} -> {new['environment']}")
-        lines += ["  " + d for d in _package_diff(packages_of(old["environment"]), packages_of(new["environment"]))]
+        diff = _package_diff(packages_of(old["environment"]), packages_of(new["environment"]))
+        shown = diff[:12]  # another interpreter differs in most packages: the first lines tell the story
+        lines += ["  " + d for d in shown] + ([f"  ... and {len(diff) - len(shown)} more"] if diff[len(shown):] else [])
     for key in sorted(set(old["env_vars"]) | set(new["env_vars"])):
         a, b = old["env_vars"].get(key), new["env_vars"].get(key)
         if a != b:
@@ -76,7 +79,7 @@ def _package_diff(old, new):
     if old is None or new is None:
         return []
     out = []
-    for name in sorted(set(old) | set(new)):
+    for name in sorted(set(old) | set(new), key=lambda n: (n != "python", n)):  # the interpreter first
         if old.get(name) != new.get(name):
             out.append(f"{name}: {old.get(name, '(absent)')} -> {new.get(name, '(absent)')}")
     return out
@@ -90,6 +93,20 @@ _PROBE = "import json,site,sys;print(json.dumps([sys.version,[p for p in sys.pat
 def python_on_path(path_env):
     exe = shutil.which("python3", path=path_env) or shutil.which("python", path=path_env)
     return os.path.realpath(exe) if exe else None, exe
+
+
+def executable_of(exe):
+    """What an interpreter calls itself (sys.executable): a venv's python keeps its venv path, a
+    pyenv shim gives the real interpreter. Raises ValueError when exe is not a working Python."""
+    try:
+        out = subprocess.run([exe, "-c", "import sys; print(sys.executable)"], capture_output=True, text=True,
+                             timeout=60, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise ValueError(str(e)) from None
+    found = out.stdout.strip()
+    if out.returncode != 0 or not os.path.isabs(found):
+        raise ValueError((out.stderr.strip().splitlines() or ["it did not report sys.executable"])[-1])
+    return found
 
 
 def site_dirs(exe):
@@ -121,8 +138,9 @@ def packages_in(dirs):
 
 
 def dirs_stamp(dirs):
-    """Installing or removing a package changes its site-packages dir's mtime."""
-    return [[d, os.stat(d).st_mtime_ns] for d in dirs]
+    """Installing or removing a package changes its site-packages dir's mtime (a dir that is gone
+    drops out, so the stamp no longer matches)."""
+    return [[d, os.stat(d).st_mtime_ns] for d in dirs if os.path.isdir(d)]
 
 
 def fingerprint(version, packages):

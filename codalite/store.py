@@ -13,6 +13,8 @@ partial contents.
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 
 from . import db, hashing, memo, spec
@@ -36,7 +38,8 @@ class Store:
         if not os.path.isdir(os.path.join(self.home, "bundles")):
             raise StoreNotFound(self.home)
         self.db = db.connect(os.path.join(self.home, "codalite.db"))
-        self._environments = {}  # PATH -> (site-packages stamp, fingerprint), checked on each use
+        self._environments = {}  # interpreter -> (site-packages stamp, fingerprint), checked on each use
+        self._found = {}  # PATH -> the python found there, while the store has none recorded
 
     # --- opening ---------------------------------------------------------------------------
 
@@ -312,11 +315,16 @@ class Store:
         md.update(validate_requests(requests or {}))
         dependencies = self._resolve_deps(deps, md["allow_failed_dependencies"])
         path_env = path_env if path_env is not None else os.environ.get("PATH", "")
-        runspec = {
-            "environment": self.run_environment(md["request_docker_image"], path_env),
-            "env_vars": dict(env_vars or {}),
-            "path": path_env,
-        }
+        runspec = {"env_vars": dict(env_vars or {})}
+        if md["request_docker_image"]:  # the image is the environment; the host's PATH never enters it
+            runspec.update(environment=self.run_environment(md["request_docker_image"], path_env), path=path_env)
+        else:
+            # the store's interpreter, whatever the caller's PATH: its bin directory first, so `python`
+            # and the venv's console scripts resolve to it
+            python = self.interpreter(path_env, record=True)
+            bindir = os.path.dirname(python)
+            path = os.pathsep.join([bindir] + [p for p in path_env.split(os.pathsep) if p and p != bindir])
+            runspec.update(environment=self.local_environment(python), path=path, python=python)
         return self._create("run", command, dependencies, md, runspec, force, start_worker)
 
     def make(self, deps, name=None, description="", tags=(), force=False, start_worker=True):
@@ -347,39 +355,99 @@ class Store:
         return self.get(uuid), False
 
     def run_environment(self, image, path_env):
-        """The environment part of a run's memo key: its docker image, or the local Python's fingerprint."""
+        """The environment part of a run's memo key: its docker image, or the fingerprint of the
+        store's interpreter (path_env only matters while none is recorded: see interpreter)."""
         if image:  # the image's digest when an engine has it, so a retagged image is a new environment
             from .docker_runtime import resolve_digest
             return f"docker:{resolve_digest(image) or image}"
-        return self.local_environment(path_env)
+        return self.local_environment(self.interpreter(path_env))
 
-    def local_environment(self, path_env):
-        """Fingerprint of the Python environment a local run would use (python3 on PATH), cached
-        until a package is installed or removed there."""
-        cached = self._environments.get(path_env)
+    def local_environment(self, python):
+        """Fingerprint of a Python interpreter's environment (version and installed distributions),
+        cached until a package is installed or removed there."""
+        cached = self._environments.get(python)
         if cached and memo.dirs_stamp([d for d, _ in cached[0]]) == cached[0]:
             return cached[1]
-        real, exe = memo.python_on_path(path_env)
-        if not exe:
-            return "local:no-python"
-        row = self.db.execute("SELECT * FROM python_cache WHERE executable = ?", (exe,)).fetchone()
+        row = self.db.execute("SELECT * FROM python_cache WHERE executable = ?", (python,)).fetchone()
         stamp = json.loads(row["dirs_stamp"]) if row else None
         if row is not None and stamp == memo.dirs_stamp([d for d, _ in stamp]):
-            self._environments[path_env] = (stamp, row["fingerprint"])
+            self._environments[python] = (stamp, row["fingerprint"])
             return row["fingerprint"]
-        version, dirs = memo.site_dirs(exe)
+        try:
+            version, dirs = memo.site_dirs(python)
+        except (OSError, ValueError, subprocess.SubprocessError) as e:
+            raise CodaliteError(f"this store's python {python} does not run ({e}); "
+                                "set another with `codalite env set PATH_TO_PYTHON`") from None
         packages = memo.packages_in(dirs)
         fp = memo.fingerprint(version, packages)
         with self.tx():
-            self.db.execute("INSERT OR REPLACE INTO environment VALUES (?,?,?)", (fp, version, json.dumps(packages)))
+            self.db.execute("INSERT OR REPLACE INTO environment (fingerprint, python, packages, executable) "
+                            "VALUES (?,?,?,?)", (fp, version, json.dumps(packages), python))
             self.db.execute("INSERT OR REPLACE INTO python_cache VALUES (?,?,?,?)",
-                            (exe, version, json.dumps(memo.dirs_stamp(dirs)), fp))
-        self._environments[path_env] = (memo.dirs_stamp(dirs), fp)
+                            (python, version, json.dumps(memo.dirs_stamp(dirs)), fp))
+        self._environments[python] = (memo.dirs_stamp(dirs), fp)
         return fp
 
     def packages_of(self, fingerprint):
-        row = self.db.execute("SELECT packages FROM environment WHERE fingerprint = ?", (fingerprint,)).fetchone()
-        return json.loads(row[0]) if row else None
+        """{name: version} of an environment, with "python": its version and interpreter (for `why`)."""
+        row = self.db.execute("SELECT * FROM environment WHERE fingerprint = ?", (fingerprint,)).fetchone()
+        if row is None:
+            return None
+        python = row["python"].split()[0] + (f" ({row['executable']})" if row["executable"] else "")
+        return dict(json.loads(row["packages"]), python=python)
+
+    # --- the project's environment: the interpreter local runs use -------------------------------
+
+    def interpreter(self, path_env=None, record=False):
+        """The Python interpreter local runs use: the one in the store's config. While none is
+        recorded, the python on path_env (the caller's PATH), recorded when record is set (the
+        store's first run). Fails, never falls back, when the recorded one is gone."""
+        recorded = self.recorded_interpreter()
+        if recorded:
+            if not os.access(recorded, os.X_OK):
+                raise CodaliteError(f"this store's python {recorded} is gone (was its venv deleted?); recreate it, "
+                                    "or set another with `codalite env set PATH_TO_PYTHON`")
+            return recorded
+        path_env = path_env if path_env is not None else os.environ.get("PATH", "")
+        if path_env not in self._found:
+            _, found = memo.python_on_path(path_env)
+            if not found:
+                raise CodaliteError("no python on PATH for this store's runs; "
+                                    "set one with `codalite env set PATH_TO_PYTHON`")
+            try:
+                self._found[path_env] = memo.executable_of(found)
+            except ValueError as e:
+                raise CodaliteError(f"the python on PATH ({found}) does not run ({e}); "
+                                    "set another with `codalite env set PATH_TO_PYTHON`") from None
+        python = self._found[path_env]
+        if record:
+            with self.tx():  # two first runs at once: one records, both use what it recorded
+                added = self.db.execute("INSERT OR IGNORE INTO config VALUES ('python', ?)", (python,)).rowcount
+                python = self.recorded_interpreter()
+            if added:
+                print(f"codalite: this store's runs use {python} from now on, whatever your PATH; "
+                      "change it with `codalite env set PATH_TO_PYTHON`", file=sys.stderr)
+        return python
+
+    def recorded_interpreter(self):
+        """The interpreter in the store's config, or None before the first run (no checks)."""
+        row = self.db.execute("SELECT value FROM config WHERE key = 'python'").fetchone()
+        return row[0] if row else None
+
+    def set_interpreter(self, python):
+        """Record the interpreter local runs use from now on (a path, or a command on PATH).
+        Returns (previous or None, new): runs whose environment differs are new runs."""
+        found = python if os.sep in python else shutil.which(python)
+        if not found or os.path.isdir(found) or not os.access(found, os.X_OK):
+            raise UsageError(f"no python at {python!r}; give the path of a Python interpreter, e.g. .venv/bin/python")
+        try:
+            exe = memo.executable_of(os.path.abspath(found))
+        except ValueError as e:
+            raise UsageError(f"{python!r} is not a working Python interpreter ({e})") from None
+        with self.tx():
+            old = self.recorded_interpreter()
+            self.db.execute("INSERT OR REPLACE INTO config VALUES ('python', ?)", (exe,))
+        return old, exe
 
     # --- staging (called by the worker) ------------------------------------------------------
 

@@ -69,7 +69,8 @@ def env_vars(recipe, cell):
 
 def plan(store, recipe, path_env, environment=None):
     """The status of every cell, without changing anything. environment(step) gives the memo
-    key's environment of a step (default: where a local run would run; remote runs differ)."""
+    key's environment of a step (default: where a local run would run, the store's recorded
+    interpreter or the step's docker image, whatever path_env; remote runs differ)."""
     environment = environment or (lambda step: store.run_environment(step.request.docker_image, path_env))
     uploads = {}
     for name in recipe.uploads:
