@@ -34,7 +34,7 @@ demo: install
 	HF_HUB_OFFLINE=1 codalite recipe run cl_recipes/shapes_vqa.yaml
 	codalite print worksheets/shapes_vqa.ws
 	codalite export worksheets/shapes_vqa.yaml -o paper
-	@echo "Paper tables: paper/shapes_vqa_*.{tex,md,csv} with paper/*.provenance.json; check them with: . .venv/bin/activate; codalite verify paper/ (runs use the python on PATH, part of every memo key)"
+	@echo "Paper tables: paper/shapes_vqa_*.{tex,md,csv} with paper/*.provenance.json; check them from any shell with: .venv/bin/codalite verify paper/ (runs use the store's python: .venv/bin/codalite env)"
 
 bench: install
 	$(PY) bench/bench_engine.py
