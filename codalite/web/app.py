@@ -1,31 +1,65 @@
 """`codalite serve`: a local web UI over the same library calls as the CLI.
 
-The stdlib HTTP server and Jinja2 templates: no framework, no JavaScript from outside (nothing
-outside can be reached); a few lines of inline JS refresh live tables and tail stdout/stderr.
+The stdlib HTTP server and Jinja2 templates (autoescaped): no framework, nothing loaded from
+outside; one static script (static/app.js) refreshes live tables and tails stdout/stderr.
 Bound to 127.0.0.1 unless asked otherwise: the store is readable by whoever can reach the port.
+
+What a page may do is fenced in on every response: a Host check (a page on another origin can
+rebind its own name to 127.0.0.1 and read us, so only names that cannot be rebound are served),
+a CSP without inline script, nosniff, no referrer. Bundle files are a run's output, anything at
+all: they are served as text, images or downloads, never as HTML or SVG in our origin, and only
+when their realpath stays inside the bundle. Worksheets come only from the store or the
+project's worksheets/ folder, never from a path in the URL.
 """
 
+import errno
+import ipaddress
 import json
-import mimetypes
 import os
+import socket
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import markupsafe
 
-from ..errors import CodaliteError
+from ..errors import CodaliteError, UsageError
 from ..store import Store
 from ..worksheets import interpret, model, parse, render
 from ..worksheets.genpath import apply_func
 from . import graph
 
 WEB_TEMPLATES = os.path.join(os.path.dirname(__file__), "templates")
+STATIC = {"app.js": (os.path.join(os.path.dirname(__file__), "static", "app.js"), "text/javascript"),
+          "web.css": (os.path.join(os.path.dirname(__file__), "static", "web.css"), "text/css"),
+          "style.css": (os.path.join(render.TEMPLATES, "style.css"), "text/css")}
 MAX_VIEW = 1 << 20  # show at most 1 MiB of a file inline
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+# Raster images cannot carry script; everything else a run wrote (HTML, SVG, ...) is text or a download.
+IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
+               ".webp": "image/webp"}
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
+       "frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+# A bundle file opened on its own is a sandboxed document: even a mislabelled one cannot run script.
+FILE_CSP = "default-src 'none'; sandbox; object-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
 
 
 class NotFound(Exception):
     pass
+
+
+class WebLinks(render.Links):
+    """File links with their path percent-encoded (bytes: names need not be UTF-8; `#` or `?` in a
+    name must not end the path); `App.handle` decodes them back with surrogateescape."""
+
+    def file(self, uuid, path):
+        return super().file(uuid, urllib.parse.quote(os.fsencode(path.lstrip("/"))))
+
+
+def shown(name):
+    """A file name as text: bytes that are not UTF-8 become U+FFFD (the link keeps the bytes)."""
+    return name.encode(errors="surrogateescape").decode(errors="replace")
 
 
 class App:
@@ -35,7 +69,8 @@ class App:
         self.home = home
         self.local = threading.local()
         self.env = render.environment([WEB_TEMPLATES])
-        self.links = render.Links("")
+        # render.environment autoescapes every template; Markup only wraps HTML we escaped ourselves
+        self.links = WebLinks("")
 
     @property
     def store(self):
@@ -48,13 +83,18 @@ class App:
         return self.env.get_template(template).render(links=self.links, **ctx)
 
     def handle(self, path, query):
-        parts = [urllib.parse.unquote(p) for p in path.strip("/").split("/")] if path.strip("/") else []
+        parts = [urllib.parse.unquote(p, errors="surrogateescape") for p in path.strip("/").split("/")] \
+            if path.strip("/") else []
         if not parts:
             return self.index()
+        if parts[0] == "static" and len(parts) == 2 and parts[1] in STATIC:
+            file, ctype = STATIC[parts[1]]
+            with open(file, "rb") as f:
+                return 200, ctype + "; charset=utf-8", f.read(), {}
         if parts[0] == "search":
             return self.search(query.get("q", [""])[0])
-        if parts[0] == "worksheets" and len(parts) >= 2:
-            return self.worksheet(parts[1], fragment=parts[2:] == ["blocks"])
+        if parts[0] == "worksheets" and (len(parts) == 2 or parts[2:] == ["blocks"]):
+            return self.worksheet(parts[1], fragment=len(parts) == 3)
         if parts[0] == "bundles" and len(parts) >= 2:
             uuid, rest = parts[1], parts[2:]
             if not rest:
@@ -64,24 +104,49 @@ class App:
             if rest[0] == "files":
                 return self.files(uuid, "/".join(rest[1:]), raw="raw" in query)
             if rest[0] == "tail" and len(rest) == 2:
-                return self.tail(uuid, rest[1], int(query.get("offset", ["0"])[0] or 0))
+                try:
+                    offset = int(query.get("offset", ["0"])[0] or 0)
+                except ValueError:
+                    raise NotFound("offset must be a number") from None
+                return self.tail(uuid, rest[1], offset)
         raise NotFound(path)
+
+    # worksheets: only from the store or the project's worksheets/ folder, never a path -------
+    def worksheet_files(self):
+        """{name: path} of worksheets/*.ws whose realpath stays inside worksheets/ (a link there may
+        point anywhere: /etc/passwd.ws, ../secret.ws)."""
+        folder = os.path.realpath(os.path.join(model.project_dir(self.store), "worksheets"))
+        out = {}
+        for path in model.worksheet_files(self.store):
+            real = os.path.realpath(path)
+            if real.startswith(folder + os.sep) and os.path.isfile(real):
+                out[os.path.basename(path)[: -len(model.EXT)]] = path
+        return out
+
+    def open_worksheet(self, key):
+        # not model.open_worksheet: it also opens any .ws path, which a URL must never name
+        try:
+            return model.get(self.store, key)
+        except (CodaliteError, UnicodeError):  # UnicodeError: bytes from the URL that are not UTF-8
+            pass
+        path = self.worksheet_files().get(key)
+        if path is None:
+            raise NotFound(f"no worksheet {key!r} in the store or in the project's worksheets/ folder")
+        return model.load_file(path)
 
     # pages ------------------------------------------------------------------------------------
     def index(self):
         s = self.store
-        files = [(os.path.basename(p)[:-3], os.path.relpath(p, model.project_dir(s))) for p in model.worksheet_files(s)]
+        files = [(name, os.path.relpath(p, model.project_dir(s))) for name, p in self.worksheet_files().items()]
         recent = interpret(s, parse("% search .limit=20"))
         body = self.page("index.html", worksheets=model.list_worksheets(s), files=files, recent=recent)
         return 200, "text/html", body, {}
 
     def worksheet(self, key, fragment=False):
         s = self.store
-        try:
-            ws = model.open_worksheet(s, key)
-        except CodaliteError as e:
-            raise NotFound(str(e)) from None
+        ws = self.open_worksheet(key)
         result = interpret(s, ws.items)
+        # blocks.html is an autoescaping template: the fragment is safe HTML
         blocks = render.to_html(s, result, ws.title, standalone=False, env=self.env)
         headers = {"X-Live": "1" if result.live else "0"}
         if fragment:
@@ -98,7 +163,7 @@ class App:
     def bundle_of(self, text):
         try:
             return self.store.resolve(text)
-        except CodaliteError as e:
+        except (CodaliteError, UnicodeError) as e:
             raise NotFound(str(e)) from None
 
     def bundle(self, uuid):
@@ -111,63 +176,93 @@ class App:
         children = s.query(f"uuid IN ({','.join('?' * len(s.children(b.uuid)))})", s.children(b.uuid)) \
             if s.children(b.uuid) else []
         metadata = sorted((k, pretty(k, v)) for k, v in b.metadata.items())
+        # graph.svg builds its SVG by hand and escapes every name and attribute it writes
         body = self.page("bundle.html", b=b, parents=parents, children=children, metadata=metadata,
                          environment=b.runspec.get("environment"), graph=markupsafe.Markup(graph.svg(s, b.uuid, self.links)),
                          hosts=model.host_worksheets(s, b.uuid), entries=self.listing(b, ""),
                          stdout=self.head(b, "stdout"), stderr=self.head(b, "stderr"))
         return 200, "text/html", body, {}
 
-    def listing(self, b, subpath):
+    # bundle files: only inside the bundle ------------------------------------------------------
+    def path_of(self, b, subpath):
+        """bundle/subpath, refused (NotFound) unless its realpath stays inside the bundle: no `..`,
+        absolute paths or links out (store.path_in), and the bundle entry itself is no link out."""
         try:
             path = self.store.path_in(b, subpath)
-        except CodaliteError:
+        except (CodaliteError, ValueError) as e:  # ValueError: a NUL byte in the path
+            raise NotFound(str(e)) from None
+        if os.path.islink(self.store.location(b)):
+            raise NotFound(f"bundle {b.uuid} is a link; its contents are not shown")
+        return path
+
+    def listing(self, b, subpath):
+        try:
+            path = self.path_of(b, subpath)
+        except NotFound:
             return None
         if not os.path.isdir(path):
             return None
         out = []
         for e in sorted(os.scandir(path), key=lambda e: e.name):
-            kind = "link" if e.is_symlink() else "dir" if e.is_dir() else "file"
+            kind = "link" if e.is_symlink() else "dir" if e.is_dir(follow_symlinks=False) else \
+                "file" if e.is_file(follow_symlinks=False) else "other"
             size = e.stat(follow_symlinks=False).st_size if kind == "file" else None
-            out.append((e.name, kind, size, (subpath + "/" + e.name).lstrip("/")))
+            out.append((shown(e.name), kind, size, (subpath + "/" + e.name).lstrip("/")))
         return out
+
+    def read(self, b, subpath, limit=None, offset=0):
+        """Bytes of a regular file inside the bundle (a FIFO would block the server thread)."""
+        path = self.path_of(b, subpath)
+        if not os.path.isfile(path):
+            raise NotFound(f"{b.uuid}/{subpath} is not a regular file")
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read() if limit is None else f.read(limit)
 
     def head(self, b, name):
         try:
-            with open(self.store.path_in(b, name), "rb") as f:
-                data = f.read(MAX_VIEW)
+            data = self.read(b, name, MAX_VIEW)
             return data.decode(errors="replace"), len(data)
-        except (CodaliteError, OSError):
+        except (NotFound, OSError):
             return None, 0
 
     def files(self, uuid, subpath, raw=False):
         b = self.bundle_of(uuid)
-        try:
-            path = self.store.path_in(b, subpath)
-        except CodaliteError as e:
-            raise NotFound(str(e)) from None
+        path = self.path_of(b, subpath)
         if os.path.isdir(path):
             body = self.page("files.html", b=b, subpath=subpath, entries=self.listing(b, subpath), text=None)
             return 200, "text/html", body, {}
-        with open(path, "rb") as f:
-            data = f.read() if raw else f.read(MAX_VIEW)
+        data = self.read(b, subpath, None if raw else MAX_VIEW)
         if raw:
-            return 200, mimetypes.guess_type(path)[0] or "application/octet-stream", data, {}
+            return self.raw(path, data)
         body = self.page("files.html", b=b, subpath=subpath, entries=None, text=data.decode(errors="replace"),
                          truncated=os.path.getsize(path) > MAX_VIEW)
         return 200, "text/html", body, {}
+
+    def raw(self, path, data):
+        """A bundle file's bytes, inert: raster images as images, text (HTML and SVG included) as
+        text/plain, anything else as a download; sandboxed by FILE_CSP whatever it is."""
+        headers = {"Content-Security-Policy": FILE_CSP}
+        ctype = IMAGE_TYPES.get(os.path.splitext(path)[1].lower())
+        if ctype is None and b"\0" in data[:8192]:
+            ctype = "application/octet-stream"
+            headers["Content-Disposition"] = "attachment; filename*=UTF-8''" + \
+                urllib.parse.quote(os.fsencode(os.path.basename(path)))
+        return 200, ctype or "text/plain; charset=utf-8", data, headers
 
     def tail(self, uuid, name, offset):
         """New bytes of stdout/stderr from offset, and whether more may come."""
         if name not in ("stdout", "stderr"):
             raise NotFound(name)
         b = self.bundle_of(uuid)
-        data = b""
         try:
-            with open(os.path.join(self.store.location(b), name), "rb") as f:
-                f.seek(offset)
-                data = f.read(MAX_VIEW)
+            data = self.read(b, name, MAX_VIEW, max(offset, 0))
+        except NotFound:
+            if os.path.lexists(os.path.join(self.store.location(b), name)):
+                raise  # a link out, a FIFO: refused, not "nothing yet"
+            data = b""  # not written yet
         except OSError:
-            pass
+            data = b""
         body = json.dumps({"data": data.decode(errors="replace"), "offset": offset + len(data),
                            "state": b.state, "final": b.final})
         return 200, "application/json", body, {}
@@ -182,10 +277,57 @@ def pretty(key, value):
     return apply_func(FORMATS.get(key), value) if isinstance(value, (int, float)) else value
 
 
+def host_name(header):
+    """The name in a Host header, lowercased, without port or brackets: '[::1]:8765' -> '::1';
+    None if malformed."""
+    h = (header or "").strip().lower()
+    if h.startswith("["):
+        name, sep, rest = h[1:].partition("]")
+        return name if sep and (not rest or rest[:1] == ":" and rest[1:].isdigit()) else None
+    name, sep, port = h.rpartition(":")
+    if not sep:
+        name = h
+    elif not port.isdigit():
+        return None
+    return name.rstrip(".") or None
+
+
+class HostCheck:
+    """DNS rebinding: a page on evil.example can point its own name at 127.0.0.1 and then read us
+    as same-origin. Its requests still say `Host: evil.example`, so only names an attacker cannot
+    rebind are served: loopback names, the --host the server was bound to, and, when bound to
+    every address (0.0.0.0, ::), address literals (an IP address is its own origin)."""
+
+    def __init__(self, bound):
+        self.names = LOOPBACK_NAMES | {bound.lower().strip("[]").rstrip(".")}
+        self.any_address = bound in ("", "0.0.0.0", "::")
+
+    def allows(self, header):
+        name = host_name(header)
+        if name is None:
+            return False
+        if name in self.names:
+            return True
+        if self.any_address:
+            try:
+                ipaddress.ip_address(name)
+                return True
+            except ValueError:
+                pass
+        return False
+
+
 class Handler(BaseHTTPRequestHandler):
     app = None  # set by make_server
+    hosts = None
+    csp = CSP
 
     def do_GET(self):
+        host = self.headers.get("Host")
+        if not self.hosts.allows(host):
+            port = self.server.server_address[1]
+            return self.reply(421, "text/plain; charset=utf-8", f"codalite serve: Host {str(host)[:100]!r} refused "
+                              f"(DNS rebinding guard); open http://127.0.0.1:{port}/ or the --host you chose\n", {})
         url = urllib.parse.urlsplit(self.path)
         try:
             status, ctype, body, headers = self.app.handle(url.path, urllib.parse.parse_qs(url.query, keep_blank_values=True))
@@ -195,23 +337,54 @@ class Handler(BaseHTTPRequestHandler):
         except Exception as e:  # one broken page must not take the server down
             status, ctype, headers = 500, "text/html", {}
             body = self.app.page("error.html", message=f"{type(e).__name__}: {e}")
-        data = body if isinstance(body, bytes) else body.encode()
+        if ctype in ("text/html", "image/svg+xml", "application/json"):
+            ctype += "; charset=utf-8"
+        self.reply(status, ctype, body, headers)
+
+    def reply(self, status, ctype, body, headers):
+        # errors="replace": a file name that is not UTF-8 must not break the page
+        data = body if isinstance(body, bytes) else body.encode(errors="replace")
+        self.csp = headers.pop("Content-Security-Policy", CSP)
         self.send_response(status)
-        self.send_header("Content-Type", ctype + ("; charset=utf-8" if ctype.startswith("text/") or "json" in ctype else ""))
+        self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
-        self.send_header("Cache-Control", "no-store")
         for k, v in headers.items():
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(data)
+
+    def end_headers(self):
+        # every response, the stdlib's own error pages (400, 501) included
+        self.send_header("Content-Security-Policy", self.csp)
+        for k, v in SECURITY_HEADERS.items():
+            self.send_header(k, v)
+        super().end_headers()
 
     def log_message(self, fmt, *args):
         pass  # quiet: the terminal shows the URL, not every request
 
 
 def make_server(store, host="127.0.0.1", port=8765):
-    """A server for the store (call serve_forever()); port 0 picks a free port."""
-    handler = type("BoundHandler", (Handler,), {"app": App(store.home)})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
+    """A server for the store (call serve_forever()); port 0 picks a free port. A malformed host
+    or port is a UsageError, a port in use (or any other failure to listen) a CodaliteError."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise UsageError(f"--port {port}: a port is a number from 0 to 65535 (0 picks a free one)")
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except (socket.gaierror, UnicodeError) as e:
+        raise UsageError(f"--host {host!r}: cannot resolve it ({getattr(e, 'strerror', None) or e}); "
+                         "give a name or address of this machine, such as 127.0.0.1") from None
+    handler = type("BoundHandler", (Handler,), {"app": App(store.home), "hosts": HostCheck(host)})
+    server_cls = type("Server", (ThreadingHTTPServer,), {"address_family": family, "daemon_threads": True})
+    try:
+        server = server_cls((host, port), handler)
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise CodaliteError(f"port {port} on {host} is in use; pick another with --port "
+                                "(0 picks a free one)") from None
+        if e.errno == errno.EADDRNOTAVAIL:
+            raise UsageError(f"--host {host!r} is not an address of this machine") from None
+        raise CodaliteError(f"cannot listen on {host} port {port}: {e.strerror or e}") from None
+    h, p = server.server_address[:2]
+    server.url = f"http://{'[' + h + ']' if ':' in h else h}:{p}/"
     return server

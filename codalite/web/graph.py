@@ -74,11 +74,14 @@ def svg(store, uuid, links, depth=3):
         except BundleNotFound:
             name, state, kind = "(missing)", "missing", ""
         fill = STATE_COLORS.get(state, "#fff")
-        stroke = "#1a5fb4' stroke-width='2" if u == uuid else "#999"
-        parts.append(f"<a href='{html.escape(links.bundle(u))}'><g class='node' data-uuid='{u}'>"
-                     f"<rect x='{x}' y='{y}' width='{BOX_W}' height='{BOX_H}' rx='5' fill='{fill}' stroke='{stroke}'/>"
-                     f"<text x='{x + 6}' y='{y + 16}' font-weight='bold'>{html.escape(name[:24])}</text>"
-                     f"<text x='{x + 6}' y='{y + 32}'>{kind} {u[:10]} {state}</text></g></a>")
+        stroke = "stroke='#1a5fb4' stroke-width='2'" if u == uuid else "stroke='#999'"
+        # Names, descriptions and even uuids and states may come from a pulled bundle: escape all of it.
+        esc = html.escape
+        parts.append(f"<a href='{esc(links.bundle(u))}'><g class='node' data-uuid='{esc(u)}'>"
+                     f"<rect x='{x}' y='{y}' width='{BOX_W}' height='{BOX_H}' rx='5' fill='{fill}' {stroke}/>"
+                     f"<text x='{x + 6}' y='{y + 16}' font-weight='bold'>{esc((name or '')[:24])}</text>"
+                     f"<text x='{x + 6}' y='{y + 32}'>{esc(kind or '')} {esc(u[:10])} {esc(state or '')}</text>"
+                     "</g></a>")
     for row, lvl in enumerate(ordered):
         if more[lvl]:
             x = 10 + MAX_PER_LEVEL * (BOX_W + GAP_X)

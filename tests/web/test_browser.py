@@ -65,6 +65,15 @@ def page(browser):
     pg.close()
 
 
+def wait_js(page, expression, timeout=15000):
+    """page.wait_for_function runs its string through eval, which the UI's CSP forbids (as it
+    should); page.evaluate goes through the DevTools protocol, so poll with it instead."""
+    deadline = time.time() + timeout / 1000
+    while not page.evaluate(expression):
+        assert time.time() < deadline, f"timed out waiting for {expression}"
+        time.sleep(0.1)
+
+
 def shot(page, name):
     page.screenshot(path=os.path.join(ARTIFACTS, f"{name}.png"), full_page=True)
 
@@ -105,16 +114,15 @@ def test_live_tail_and_live_table_while_running(site, page):
         ws = model.new(store, "live")
         model.set_source(store, ws, f"% schema s\n% add name\n% add state\n% display table s\n{{{slow.uuid}}}\n")
         page.goto(f"{site['url']}/bundles/{slow.uuid}")
-        page.wait_for_function("document.getElementById('stdout').textContent.includes('line 15')", timeout=15000)
+        wait_js(page, "document.getElementById('stdout').textContent.includes('line 15')")
         first = page.inner_text("#stdout").count("line")
-        page.wait_for_function(f"document.getElementById('stdout').textContent.split('line').length > {first + 5}",
-                               timeout=15000)
+        wait_js(page, f"document.getElementById('stdout').textContent.split('line').length > {first + 5}")
         shot(page, "tail")
         page.goto(f"{site['url']}/worksheets/live")
         assert page.locator("table.table tbody td").nth(1).inner_text() == "running"
         store.kill(store.get(slow.uuid))
-        page.wait_for_function("document.querySelector('table.table tbody td:nth-child(2)').innerText === 'killed'",
-                               timeout=15000)  # the table refreshed itself
+        wait_js(page, "document.querySelector('table.table tbody td:nth-child(2)').innerText === 'killed'")
+        # the table refreshed itself
         shot(page, "live-table")
     finally:
         b = store.get(slow.uuid)
