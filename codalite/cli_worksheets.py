@@ -147,8 +147,8 @@ def serve(host, port):
     """Browse worksheets and bundles in a web browser (live tables, graphs, files, stdout tail)."""
     from .web.app import make_server
 
-    server = make_server(Store.find(), host, port)
-    click.echo(f"codalite serve: http://{server.server_address[0]}:{server.server_address[1]}/  (Ctrl-C stops)", err=True)
+    server = make_server(Store.find(), host, port)  # a bad --host/--port: UsageError (2); port in use: 1
+    click.echo(f"codalite serve: {server.url}  (Ctrl-C stops)", err=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
