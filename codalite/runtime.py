@@ -1,7 +1,7 @@
 """Runtimes: the only code that starts processes for runs.
 
-The local runtime runs the command with bash in the bundle's working directory, in its own process
-group (so a kill or a limit stops everything it started), pinned to the CPUs the worker gave it,
+The local runtime runs the command with bash in the bundle's working directory (confined by
+sandbox.py where the machine allows), in its own process group (so a kill or a limit stops everything it started), pinned to the CPUs the worker gave it,
 with thread-count variables set to its CPU count: torch and BLAS otherwise start one thread per
 core and two runs on two cores were measured 6x slower than one after the other.
 """
@@ -34,15 +34,24 @@ def run_environment(base, runspec, uuid, cpus, gpus):
 class LocalProcess:
     """One run's process tree."""
 
-    def __init__(self, command, cwd, env, cpus):
-        with open(os.path.join(cwd, "stdout"), "wb") as out, open(os.path.join(cwd, "stderr"), "wb") as err:
-            self.proc = subprocess.Popen(
-                ["bash", "-c", command], cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                stderr=err, start_new_session=True,
-            )
+    def __init__(self, command, cwd, env, cpus, wrap=None):
+        """wrap: argv -> argv, e.g. sandbox.command's confinement around `bash -c command`."""
+        argv = ["bash", "-c", command]
+        argv = wrap(argv) if wrap else argv
+        # A child inherits the CPUs of the thread that spawns it: pin this thread, spawn, restore.
+        # (Pinning the child afterwards races with what it starts at once; a preexec_fn would force
+        # a slow fork().)
+        mine = os.sched_getaffinity(0)
+        if cpus:
+            os.sched_setaffinity(0, cpus)
+        try:
+            with open(os.path.join(cwd, "stdout"), "wb") as out, open(os.path.join(cwd, "stderr"), "wb") as err:
+                self.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                             stderr=err, start_new_session=True)
+        finally:
+            if cpus:
+                os.sched_setaffinity(0, mine)
         self.pid = self.proc.pid
-        if cpus:  # pinned from here, not in a preexec_fn, which would force a slow fork()
-            os.sched_setaffinity(self.pid, cpus)
         self.started = time.time()
         self.memory_max = 0
         self.rusage = None

@@ -10,11 +10,12 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import psutil
 
-from . import hashing, spec
+from . import hashing, sandbox, spec
 from .bundle import ACTIVE_STATES, CREATED, FAILED, FINALIZING, KILLED, PREPARING, READY, RUNNING, STAGED
 from .runtime import LocalProcess, kill_group, run_environment
 from .store import remove_tree
@@ -70,9 +71,10 @@ def detect_gpus():
 
 
 class Job:
-    def __init__(self, bundle, process, cpus, gpus, memory, time_limit):
+    def __init__(self, bundle, process, cpus, gpus, memory, time_limit, scratch=None):
         self.bundle, self.process = bundle, process
         self.cpus, self.gpus, self.memory, self.time_limit = cpus, gpus, memory, time_limit
+        self.scratch = scratch  # the run's private /tmp when sandboxed
         self.failure = None
         self.next_sample = process.started + 0.05
 
@@ -89,6 +91,9 @@ class Worker:
         self.jobs = {}
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.lock_fd = None
+        self.unconfined = sandbox.problem()  # None: runs are confined (see sandbox.py)
+        if self.unconfined:
+            self.log(f"runs are not sandboxed: {self.unconfined}")
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -172,6 +177,19 @@ class Worker:
         busy |= self._check_running()
         return busy
 
+    def _guarded(self, b, what, fn, *args):
+        """Run one bundle's step; an unexpected error fails that bundle, saying so, instead of
+        crashing the worker (which would restart, meet the same bundle, and wedge every run)."""
+        try:
+            return fn(*args)
+        except Exception as e:  # noqa: BLE001 (any fault is this bundle's, not the worker's)
+            self.log(f"{b.uuid}: internal error while {what}: {e!r}")
+            try:
+                self.store.update(b.uuid, FAILED, {"failure_message": f"internal error while {what}: {e}"})
+            except Exception as e2:  # noqa: BLE001
+                self.log(f"{b.uuid}: could not record the failure: {e2!r}")
+            return True
+
     def _stage_created(self):
         changed = False
         # only those whose parents are all final: the rest would be looked at in vain every round
@@ -179,7 +197,7 @@ class Worker:
                    "p.uuid = d.parent_uuid WHERE d.child_uuid = bundle.uuid AND p.state NOT IN "
                    "('ready', 'failed', 'killed'))")
         for b in self.store.query(waiting, order="id"):
-            changed |= self.store.stage(b) != CREATED
+            changed |= self._guarded(b, "staging", lambda b=b: self.store.stage(b) != CREATED)
         return changed
 
     def _handle_kills(self):
@@ -203,7 +221,7 @@ class Worker:
         staged = self.store.query("state = ?", (STAGED,), order="json_extract(metadata, '$.request_priority') DESC, id")
         for b in staged:
             if b.bundle_type == "make":
-                self._make(b)
+                self._guarded(b, "making", self._make, b)
                 started = True
                 continue
             md = b.metadata
@@ -217,7 +235,7 @@ class Worker:
             free_cpus, free_gpus, free_mem = self._free()
             if len(free_cpus) < ncpu or len(free_gpus) < ngpu or free_mem < mem:
                 continue  # does not fit now: a smaller one behind it may (backfill)
-            self._start(b, free_cpus[:ncpu], free_gpus[:ngpu], mem)
+            self._guarded(b, "starting", self._start, b, free_cpus[:ncpu], free_gpus[:ngpu], mem)
             started = True
         return started
 
@@ -244,27 +262,45 @@ class Worker:
         if not claimed:
             return
         rundir = s.run_dir(b.uuid)
+        docker = bool(b.metadata.get("request_docker_image"))
+        confined = not docker and not self.unconfined
+        scratch = None
         try:
             os.mkdir(rundir)
+            mounts = []
             for d in b.dependencies:
-                link = os.path.join(rundir, d.child_path)
-                os.makedirs(os.path.dirname(link), exist_ok=True)
-                os.symlink(os.path.join(s.bundle_dir(d.parent_uuid), d.parent_path) if d.parent_path
-                           else s.bundle_dir(d.parent_uuid), link)
+                src = s.path_in(s.get(d.parent_uuid), d.parent_path)  # never outside the parent
+                dst = os.path.join(rundir, d.child_path)
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                if not confined:
+                    os.symlink(src, dst)
+                elif os.path.isdir(src):  # a mount point: the dependency appears as a directory
+                    os.mkdir(dst)
+                else:
+                    open(dst, "x").close()
+                mounts.append((src, d.child_path))
             env = run_environment(os.environ, b.runspec, b.uuid, cpus, gpus)
-            if b.metadata.get("request_docker_image"):
+            if docker:
                 from .docker_runtime import for_bundle
                 process = for_bundle(s, b, rundir, env, cpus, gpus, mem)
+            elif confined:
+                scratch = tempfile.mkdtemp(prefix=f"codalite-{b.uuid}-")
+                env["TMPDIR"] = "/tmp"
+                process = LocalProcess(b.command, rundir, env, cpus, wrap=lambda argv: sandbox.command(
+                    argv, rundir, s.home, mounts, scratch))
             else:
                 process = LocalProcess(b.command, rundir, env, cpus)
         except OSError as e:
+            if scratch:
+                remove_tree(scratch)
             self._salvage(b)
             s.update(b.uuid, FAILED, {"failure_message": f"could not start the run: {e}"})
             return
         limit = spec.parse_duration(b.metadata["request_time"]) if b.metadata.get("request_time") else None
-        self.jobs[b.uuid] = Job(b, process, cpus, gpus, mem, limit)
-        s.update(b.uuid, RUNNING, {"started": process.started, "job_handle": process.pid,
-                                   "cpus": cpus, "gpus": gpus, **getattr(process, "extra_metadata", {})})
+        self.jobs[b.uuid] = Job(b, process, cpus, gpus, mem, limit, scratch)
+        confinement = "docker" if docker else "bwrap" if confined else f"none: {self.unconfined}"
+        s.update(b.uuid, RUNNING, {"started": process.started, "job_handle": process.pid, "cpus": cpus,
+                                   "gpus": gpus, "sandbox": confinement, **getattr(process, "extra_metadata", {})})
 
     def _check_running(self):
         changed = False
@@ -282,7 +318,7 @@ class Worker:
                         job.process.kill()
                 continue
             del self.jobs[uuid]
-            self._finish(job, code)
+            self._guarded(job.bundle, "finishing", self._finish, job, code)
             changed = True
         return changed
 
@@ -292,11 +328,12 @@ class Worker:
         s, b = self.store, job.bundle
         s.update(b.uuid, FINALIZING)
         rundir = s.run_dir(b.uuid)
+        if job.scratch:
+            remove_tree(job.scratch)
         _remove_dependency_links(rundir, b)
         failure = job.failure or getattr(job.process, "failure", None) or self._check_dependencies(b)
-        for pattern in b.metadata.get("exclude_patterns") or []:
-            for path in glob.glob(os.path.join(rundir, pattern), recursive=True):
-                remove_tree(path)
+        for path in _excluded(rundir, b.metadata.get("exclude_patterns") or []):
+            remove_tree(path)
         try:
             content_hash, size, sig = s.publish(rundir, b.uuid)
         except OSError as e:  # e.g. a full disk: the run fails, saying why; nothing looks ready
@@ -365,10 +402,29 @@ def _link_copy(src, dst):
         os.link(src, dst)
 
 
+def _excluded(rundir, patterns):
+    """What the exclude patterns match, confined to the run's own directory: a pattern cannot name
+    an absolute path, climb out with '..', or reach through a symlink (submission refuses the first
+    two; this holds whatever the metadata says)."""
+    root = os.path.realpath(rundir)
+    for pattern in patterns:
+        if os.path.isabs(pattern) or ".." in pattern.replace("\\", "/").split("/"):
+            continue
+        for path in glob.glob(os.path.join(glob.escape(rundir), pattern), recursive=True):
+            parent = os.path.realpath(os.path.dirname(path))
+            if (parent == root or parent.startswith(root + os.sep)) and os.path.basename(path) not in ("", ".", ".."):
+                yield path
+
+
 def _remove_dependency_links(rundir, b):
+    """Remove what stood for the dependencies: symlinks, or the sandbox's empty mount points."""
     for d in b.dependencies:
         link = os.path.join(rundir, d.child_path)
         if os.path.islink(link):
+            os.unlink(link)
+        elif os.path.isdir(link) and not os.listdir(link):
+            os.rmdir(link)
+        elif os.path.isfile(link) and os.path.getsize(link) == 0:
             os.unlink(link)
         parent = os.path.dirname(link)  # directories made for nested keys (a/b), if left empty
         while parent != rundir and os.path.isdir(parent) and not os.listdir(parent):

@@ -1,0 +1,59 @@
+"""Confinement of local runs with bubblewrap: a private mount namespace per run.
+
+Inside it the whole filesystem is read-only, the store is hidden (an empty tmpfs over
+.codalite/), and only three things are mounted back: the run's own directory (writable), each
+dependency at ./<key> as a read-only *directory or file* (so `cp -r dep mine` copies contents),
+and a private /tmp. Read-only bind mounts hold for root too (bwrap drops root's capabilities, so
+it cannot remount them), which file modes never could. No pid or network namespace: the worker
+keeps killing, sampling and pinning the run's process group as before.
+
+Where bwrap is missing or the kernel denies namespaces, runs fall back to symlinked dependencies
+and the worker's after-the-fact check (stat signatures), and codalite says so once.
+"""
+
+import functools
+import os
+import shutil
+import subprocess
+
+INSTALL_HINT = "install bubblewrap (apt-get install bubblewrap) to confine runs"
+
+
+@functools.lru_cache(maxsize=1)
+def problem():
+    """Why runs cannot be sandboxed here (one line), or None when they can."""
+    if os.environ.get("CODALITE_SANDBOX") == "none":  # e.g. inside a container that forbids namespaces
+        return "turned off by CODALITE_SANDBOX=none"
+    bwrap = shutil.which("bwrap")
+    if not bwrap:
+        return f"bubblewrap (bwrap) is not installed; {INSTALL_HINT}"
+    try:
+        r = subprocess.run([bwrap, "--ro-bind", "/", "/", "--dev-bind", "/dev", "/dev", "true"],
+                           capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"bwrap could not start ({e})"
+    if r.returncode != 0:
+        detail = (r.stderr.strip().splitlines() or ["exit code %d" % r.returncode])[-1]
+        return f"the kernel denies bwrap a mount namespace ({detail})"
+    return None
+
+
+def command(argv, rundir, store_home, mounts, scratch):
+    """argv wrapped in bwrap. mounts: [(host path, name under rundir)]; scratch: the run's /tmp."""
+    # order matters: a store under /tmp must be hidden and its run dir mounted *after* /tmp is replaced
+    args = [shutil.which("bwrap"), "--die-with-parent", "--ro-bind", "/", "/", "--dev-bind", "/dev", "/dev",
+            "--bind", scratch, "/tmp", "--tmpfs", store_home, "--bind", rundir, rundir]
+    for src, name in mounts:
+        args += ["--ro-bind", src, os.path.join(rundir, name)]
+    # the tmpfs over the store read-only too (its submounts keep their own modes)
+    return args + ["--remount-ro", store_home, "--chdir", rundir, "--", *argv]
+
+
+def notice_once(store_home):
+    """The warning a user sees (once per store) when runs here are not confined, else None."""
+    marker = os.path.join(store_home, "sandbox-warned")
+    if os.path.exists(marker) or problem() is None:
+        return None
+    open(marker, "w").close()
+    return (f"warning: runs in this store are not sandboxed: {problem()}. A run could then change other "
+            "bundles; codalite only detects changes to its dependencies afterwards")
