@@ -61,11 +61,19 @@ def site(tmp_path_factory):
     assert run.state == "ready" and echo.state == "ready", (run.metadata, echo.metadata)
     plant_link(store, run, "leak", "/etc/passwd")
     plant_link(store, run, "stdout", "/etc/passwd")
+    d = store.location(run)  # a FIFO: opening it would block a server thread forever
+    mode = os.stat(d).st_mode
+    os.chmod(d, mode | 0o200)
+    os.mkfifo(os.path.join(d, "fifo"))
+    os.chmod(d, mode)
     # Names come from CodaLab servers too (pull), where they are not checked as ours are.
     with store.tx():
         for b, name in ((run, HOSTILE[0]), (echo, HOSTILE[1])):
             store.db.execute("UPDATE bundle SET name = ?, metadata = json_set(metadata, '$.name', ?) WHERE uuid = ?",
                              (name, name, b.uuid))
+    leaky = model.new(store, "leaky")  # genpaths through links out of the bundle, shown by the UI
+    model.set_source(store, leaky, f"% schema s\n% add leak /leak\n% add out /stdout\n% display table s\n"
+                     f"{{{run.uuid}}}\n% display contents /leak\n{{{run.uuid}}}\n")
     ws = model.new(store, "evil", title=HOSTILE[0])
     model.set_source(store, ws, f"# {HOSTILE[0]}\n\n{HOSTILE[1]}\n\n[click](javascript:{PWN})\n\n"
                      f"% schema s\n% add name\n% add description\n% display table s\n{{{run.uuid}}}\n{{{echo.uuid}}}\n")
@@ -122,7 +130,7 @@ def test_worksheets_from_store_and_folder_still_open(site):
         status, _, body = get(site, path)
         assert status == 200 and text in body, path
     status, _, body = get(site, "/")
-    assert b"/worksheets/good" in body and b"/worksheets/leak" not in body and b"/worksheets/passwd" not in body
+    assert b'/worksheets/good"' in body and b'/worksheets/leak"' not in body and b'/worksheets/passwd"' not in body
 
 
 # --- bundle files never leave the bundle ---------------------------------------------------------
@@ -130,7 +138,7 @@ def test_worksheets_from_store_and_folder_still_open(site):
 @pytest.mark.parametrize("rest", [
     "files/leak", "files/leak?raw=1", "files/up/codalite.db?raw=1", "files/..%2F..%2Fcodalite.db?raw=1",
     "files/%2Fetc%2Fpasswd?raw=1", "files/../../../../etc/passwd?raw=1", "files/up", "tail/stdout",
-    "files/stdout?raw=1", "files/x%00y?raw=1",
+    "files/stdout?raw=1", "files/x%00y?raw=1", "files/fifo?raw=1", "files/fifo",
 ])
 def test_bundle_files_never_resolve_outside_the_bundle(site, rest):
     status, _, body = get(site, f"/bundles/{site['run'].uuid}/{rest}")
@@ -140,6 +148,13 @@ def test_bundle_files_never_resolve_outside_the_bundle(site, rest):
 
 def test_bundle_page_does_not_show_a_linked_stdout(site):
     status, _, body = get(site, f"/bundles/{site['run'].uuid}")
+    assert status == 200 and PASSWD.encode() not in body
+    assert b">fifo</a>" in body  # listed, never opened
+
+
+def test_worksheet_genpaths_do_not_follow_links_out_of_the_bundle(site):
+    # genpaths are read by codalite/worksheets/genpath.py (its realpath check); the UI shows them
+    status, _, body = get(site, "/worksheets/leaky")
     assert status == 200 and PASSWD.encode() not in body
 
 
