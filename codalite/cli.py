@@ -6,8 +6,10 @@ durations), 1 for failures found while working (unknown bundle, failed run, corr
 
 import datetime
 import json
+import math
 import os
 import shlex
+import sqlite3
 import sys
 import time
 
@@ -16,7 +18,7 @@ import click
 from . import spec
 from .errors import CodaliteError, UsageError
 from .search import search as search_bundles
-from .store import Store
+from .store import Store, validate_requests
 from .table import print_table
 
 
@@ -26,14 +28,51 @@ def main():
     if "---" in argv:
         i = argv.index("---")
         argv = argv[:i] + ["--command", shlex.join(argv[i + 1 :])]
-    cli.main(args=argv, prog_name="codalite")
+    try:
+        check_utf8(argv)
+        code = cli.main(args=argv, prog_name="codalite", standalone_mode=False)
+    except click.ClickException as e:
+        # one line, whatever click would add (usage, hint) or the message holds (YAML, OS errors)
+        message = e.format_message()
+        if isinstance(e, click.UsageError) and e.ctx is not None and not getattr(e, "codalite", False):
+            message = f"{message.rstrip('.')}; see `{e.ctx.command_path} --help`"
+        click.echo(f"Error: {' '.join(message.split())}", err=True)
+        sys.exit(e.exit_code)
+    except (click.Abort, KeyboardInterrupt):
+        click.echo("Error: interrupted; runs already submitted keep running (`codalite kill` stops them)", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def check_utf8(argv):
+    """Names, commands, keywords and worksheet text are stored as UTF-8 text: refuse other bytes in
+    them in one line. Existing file paths may hold any bytes (they are uploaded, read or written),
+    and so may what `cat` reads inside a bundle (a run may name its files anyhow)."""
+    if argv[:1] == ["cat"]:
+        return
+    for arg in argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            if not os.path.lexists(arg):
+                shown = os.fsencode(arg).decode("utf-8", "backslashreplace")
+                raise fail(UsageError(f"argument {shown!r} is not valid UTF-8 text: names, commands, targets "
+                                      "and keywords must be UTF-8 (only existing file paths may hold other bytes)"))
 
 
 def fail(e):
     """Library errors become one-line click errors: usage (exit 2) or failure (exit 1)."""
     if isinstance(e, UsageError):
-        return click.UsageError(str(e))
+        err = click.UsageError(str(e))
+        err.codalite = True  # says what to do already: no `--help` hint
+        return err
     return click.ClickException(str(e))
+
+
+def os_error(e):
+    where = " -> ".join(os.fsencode(f).decode("utf-8", "backslashreplace") if isinstance(f, (str, bytes)) else str(f)
+                        for f in (e.filename, e.filename2) if f is not None)
+    return f"{e.strerror or e}" + (f": {where}" if where else "")
 
 
 class Group(click.Group):
@@ -44,6 +83,15 @@ class Group(click.Group):
             raise fail(e) from None
         except KeyboardInterrupt:
             raise click.Abort() from None
+        # the safety net: what the library did not foresee still ends in one line (exit 1)
+        except OSError as e:
+            raise click.ClickException(os_error(e)) from None
+        except UnicodeError as e:
+            raise click.ClickException(f"a name or file is not valid UTF-8 text ({e})") from None
+        except sqlite3.DatabaseError as e:
+            home = Store.locate() or ".codalite"
+            raise click.ClickException(f"the store's database {os.path.join(home, 'codalite.db')} cannot be used "
+                                       f"({e}); restore .codalite/ from a backup or `codalite init` a new store") from None
 
 
 @click.group(cls=Group)
@@ -62,6 +110,10 @@ def open_store(create=False):
     return Store.find()
 
 
+def _bad(message):
+    raise click.BadParameter(message)
+
+
 def echo_uuid(bundle, reused):
     if reused:
         click.echo(f"memo hit: {bundle.uuid} ({bundle.name}) is {bundle.state}, reusing it; --force reruns", err=True)
@@ -78,10 +130,20 @@ def init(directory):
     click.echo(f"Initialized an empty codalite store in {store.home}")
 
 
+def check_name(ctx, param, value):
+    """-n: an empty or malformed name is refused (not silently replaced by the default)."""
+    if value is not None:
+        try:
+            spec.check_name(value)
+        except UsageError as e:
+            raise click.BadParameter(str(e)) from None
+    return value
+
+
 def metadata_options(f):
     f = click.option("--tags", multiple=True, help="Tags (repeat the flag for several).")(f)
     f = click.option("-d", "--description", default="", help="Description.")(f)
-    f = click.option("-n", "--name", help="Name (letters, digits, _ . -).")(f)
+    f = click.option("-n", "--name", callback=check_name, help="Name (letters, digits, _ . -).")(f)
     return f
 
 
@@ -177,6 +239,11 @@ def run(args, command_opt, name, description, tags, env, force, wait_, tail, rem
         if not args:
             raise click.UsageError("give the command as the last argument, quoted (or after ---)")
         command_opt = args.pop()
+        # `cl run :raw` runs ':raw' as the command; a lone `key:bundle` last is almost surely a
+        # forgotten command (a command that really looks like this goes after ---)
+        if spec.looks_like_dependency(command_opt):
+            raise click.UsageError(f"{command_opt!r} looks like a dependency, not a command: give the command "
+                                   "as the last argument, quoted (or after ---)")
     bad = [a for a in args if not spec.looks_like_dependency(a)]
     if bad:
         raise click.UsageError(f"{bad[0]!r} is not a dependency (key:bundle[/path]); quote the whole command as one argument")
@@ -187,19 +254,21 @@ def run(args, command_opt, name, description, tags, env, force, wait_, tail, rem
             raise click.BadParameter(f"{item!r}: use NAME=VALUE", param_hint="--env")
         env_vars[key] = value if eq else os.environ.get(key, "")
     requests = {k: v for k, v in requests.items() if v not in (None, ())}
+    validate_requests(requests)  # before open_store: a refused run must not create a store
+    deps = parse_deps(args)
     store = open_store(create=True)
     if remote:
         from .cli_remote import run_remote
         if env_vars:
             raise click.UsageError("--env is not supported with --remote (CodaLab runs take no env vars)")
-        bundle, reused = run_remote(store, remote, command_opt, parse_deps(args), name, description, tags,
+        bundle, reused = run_remote(store, remote, command_opt, deps, name, description, tags,
                                     requests, force, wait=True)
         echo_uuid(bundle, reused)
         if bundle.state != "ready":
             raise click.ClickException(f"{bundle.uuid} ({bundle.name}) {bundle.state} on {remote}: "
                                        f"{bundle.metadata.get('failure_message', '')}".rstrip(": "))
         return
-    bundle, reused = store.run(command_opt, parse_deps(args), name, description, tags, requests, env_vars, force)
+    bundle, reused = store.run(command_opt, deps, name, description, tags, requests, env_vars, force)
     echo_uuid(bundle, reused)
     if wait_ or tail:
         wait_and_report(store, [bundle], tail)
@@ -224,7 +293,8 @@ def make(targets, name, description, tags, force, wait_):
 @click.argument("old")
 @click.argument("new", required=False)
 @click.option("-n", "--name", help="Name of the new final bundle.")
-@click.option("--depth", default=10, show_default=True, help="How far downstream of OLD to rerun.")
+@click.option("--depth", default=10, show_default=True, type=click.IntRange(min=1),
+              help="How far downstream of OLD to rerun.")
 @click.option("-W", "--wait", "wait_", is_flag=True, help="Wait until they finish.")
 def mimic(old, new, name, depth, wait_):
     """Rerun OLD; or rerun everything downstream of OLD with NEW in its place (`cl mimic`)."""
@@ -242,7 +312,8 @@ def mimic(old, new, name, depth, wait_):
 @cli.command()
 @click.argument("bundles", nargs=-1, required=True)
 @click.option("-t", "--tail", is_flag=True, help="Print stdout/stderr while waiting.")
-@click.option("--timeout", type=float, help="Give up after this many seconds (exit 1).")
+@click.option("--timeout", type=float, callback=lambda ctx, p, v: v if v is None or (math.isfinite(v) and v >= 0)
+              else _bad(f"{v} is not a number of seconds"), help="Give up after this many seconds (exit 1).")
 def wait(bundles, tail, timeout):
     """Wait until bundles are ready, failed or killed; exit 1 unless all are ready."""
     store = Store.find()
@@ -259,8 +330,8 @@ def wait(bundles, tail, timeout):
 
 @cli.command()
 @click.argument("target")
-@click.option("--head", type=int, help="Only the first N lines.")
-@click.option("--tail", type=int, help="Only the last N lines.")
+@click.option("--head", type=click.IntRange(min=0), help="Only the first N lines.")
+@click.option("--tail", type=click.IntRange(min=0), help="Only the last N lines.")
 def cat(target, head, tail):
     """Print a file in a bundle (`bundle/path`), or list a directory."""
     store = Store.find()
@@ -344,7 +415,8 @@ BUNDLE_HEADERS = ["uuid", "name", "type", "summary", "size", "state"]
 
 
 @cli.command()
-@click.option("-n", "--limit", default=20, show_default=True, help="How many of the newest bundles.")
+@click.option("-n", "--limit", default=20, show_default=True, type=click.IntRange(0, spec.INDEX_MAX),
+              help="How many of the newest bundles.")
 @click.option("-u", "--uuid-only", is_flag=True, help="Print only uuids.")
 def ls(limit, uuid_only):
     """List the newest bundles."""

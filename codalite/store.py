@@ -645,8 +645,14 @@ def validate_requests(requests):
                 raise UsageError(f"{key} must be a whole number, not {value!r}") from None
             if key != "request_priority" and value < 0:
                 raise UsageError(f"{key} cannot be negative")
+            if key == "request_cpus" and value < 1:
+                raise UsageError("request_cpus must be at least 1: a run needs a CPU")
         elif key == "exclude_patterns":
             value = list(value)
+            for pattern in value:  # patterns delete files: they must stay inside the run's directory
+                if not pattern or os.path.isabs(pattern) or ".." in pattern.split("/"):
+                    raise UsageError(f"bad exclude pattern {pattern!r}: use a relative path inside the run's "
+                                     "directory, without '..' (e.g. checkpoints/*)")
         out[key] = value
     return out
 

@@ -21,6 +21,7 @@ def reported(python):
 
 
 PYTHON = reported(sys.executable)
+needs_venv = pytest.mark.skipif(sys.prefix == sys.base_prefix, reason="the suite does not run in a venv")
 
 RECIPE = """\
 name: envtoy
@@ -35,9 +36,7 @@ steps:
     deps: {code: code, data: data}
 """
 
-needs_venv = pytest.mark.skipif(sys.prefix == sys.base_prefix, reason="the suite does not run in a venv")
-
-
+@needs_venv
 def test_a_shell_without_the_venv_plans_and_hits_the_same(project, cl):
     (project / "envtoy.yaml").write_text(RECIPE)
     venv, other = {"PATH": VENV_PATH}, {"PATH": OTHER_PATH}
@@ -58,6 +57,7 @@ def test_a_shell_without_the_venv_plans_and_hits_the_same(project, cl):
     assert r.stdout.strip() == first and "memo hit" in r.stderr
 
 
+@needs_venv
 def test_runs_use_the_recorded_interpreter_whatever_the_callers_path(cl):
     cl("init")
     assert f"runs use {PYTHON} from now on" in cl.out("env", "set", sys.executable)
