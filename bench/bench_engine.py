@@ -3,7 +3,8 @@
     python bench/bench_engine.py [--n 200] [--repeat 3] [--gib 1]
 
 Writes bench/results/engine.json. Each number is compared in the same run with its peer:
-spawning `bash -c true` directly, `sha256sum` and `cat > /dev/null` on the same file.
+spawning `bash -c true` directly, `sha256sum` and `cat > /dev/null` on the same file, and the same
+fan-out unconfined (CODALITE_SANDBOX=none) for the cost of the bubblewrap sandbox.
 """
 
 import argparse
@@ -18,7 +19,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from codalite import Store  # noqa: E402
+from codalite import Store, sandbox  # noqa: E402
 from codalite.hashing import hash_path  # noqa: E402
 from codalite.worker import ensure_worker  # noqa: E402
 
@@ -34,11 +35,15 @@ def raw_spawn_cost(n):
     return statistics.median(times)
 
 
-def run_graph(n, chain):
-    """Submit n trivial runs (independent, or each depending on the previous) and wait for all."""
+def run_graph(n, chain, confined=True):
+    """Submit n trivial runs (independent, or each depending on the previous) and wait for all.
+    confined=False runs them without the bubblewrap sandbox (the worker inherits the variable)."""
     root = tempfile.mkdtemp(prefix="bench-engine-")
     store = Store.init(root)
+    if not confined:
+        os.environ["CODALITE_SANDBOX"] = "none"
     ensure_worker(store)
+    os.environ.pop("CODALITE_SANDBOX", None)
     time.sleep(1.0)  # the worker is up before the clock starts: we time bundles, not its start
     t0 = time.perf_counter()
     uuids, prev = [], None
@@ -114,6 +119,15 @@ def main():
         print(f"{shape}: {med['total_s_per_bundle'] * 1e3:.1f} ms/bundle, overhead "
               f"{med['overhead_s_per_bundle'] * 1e3:.1f} ms over bash -c true ({raw * 1e3:.1f} ms); "
               f"memo hit {med['memo_hit_s'] * 1e3:.2f} ms")
+    if sandbox.problem() is None:  # the sandbox's cost: the same fan-out, unconfined, interleaved
+        pairs = [(run_graph(args.n, False, confined=False), run_graph(args.n, False)) for _ in range(args.repeat)]
+        off = statistics.median(p[0]["total_s_per_bundle"] for p in pairs)
+        on = statistics.median(p[1]["total_s_per_bundle"] for p in pairs)
+        result["sandbox"] = {"fanout_unconfined_s_per_bundle": off, "fanout_confined_s_per_bundle": on,
+                             "cost_s_per_bundle": on - off,
+                             "spread_confined_s": [min(p[1]["total_s_per_bundle"] for p in pairs),
+                                                   max(p[1]["total_s_per_bundle"] for p in pairs)]}
+        print(f"sandbox: {on * 1e3:.1f} vs {off * 1e3:.1f} ms/bundle unconfined")
     result["hashing"] = hashing_throughput(args.gib)
     print(json.dumps(result["hashing"], indent=1))
     result["goals"] = {

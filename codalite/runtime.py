@@ -19,16 +19,32 @@ THREAD_VARS = (
 )
 
 
+# Set by whoever started the worker, not by the run: they would make a run's Python differ from
+# the store's interpreter (its memo key) depending on who ran first. Declare them with --env instead.
+CALLER_PYTHON_VARS = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "VIRTUAL_ENV")
+
+
 def run_environment(base, runspec, uuid, cpus, gpus):
-    env = {k: v for k, v in base.items() if not k.startswith("CODALITE_")}
+    env = {k: v for k, v in base.items() if not k.startswith("CODALITE_") and k not in CALLER_PYTHON_VARS}
     if runspec.get("path"):
         env["PATH"] = runspec["path"]
+    venv = venv_of(runspec.get("python"))
+    if venv:  # as `activate` would: tools that look for the active venv find the store's
+        env["VIRTUAL_ENV"] = venv
     env.update(runspec.get("env_vars", {}))
     env.update({k: str(len(cpus)) for k in THREAD_VARS})
     # a run without GPUs must not grab one by accident; a GPU run sees only its own
     env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpus)
     env.update(CODALAB="true", CODALITE_BUNDLE_UUID=uuid)
     return env
+
+
+def venv_of(python):
+    """The virtual environment an interpreter belongs to (its bin/'s parent with a pyvenv.cfg), or None."""
+    if not python:
+        return None
+    root = os.path.dirname(os.path.dirname(python))
+    return root if os.path.exists(os.path.join(root, "pyvenv.cfg")) else None
 
 
 class LocalProcess:

@@ -38,11 +38,17 @@ def problem():
     return None
 
 
-def command(argv, rundir, store_home, mounts, scratch):
-    """argv wrapped in bwrap. mounts: [(host path, name under rundir)]; scratch: the run's /tmp."""
-    # order matters: a store under /tmp must be hidden and its run dir mounted *after* /tmp is replaced
+def command(argv, rundir, store_home, mounts, scratch, keep=()):
+    """argv wrapped in bwrap. mounts: [(host path, name under rundir)]; scratch: the run's /tmp;
+    keep: host paths the run must still see (read-only) although they lie under /tmp, such as the
+    project and the store's interpreter."""
+    # order matters: what lies under /tmp is mounted back, and the store hidden, *after* /tmp is replaced
     args = [shutil.which("bwrap"), "--die-with-parent", "--ro-bind", "/", "/", "--dev-bind", "/dev", "/dev",
-            "--bind", scratch, "/tmp", "--tmpfs", store_home, "--bind", rundir, rundir]
+            "--bind", scratch, "/tmp"]
+    for path in keep:
+        if path and os.path.isdir(path) and (path + "/").startswith("/tmp/"):
+            args += ["--ro-bind", path, path]
+    args += ["--tmpfs", store_home, "--bind", rundir, rundir]
     for src, name in mounts:
         args += ["--ro-bind", src, os.path.join(rundir, name)]
     # the tmpfs over the store read-only too (its submounts keep their own modes)

@@ -17,7 +17,7 @@ import psutil
 
 from . import hashing, sandbox, spec
 from .bundle import ACTIVE_STATES, CREATED, FAILED, FINALIZING, KILLED, PREPARING, READY, RUNNING, STAGED
-from .runtime import LocalProcess, kill_group, run_environment
+from .runtime import LocalProcess, kill_group, run_environment, venv_of
 from .store import remove_tree
 
 MEMORY_SAMPLE_S = 0.25
@@ -286,8 +286,9 @@ class Worker:
             elif confined:
                 scratch = tempfile.mkdtemp(prefix=f"codalite-{b.uuid}-")
                 env["TMPDIR"] = "/tmp"
+                keep = [os.path.dirname(s.home), venv_of(b.runspec.get("python"))]
                 process = LocalProcess(b.command, rundir, env, cpus, wrap=lambda argv: sandbox.command(
-                    argv, rundir, s.home, mounts, scratch))
+                    argv, rundir, s.home, mounts, scratch, keep))
             else:
                 process = LocalProcess(b.command, rundir, env, cpus)
         except OSError as e:

@@ -111,3 +111,20 @@ def test_unconfined_fallback_says_so_once(cl):
     r = cl("run", "echo ho", "-n", "b", "-W", env=env)
     assert "not sandboxed" not in r.stderr
     assert json.loads(cl.out("info", "--json", "b"))["sandbox"].startswith("none")
+
+
+def test_a_project_and_venv_under_tmp_stay_visible(cl, tmp_path):
+    """The run's /tmp is private, but a project (and its venv) living under /tmp must still work."""
+    import subprocess
+    import sys
+    assert str(tmp_path).startswith("/tmp/")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(tmp_path / "venv")],
+                   check=True)
+    cl("env", "set", str(tmp_path / "venv" / "bin" / "python"))
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "p.py").write_text("import os, sys; print(sys.prefix); print(os.environ.get('VIRTUAL_ENV'))\n")
+    cl("upload", "code")
+    b = cl.out("run", ":code", "python code/p.py && echo $PYTHONPATH", "-n", "venv", "-W",
+               env={"PYTHONPATH": "/leaked", "VIRTUAL_ENV": "/leaked"})
+    out = cl.out("cat", f"{b}/stdout").splitlines()
+    assert out[:2] == [str(tmp_path / "venv")] * 2 and "/leaked" not in "".join(out)
