@@ -89,9 +89,11 @@ class Group(click.Group):
         except UnicodeError as e:
             raise click.ClickException(f"a name or file is not valid UTF-8 text ({e})") from None
         except sqlite3.DatabaseError as e:
-            home = Store.locate() or ".codalite"
-            raise click.ClickException(f"the store's database {os.path.join(home, 'codalite.db')} cannot be used "
-                                       f"({e}); restore .codalite/ from a backup or `codalite init` a new store") from None
+            db = os.path.join(Store.locate() or ".codalite", "codalite.db")
+            if any(w in str(e) for w in ("not a database", "malformed", "unable to open")):
+                raise click.ClickException(f"the store's database {db} cannot be used ({e}); restore .codalite/ "
+                                           "from a backup or `codalite init` a new store") from None
+            raise click.ClickException(f"the store's database {db} refused the query: {e}") from None
 
 
 @click.group(cls=Group)

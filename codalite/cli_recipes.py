@@ -115,9 +115,12 @@ def export_cl(path, output):
 
     script = recipes.export_cl(recipes.load(path))
     if output:
-        with open(output, "w") as f:
-            f.write(script)
-        os.chmod(output, 0o755)
+        try:
+            with open(output, "w") as f:
+                f.write(script)
+            os.chmod(output, 0o755)
+        except OSError as e:
+            raise click.BadParameter(f"cannot write {output}: {e.strerror or e}", param_hint="-o") from None
     else:
         click.echo(script, nl=False)
 

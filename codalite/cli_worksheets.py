@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from .errors import CodaliteError, UsageError
+from .errors import CodaliteError
 from .store import Store
 
 
@@ -16,13 +16,27 @@ def library_errors(f):
 
     @functools.wraps(f)
     def wrapper(*args, **kwargs):
+        from .cli import fail
+
         try:
             return f(*args, **kwargs)
-        except UsageError as e:
-            raise click.UsageError(str(e)) from None
         except CodaliteError as e:
-            raise click.ClickException(str(e)) from None
+            raise fail(e) from None
     return wrapper
+
+
+def read_text(path, param_hint):
+    """A file the user named, as UTF-8 text; anything else is their mistake, said in one line."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except UnicodeDecodeError as e:
+        raise click.BadParameter(f"{path} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
+                                 "save it as UTF-8", param_hint=param_hint) from None
+
+
+def cannot_write(path, e, param_hint):
+    return click.BadParameter(f"cannot write {path}: {e.strerror or e}", param_hint=param_hint)
 
 
 def worksheet_option(f):
@@ -83,8 +97,7 @@ def wedit(worksheet, path, name, title):
     from .worksheets import model
 
     store = Store.find()
-    with open(path) as f:
-        text = f.read()
+    text = read_text(path, "-f")
     ws = model.set_source(store, model.get(store, worksheet), text, name, title)
     click.echo(ws.uuid)
 
@@ -124,14 +137,22 @@ def print_(worksheet, html_out, raw, base_url):
     from .worksheets import interpret, model, render
 
     store = Store.find()
-    ws = model.open_worksheet(store, worksheet)
+    try:
+        ws = model.open_worksheet(store, worksheet)
+    except UnicodeDecodeError as e:
+        raise click.BadParameter(f"{worksheet} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset "
+                                 f"{e.start}); save it as UTF-8", param_hint="WORKSHEET") from None
     if raw:
         click.echo(model.source(store, ws), nl=False)
         return
     result = interpret(store, ws.items)
     if html_out:
-        with open(html_out, "w") as f:
-            f.write(render.to_html(store, result, ws.title or ws.name, base_url))
+        page = render.to_html(store, result, ws.title or ws.name, base_url)
+        try:
+            with open(html_out, "w") as f:
+                f.write(page)
+        except OSError as e:
+            raise cannot_write(html_out, e, "--html") from None
         click.echo(html_out)
         return
     # Piped or logged output (make demo | tee) gets 120 columns rather than rich's 80, which wraps table cells.
@@ -171,7 +192,12 @@ def export(declaration, out_dir, base_url):
     from . import paper
 
     store = Store.find()
-    for spec in paper.load(declaration):
+    specs = paper.load(declaration)
+    try:  # an unwritable -o is the user's to fix: say so before computing anything
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as e:
+        raise cannot_write(out_dir, e, "-o") from None
+    for spec in specs:
         table = paper.compute(store, spec)
         for path in paper.export(store, table, out_dir, base_url, source=os.path.abspath(declaration)):
             click.echo(path)

@@ -14,6 +14,7 @@ from .errors import UsageError
 COLUMNS = {"uuid": "uuid", "id": "uuid", "type": "bundle_type", "bundle_type": "bundle_type",
            "state": "state", "command": "command", "name": "name", "memo_key": "memo_key"}
 ALIASES = {"size": "data_size"}
+MAX_KEYWORDS = 200
 
 
 def _field(key):
@@ -29,6 +30,8 @@ def compile_search(keywords):
     """-> (where, params, order, limit, offset, aggregate) where aggregate is None, 'count' or a sum field."""
     where, params, order = [], [], []
     limit, offset, aggregate = 10, 0, None
+    if len(keywords) > MAX_KEYWORDS:  # SQLite refuses expressions deeper than 1000 terms
+        raise UsageError(f"search: {len(keywords)} keywords is too many; use at most {MAX_KEYWORDS}")
     for kw in keywords:
         key, eq, value = kw.partition("=")
         if not eq:
@@ -47,6 +50,8 @@ def compile_search(keywords):
                 n = int(value)
             except ValueError:
                 raise UsageError(f"search: {key} needs a number, not {value!r}") from None
+            if not 0 <= n <= spec.INDEX_MAX:  # SQLite reads a negative LIMIT as none; huge ones overflow
+                raise UsageError(f"search: {key} must be between 0 and {spec.INDEX_MAX}, not {value}")
             limit, offset = (n, offset) if key == ".limit" else (limit, n)
         elif value in (".sort", ".sort-"):
             order.append(f"{_field(key)} {'DESC' if value == '.sort-' else 'ASC'}")

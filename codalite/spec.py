@@ -6,15 +6,19 @@ from dataclasses import dataclass
 
 from .errors import UsageError
 
-UUID_RE = re.compile(r"^0x[0-9a-f]{32}$")
-UUID_PREFIX_RE = re.compile(r"^0x[0-9a-f]{1,32}$")
-NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_.\-]*$")
-KEY_RE = re.compile(r"^[a-zA-Z0-9_\-.]+(/[a-zA-Z0-9_\-.]+)*$")
+# \Z, not $: `$` also matches before a trailing newline, which would let 'raw\n' pass as a name
+UUID_RE = re.compile(r"^0x[0-9a-f]{32}\Z")
+UUID_PREFIX_RE = re.compile(r"^0x[0-9a-f]{1,32}\Z")
+NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_.\-]*\Z")
+KEY_RE = re.compile(r"^[a-zA-Z0-9_\-.]+(/[a-zA-Z0-9_\-.]+)*\Z")
 # bundle spec: uuid (prefix), name, name^N, ^, ^N
-SPEC_RE = re.compile(r"^(?P<base>0x[0-9a-f]{1,32}|[a-zA-Z_][a-zA-Z0-9_.\-]*)?(?:\^(?P<n>\d*))?$")
+SPEC_RE = re.compile(r"^(?P<base>0x[0-9a-f]{1,32}|[a-zA-Z_][a-zA-Z0-9_.\-]*)?(?:\^(?P<n>\d*))?\Z")
+NAME_MAX = 255  # CodaLab's limit on names (a name is also a file name in `cl download`)
+INDEX_MAX = 2**62  # ^N beyond this does not fit SQLite's 64-bit OFFSET
 
 SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
-DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+MAX_NUMBER = 2**62  # sizes (bytes) and durations (seconds) beyond this are typos, and overflow SQLite
 
 
 def new_uuid():
@@ -22,6 +26,8 @@ def new_uuid():
 
 
 def check_name(name):
+    if name and len(name) > NAME_MAX:
+        raise UsageError(f"invalid bundle name {name[:20]!r}...: longer than {NAME_MAX} characters")
     if not NAME_RE.match(name or ""):
         raise UsageError(
             f"invalid bundle name {name!r}: use letters, digits, _ . - and start with a letter or _"
@@ -34,15 +40,26 @@ def parse_size(text):
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgtb]?)b?\s*", str(text).lower())
     if not m:
         raise UsageError(f"malformed size {text!r}: use a number with a unit, like 500m or 2g")
-    return int(float(m.group(1)) * SIZE_UNITS[m.group(2)])
+    n = float(m.group(1)) * SIZE_UNITS[m.group(2)]
+    if not n <= MAX_NUMBER:  # also inf, from hundreds of digits
+        raise UsageError(f"size {_short(text)} is too large")
+    return int(n)
 
 
 def parse_duration(text):
-    """'3h' -> seconds. Units s, m, h, d, w; a bare number is seconds."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", str(text).lower())
+    """'3h' -> seconds. Units s, m, h, d, w, y (CodaLab's); a bare number is seconds."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdwy]?)\s*", str(text).lower())
     if not m:
         raise UsageError(f"malformed duration {text!r}: use a number with a unit, like 90s, 30m or 2h")
-    return float(m.group(1)) * DURATION_UNITS[m.group(2)]
+    n = float(m.group(1)) * DURATION_UNITS[m.group(2)]
+    if not n <= MAX_NUMBER:
+        raise UsageError(f"duration {_short(text)} is too large")
+    return n
+
+
+def _short(text):
+    text = str(text)
+    return repr(text) if len(text) <= 30 else f"{text[:12]!r}... ({len(text)} characters)"
 
 
 def format_size(n):
@@ -88,8 +105,12 @@ def parse_bundle_spec(text):
         raise UsageError(
             f"malformed bundle reference {text!r}: use a uuid (prefix), a name, name^N or ^N"
         )
-    n = m.group("n")
-    return BundleSpec(m.group("base") or "", int(n) if n else 1)
+    n = int(m.group("n")) if m.group("n") else 1
+    if n < 1:
+        raise UsageError(f"bad bundle reference {text!r}: ^N counts from 1 (^1 or ^ is the newest)")
+    if n > INDEX_MAX:
+        raise UsageError(f"bad bundle reference {_short(text)}: ^N is too large")
+    return BundleSpec(m.group("base") or "", n)
 
 
 @dataclass(frozen=True)

@@ -75,8 +75,10 @@ def _validate(data, where):
 
 def parse_declarations(text, where):
     """YAML text (one table, or `tables: [...]`) -> [TableSpec]."""
+    from ..recipes.schema import load_yaml
+
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)  # refuses duplicated keys, which YAML would silently keep the last of
     except yaml.YAMLError as e:
         raise UsageError(f"{where}: not valid YAML ({str(e).splitlines()[0]})") from None
     if isinstance(data, dict) and "tables" in data:
@@ -91,8 +93,9 @@ def load(path):
     """Declarations from a .yaml file, or from ```paper fences in a .ws worksheet."""
     if not os.path.isfile(path):
         raise UsageError(f"no such declaration file: {path}")
-    with open(path) as f:
-        text = f.read()
+    from ..recipes.schema import read_text
+
+    text = read_text(path, lambda line, message: UsageError(f"{path}:{line}: {message}"))
     if path.endswith(".ws"):
         blocks = FENCE_RE.findall(text)
         if not blocks:

@@ -5,6 +5,9 @@ import csv
 import glob
 import json
 import os
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .. import recipes
 from ..bundle import READY
@@ -27,10 +30,78 @@ def provenance_files(path):
     return [path]
 
 
+class _Loose(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class _Dep(_Loose):
+    key: str
+    parent_uuid: str
+    parent_path: str = ""
+
+
+class _Ancestor(_Loose):
+    uuid: str
+    missing: bool = False
+    name: str | None = None
+    bundle_type: str = ""
+    state: str | None = None
+    command: str | None = None
+    dependencies: list[_Dep] = []
+    content_hash: str | None = None
+    environment: str | None = None
+
+
+class _Input(_Loose):
+    uuid: str
+    name: str | None = None
+    content_hash: str | None = None
+
+
+class _Bundle(_Loose):
+    uuid: str
+    name: str | None = None
+    content_hash: str | None = None
+    value: Any = None
+    inputs: list[_Input] = []
+    ancestors: list[_Ancestor] = []
+
+
+class _Cell(_Loose):
+    row: str
+    column: str
+    text: str
+    n: int
+    bundles: list[_Bundle]
+
+
+class _Provenance(_Loose):
+    declaration: dict
+    cells: list[_Cell]
+
+
+class ProvenanceError(CodaliteError):
+    def __init__(self, path, detail):
+        super().__init__(f"{path}: not a provenance file ({detail}); re-export the table with `codalite export`")
+
+
 def load(path):
-    with open(path) as f:
-        prov = json.load(f)
-    return prov, TableSpec.model_validate(prov["declaration"])
+    """(provenance dict, TableSpec) of a .provenance.json; its shape is checked here, so that a file
+    edited by hand or cut short is one clear error rather than a crash deep in verify or trace."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = json.load(f)
+    except UnicodeDecodeError as e:
+        raise ProvenanceError(path, f"not UTF-8 text at byte {e.start}") from None
+    except json.JSONDecodeError as e:
+        raise ProvenanceError(path, f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    try:
+        prov = _Provenance.model_validate(raw).model_dump()  # defaults filled in: every key is there
+        return prov, TableSpec.model_validate(prov["declaration"])
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "top level"
+        raise ProvenanceError(path, f"{where}: {err['msg'].lower()}") from None
 
 
 def verify(store, path):
@@ -149,17 +220,22 @@ def check_files(path, spec, cells):
     out = []
     base = path[: -len(SUFFIX)]
     try:
-        with open(base + ".csv", newline="") as f:
+        with open(base + ".csv", newline="", encoding="utf-8") as f:
             rows = {(r["row"], r["column"]): r for r in csv.DictReader(f)}
+        for r in rows.values():
+            r["n"] = int(r["n"])
     except OSError:
         return [f"{spec.name}: {os.path.basename(base)}.csv is missing"]
+    except (KeyError, TypeError, ValueError) as e:  # edited by hand: not the CSV that export wrote
+        return [f"{spec.name}: {os.path.basename(base)}.csv is not the table export wrote ({type(e).__name__}: {e}); "
+                "re-export it"]
     tex_text = open(base + ".tex").read() if os.path.exists(base + ".tex") else None
     if tex_text is None:
         out.append(f"{spec.name}: {os.path.basename(base)}.tex is missing")
     for c in cells:
         where = f"{spec.name} [{c['row']}, {c['column']}]"
         r = rows.get((c["row"], c["column"]))
-        if r is None or r["text"] != c["text"] or int(r["n"]) != c["n"]:
+        if r is None or r["text"] != c["text"] or r["n"] != c["n"]:
             out.append(f"{where}: {os.path.basename(base)}.csv says {r['text'] if r else 'nothing'}, "
                        f"the provenance says {c['text']}")
         if tex_text is not None and pm(tex(c["text"])) not in tex_text:

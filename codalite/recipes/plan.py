@@ -7,13 +7,14 @@ earlier bundle of that cell exists but its inputs (code, data, environment) have
 """
 
 import itertools
+import os
 import time
 from dataclasses import dataclass, field
 
 from .. import memo
 from ..bundle import FAILED, FINAL_STATES, KILLED, READY
 from ..hashing import hash_path
-from .schema import cell_name, render
+from .schema import RecipeError, cell_name, render
 
 DONE, MISSING, STALE, FAILED_, RUNNING, BLOCKED = "done", "missing", "stale", "failed", "running", "blocked"
 
@@ -33,6 +34,17 @@ class Cell:
         return " ".join(f"{k}={v}" for k, v in self.values.items())
 
 
+def _render(recipe, step, field, text, values):
+    """A template of a step for one cell; what fails while evaluating it (a division by zero, an
+    undefined attribute, a sandbox limit) is the recipe's mistake, named with step and cell."""
+    try:
+        return render(text, values)
+    except Exception as e:  # noqa: BLE001 (any error raised by the user's template expression)
+        cell = " ".join(f"{k}={v}" for k, v in values.items()) or "the only cell"
+        raise RecipeError(os.path.relpath(recipe.path) if recipe.path else recipe.name, None, f"steps.{step}.{field}",
+                          f"the template fails for {cell}: {type(e).__name__}: {e}") from None
+
+
 def _deps(recipe, step, values):
     out = []
     for key, target in recipe.steps[step].deps.items():
@@ -50,7 +62,8 @@ def cells(recipe):
     out = []
     for step in recipe.order:
         for values in recipe.step_cells(step):
-            out.append(Cell(step, values, cell_name(step, values), render(recipe.steps[step].command, values),
+            out.append(Cell(step, values, cell_name(step, values),
+                            _render(recipe, step, "command", recipe.steps[step].command, values),
                             deps=_deps(recipe, step, values)))
     return out
 
@@ -64,7 +77,7 @@ def cell_labels(recipe, cell):
 
 
 def env_vars(recipe, cell):
-    return {k: render(str(v), cell.values) for k, v in recipe.steps[cell.step].env.items()}
+    return {k: _render(recipe, cell.step, f"env.{k}", str(v), cell.values) for k, v in recipe.steps[cell.step].env.items()}
 
 
 def plan(store, recipe, path_env, environment=None):

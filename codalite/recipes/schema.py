@@ -9,8 +9,11 @@ import itertools
 import os
 import re
 
+import math
+
 import jinja2
 import jinja2.meta
+import jinja2.sandbox
 import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict
@@ -20,6 +23,39 @@ from ..errors import UsageError
 from ..store import validate_requests
 
 Scalar = str | int | float | bool
+MAX_CELLS = 100_000  # planning costs time and memory per cell: a typo in a grid must not take minutes
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML keeps the last of two equal keys silently; in a recipe that drops a step or a grid."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(None, None, f"duplicated key {key!r}", key_node.start_mark)
+                seen.add(key)
+            except TypeError:  # an unhashable key: SafeLoader reports it
+                pass
+        return super().construct_mapping(node, deep)
+
+
+def load_yaml(text):
+    """yaml.safe_load that refuses duplicated keys (recipes and paper table declarations)."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)
+
+
+def read_text(path, error):
+    """A file as UTF-8 text; error(message) builds the exception for anything else."""
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise error(line, f"not UTF-8 text (byte {data[e.start]:#04x}); save the file as UTF-8") from None
 
 
 class Request(BaseModel):
@@ -63,6 +99,7 @@ class Recipe(BaseModel):
     root: str = "."  # upload paths are relative to this, itself relative to the recipe file
     uploads: dict[str, str | Upload] = {}
     grid: dict[str, list[Scalar]] = {}
+    max_cells: int = MAX_CELLS
     exclude: list[dict[str, Scalar]] = []
     include: list[dict[str, Scalar]] = []
     steps: dict[str, Step]
@@ -121,7 +158,11 @@ def _line_of(root, loc):
     return line
 
 
-ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+# sandboxed: a template is data in a shared file; the sandbox also caps range() (100,000 items)
+ENV = jinja2.sandbox.SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+
+
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def template_vars(text):
@@ -141,9 +182,9 @@ def load(path):
     """Read and validate a recipe; raises RecipeError (a usage error) naming file, line and key."""
     if not os.path.isfile(path):
         raise UsageError(f"no recipe file {path}; recipes live in cl_recipes/*.yaml")
-    text = open(path).read()
+    text = read_text(path, lambda line, message: RecipeError(path, line, None, message))
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
         root = yaml.compose(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
@@ -169,6 +210,10 @@ def _check(r, root, shown):
 
     if not spec.NAME_RE.match(r.name):
         fail(["name"], "use letters, digits, _ . - (it names bundles and the worksheet)")
+    n = math.prod(len(values) for values in r.grid.values()) + len(r.include)
+    if n > r.max_cells:
+        fail(["grid"], f"the grid has {n:,} cells, more than max_cells ({r.max_cells:,}); shrink it, or raise "
+                       "the cap with `max_cells: N` in the recipe")
     for name in r.uploads:
         if name in r.steps:
             fail(["uploads", name], f"{name!r} is both an upload and a step; rename one")
@@ -187,21 +232,29 @@ def _check(r, root, shown):
         for field, text in [("command", step.command)] + [(f"env.{k}", str(v)) for k, v in step.env.items()]:
             try:
                 used |= template_vars(text)
+                _template(text)  # compiling finds unknown filters and tests
             except jinja2.TemplateSyntaxError as e:
                 fail(["steps", name, field.split(".")[0]], f"template error: {e.message}")
         undefined = sorted(used - set(r.grid))
         if undefined:
             fail(["steps", name, "command"], f"undefined variable {undefined[0]!r}; grid variables: {', '.join(r.grid) or 'none'}")
         for key, target in step.deps.items():
-            if not spec.KEY_RE.match(key):
-                fail(["steps", name, "deps", key], "dependency keys use letters, digits, _ - . /")
-            base = target.split("/", 1)[0]
+            if not spec.KEY_RE.match(key) or ".." in key.split("/"):
+                fail(["steps", name, "deps", key], "dependency keys use letters, digits, _ - . / (no '..')")
+            base, _, sub = target.partition("/")
             if base not in r.steps and base not in r.uploads:
                 fail(["steps", name, "deps", key], f"{base!r} is neither a step nor an upload of this recipe")
-        try:
-            validate_requests(step.request.metadata())
-        except UsageError as e:
-            fail(["steps", name, "request"], str(e))
+            if ".." in sub.split("/"):
+                fail(["steps", name, "deps", key], "'..' is not allowed in a path inside a bundle")
+        for var in step.env:
+            if not ENV_NAME_RE.match(var):
+                fail(["steps", name, "env", var], "env var names use letters, digits and _ (not first)")
+        for field, requests in (("request", step.request.metadata()),
+                                ("exclude_patterns", {"exclude_patterns": step.exclude_patterns})):
+            try:
+                validate_requests(requests)
+            except UsageError as e:
+                fail(["steps", name, field], str(e))
         own[name] = used
     # topological order; a step uses its own variables and those of everything it depends on
     order, state = [], {}
