@@ -10,12 +10,13 @@ import math
 import os
 import shlex
 import sqlite3
+import stat
 import sys
 import time
 
 import click
 
-from . import spec
+from . import hashing, sandbox, spec
 from .errors import CodaliteError, UsageError
 from .search import search as search_bundles
 from .store import Store, validate_requests
@@ -31,6 +32,9 @@ def main():
     try:
         check_utf8(argv)
         code = cli.main(args=argv, prog_name="codalite", standalone_mode=False)
+    except getattr(click.exceptions, "NoArgsIsHelpError", ()) as e:  # bare `codalite` or `codalite recipe`: help
+        e.show()
+        sys.exit(e.exit_code)
     except click.ClickException as e:
         # one line, whatever click would add (usage, hint) or the message holds (YAML, OS errors)
         message = e.format_message()
@@ -38,6 +42,9 @@ def main():
             message = f"{message.rstrip('.')}; see `{e.ctx.command_path} --help`"
         click.echo(f"Error: {' '.join(message.split())}", err=True)
         sys.exit(e.exit_code)
+    except BrokenPipeError:  # the reader went away (`| head`): nothing left to say, as Python's docs advise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
     except (click.Abort, KeyboardInterrupt):
         click.echo("Error: interrupted; runs already submitted keep running (`codalite kill` stops them)", err=True)
         sys.exit(1)
@@ -83,6 +90,8 @@ class Group(click.Group):
             raise fail(e) from None
         except KeyboardInterrupt:
             raise click.Abort() from None
+        except BrokenPipeError:  # `codalite cat x | head`: main() ends quietly
+            raise
         # the safety net: what the library did not foresee still ends in one line (exit 1)
         except OSError as e:
             raise click.ClickException(os_error(e)) from None
@@ -272,6 +281,9 @@ def run(args, command_opt, name, description, tags, env, force, wait_, tail, rem
         return
     bundle, reused = store.run(command_opt, deps, name, description, tags, requests, env_vars, force)
     echo_uuid(bundle, reused)
+    notice = None if requests.get("request_docker_image") else sandbox.notice_once(store.home)
+    if notice:
+        click.echo(notice, err=True)
     if wait_ or tail:
         wait_and_report(store, [bundle], tail)
 
@@ -342,9 +354,10 @@ def cat(target, head, tail):
     if os.path.isdir(path):
         rows = []
         for entry in sorted(os.scandir(path), key=lambda e: e.name):
-            kind = "link" if entry.is_symlink() else "dir" if entry.is_dir() else "file"
-            size = "" if kind != "file" else spec.format_size(entry.stat().st_size)
-            rows.append((entry.name, kind, size))
+            st = entry.stat(follow_symlinks=False)  # a link is listed as a link, never followed
+            kind = ("link" if stat.S_ISLNK(st.st_mode) else "dir" if stat.S_ISDIR(st.st_mode)
+                    else "file" if stat.S_ISREG(st.st_mode) else "special")
+            rows.append((hashing.shown(entry.name), kind, spec.format_size(st.st_size) if kind == "file" else ""))
         print_table(["name", "type", "size"], rows)
         return
     with open(path, "rb") as f:
@@ -482,14 +495,18 @@ def why(bundle):
 
 
 @cli.command()
-def fsck():
+@click.option("--repair", is_flag=True, help="Delete what crashes left (and put back a killed rm's bundles).")
+def fsck(repair):
     """Re-verify every ready bundle's content hash; exit 1 on any problem."""
     store = Store.find()
+    if repair:
+        for line in store.repair():
+            click.echo(line)
     problems = store.fsck()
     for p in problems:
         click.echo(p)
     for entry in store.leftovers():
-        click.echo(f"note: tmp/{entry}: leftover of an interrupted upload or make; safe to delete")
+        click.echo(f"note: {entry}: left by an interrupted upload, make, rm or run; `codalite fsck --repair` deletes it")
     n = store.db.execute("SELECT COUNT(*) FROM bundle WHERE state = 'ready'").fetchone()[0]
     if problems:
         raise click.ClickException(f"{len(problems)} problem(s) found in {n} ready bundles")

@@ -12,7 +12,10 @@ partial contents.
 
 import json
 import os
+import re
 import shutil
+import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -86,7 +89,12 @@ class Store:
         return os.path.join(self.home, "runs", uuid)
 
     def tmp_dir(self, uuid):
-        return os.path.join(self.home, "tmp", uuid)
+        """Where this process assembles uuid's contents: tmp/<pid>-<uuid>. The pid says who owns an
+        entry: one whose process is gone is debris that the next writer (clean_tmp) deletes, and
+        one whose process lives is never touched."""
+        if not getattr(self, "_tmp_cleaned", False):  # a writer is at work: sweep once per process
+            self.clean_tmp()
+        return os.path.join(self.home, "tmp", f"{os.getpid()}-{uuid}")
 
     def location(self, bundle):
         """Where a bundle's contents are now: its working directory while it runs."""
@@ -94,17 +102,26 @@ class Store:
         return final if os.path.lexists(final) else self.run_dir(bundle.uuid)
 
     def path_in(self, bundle, subpath=""):
-        """The filesystem path of bundle/subpath, refusing paths that escape the bundle."""
+        """The real filesystem path of bundle/subpath: every reader (cat, make, genpaths, the web UI)
+        comes here. Refuses what resolves outside the bundle (through '..' or a symlink, also a
+        bundle that is itself a link) and what is not a regular file or directory (a FIFO a run
+        made would block the reader)."""
         base = self.location(bundle)
         path = os.path.join(base, subpath) if subpath else base
-        real_base, real = os.path.realpath(base), os.path.realpath(path)
+        # the bundle's own entry is not resolved: a bundle that is a link must not move the fence
+        real_base = os.path.join(os.path.realpath(os.path.dirname(base)), os.path.basename(base))
+        real = os.path.realpath(path)
         if real != real_base and not real.startswith(real_base + os.sep):
-            raise PathEscape(f"{bundle.uuid}/{subpath}")
-        if not os.path.lexists(path):
-            raise CodaliteError(
-                f"no such path {subpath or '.'!r} in bundle {bundle.uuid} ({bundle.name}, {bundle.state})"
-            )
-        return path
+            raise PathEscape(f"{bundle.uuid}/{hashing.shown(subpath)}")
+        try:
+            st = os.stat(real)
+        except OSError:
+            raise CodaliteError(f"no such path {hashing.shown(subpath or '.')!r} in bundle {bundle.uuid} "
+                                f"({bundle.name}, {bundle.state})") from None
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+            raise CodaliteError(f"{hashing.shown(subpath)!r} in bundle {bundle.uuid} is not a regular file or "
+                                "directory (a FIFO, socket or device); it cannot be read")
+        return real
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -218,37 +235,77 @@ class Store:
     def upload(self, paths, name=None, description="", tags=(), follow_symlinks=False, force=False):
         """Upload files or directories as one dataset bundle. Returns (bundle, reused).
 
-        Identical contents under the same name return the existing bundle (unless force)."""
+        Identical contents under the same name return the existing bundle (unless force).
+        Symlinks: see hashing.copy_and_hash (kept when they resolve inside, else refused or, with
+        follow_symlinks, copied as their targets)."""
         paths = [os.path.abspath(p) for p in paths]
+        home = os.path.realpath(self.home)
         for p in paths:
             if not os.path.lexists(p):
                 raise UsageError(f"no such file or directory: {p}")
+            # a top-level link counts as its target only when it is followed (else it is refused)
+            real = os.path.realpath(p if follow_symlinks else os.path.dirname(p))
+            real = real if follow_symlinks else os.path.join(real, os.path.basename(p))
+            if os.path.commonpath([real, home]) in (home, real):
+                raise UsageError(f"{p} is, holds or is inside the codalite store ({self.home}); "
+                                 "upload the files you mean, not the store")
         if len(paths) > 1 and len({os.path.basename(p) for p in paths}) < len(paths):
             raise UsageError("two uploaded paths have the same base name; rename one of them")
         name = spec.check_name(name) if name else default_name(os.path.basename(paths[0]))
+        self.clean_tmp()
+        st = os.stat(self.home)
+        refuse = [(st.st_dev, st.st_ino)]  # the store, should a followed link lead into it
         uuid = spec.new_uuid()
         tmp = self.tmp_dir(uuid)
         try:
             if len(paths) == 1:
-                content_hash, size = hashing.copy_and_hash(paths[0], tmp, follow_symlinks)
+                content_hash, size = hashing.copy_and_hash(paths[0], tmp, follow_symlinks, refuse)
             else:
                 os.mkdir(tmp)
                 for p in paths:
-                    hashing.copy_and_hash(p, os.path.join(tmp, os.path.basename(p)), follow_symlinks)
+                    hashing.copy_and_hash(p, os.path.join(tmp, os.path.basename(p)), follow_symlinks, refuse)
                 content_hash, size = hashing.hash_path(tmp), hashing.tree_size(tmp)
             if not force:
                 same = self.query("content_hash = ? AND name = ? AND state = ?", (content_hash, name, READY), limit=1)
                 if same:
                     return same[0], True
             is_dir = os.path.isdir(tmp) and not os.path.islink(tmp)
-            content_hash, size, sig = self.publish(tmp, uuid, content_hash, size)
             md = default_metadata("dataset", name, description, tags)
             md["data_size"] = size
-            with self.tx():
-                self._insert(uuid, "dataset", READY, md, is_dir=is_dir, content_hash=content_hash, stat_sig=sig)
+            self._publish_new(tmp, uuid, lambda: self._insert(
+                uuid, "dataset", READY, md, is_dir=is_dir, content_hash=content_hash))
+        except OSError as e:  # e.g. a full disk: one line; nothing was published
+            raise CodaliteError(f"upload failed: {e.strerror or e}" + (f": {e.filename}" if e.filename else "")) from None
         finally:
             remove_tree(tmp)
         return self.get(uuid), False
+
+    def _publish_new(self, tmp, uuid, insert):
+        """Rename assembled contents into bundles/ and insert their row in one transaction, so a
+        directory in bundles/ without a row is always debris (`fsck --repair` holds the same lock).
+        The write bits go first (but the top directory's: moving a directory to another parent
+        rewrites its '..', which needs it); the stat signature follows the commit (a missing one
+        only costs the first run that reads the bundle a re-hash)."""
+        hashing.set_read_only(tmp)
+        is_dir = os.path.isdir(tmp) and not os.path.islink(tmp)
+        if is_dir:
+            hashing.chmod_w(tmp, True)
+        final, renamed = self.bundle_dir(uuid), False
+        try:
+            with self.tx():
+                insert()
+                os.rename(tmp, final)
+                renamed = True
+                if is_dir:
+                    hashing.chmod_w(final, False)
+        except BaseException:
+            if renamed:  # the row was not committed: the contents must not stay behind as an orphan
+                remove_tree(final)
+            raise
+        try:
+            self.update(uuid, stat_sig=hashing.stat_signature(final))
+        except sqlite3.Error:  # e.g. a full disk: the bundle is ready; its signature can wait
+            pass
 
     def _resolve_deps(self, deps, allow_failed):
         """[(key, target text or Target)] -> [Dependency], checking keys and parents' states."""
@@ -340,15 +397,17 @@ class Store:
         inputs = self.memo_inputs(bundle_type, command, dependencies, runspec, md)
         key = memo.memo_key(inputs) if inputs else None
         runspec.update(memo_inputs=inputs, force=bool(force))
-        if key and not force:
-            hit = self.memo_match(key)
-            if hit:
-                return hit, True
-        ready = all(self.get(d.parent_uuid).final for d in dependencies)
         uuid = spec.new_uuid()
+        # the memo check and the insert in one write transaction: identical runs submitted at the
+        # same instant by several clients make one bundle, not one each
         with self.tx():
-            self._insert(uuid, bundle_type, STAGED if ready else CREATED, md, command=command,
-                         deps=dependencies, runspec=runspec, memo_key=key)
+            hit = self.memo_match(key) if key and not force else None
+            if not hit:
+                ready = all(self.get(d.parent_uuid).final for d in dependencies)
+                self._insert(uuid, bundle_type, STAGED if ready else CREATED, md, command=command,
+                             deps=dependencies, runspec=runspec, memo_key=key)
+        if hit:
+            return hit, True
         if start_worker:
             from .worker import ensure_worker
             ensure_worker(self)
@@ -469,19 +528,29 @@ class Store:
         if twin and twin.state == READY:
             self.share_contents(bundle.uuid, twin)
             return READY
-        status = {"staged_status": f"waiting for identical run {twin.uuid}"} if twin else None
-        self.update(bundle.uuid, STAGED if not twin else bundle.state, status, memo_key=key, runspec=json.dumps(runspec))
+        if twin:  # an identical run is on its way: wait for it, saying so once (not every round)
+            status = f"waiting for identical run {twin.uuid}"
+            if bundle.metadata.get("staged_status") != status:
+                self.update(bundle.uuid, None, {"staged_status": status}, memo_key=key, runspec=json.dumps(runspec))
+            return bundle.state
+        self.update(bundle.uuid, STAGED, memo_key=key, runspec=json.dumps(runspec))
         return STAGED
 
     def share_contents(self, uuid, twin):
         """Finish a bundle as a copy of its ready memo twin; hard links cost no space."""
         tmp = self.tmp_dir(uuid)
+        remove_tree(tmp)  # a stale copy (this pid, reused) must not fail the copy forever
         src = self.bundle_dir(twin.uuid)
-        if os.path.isdir(src):
-            shutil.copytree(src, tmp, symlinks=True, copy_function=os.link)
-        else:
-            os.link(src, tmp)
-        _, _, sig = self.publish(tmp, uuid, twin.content_hash, twin.metadata.get("data_size") or 0)
+        try:
+            if os.path.isdir(src) and not os.path.islink(src):
+                shutil.copytree(src, tmp, symlinks=True, copy_function=lambda a, b: os.link(a, b, follow_symlinks=False))
+            else:
+                os.link(src, tmp, follow_symlinks=False)  # a link is shared as the link, never its target
+            _, _, sig = self.publish(tmp, uuid, twin.content_hash, twin.metadata.get("data_size") or 0)
+        except OSError as e:  # e.g. a full disk: this bundle fails, saying why; the worker goes on
+            remove_tree(tmp)
+            self.update(uuid, FAILED, {"failure_message": f"could not share the contents of its memo twin {twin.uuid}: {e}"})
+            return
         self.update(uuid, READY, {"memo_hit_of": twin.uuid, "data_size": twin.metadata.get("data_size"),
                                   "exitcode": twin.metadata.get("exitcode")},
                     content_hash=twin.content_hash, is_dir=twin.is_dir, memo_key=twin.memo_key, stat_sig=sig)
@@ -527,13 +596,24 @@ class Store:
                     "pass -r to delete them too, or --force to leave them dangling")
         if dry_run:
             return uuids
+        # crash-safe: in one transaction, the rows go and each bundle's contents are renamed into
+        # tmp/<pid>-<uuid>.rm (atomic); the slow delete comes after the commit. Killed before the
+        # commit: the rows are still there and clean_tmp renames the contents back; after it:
+        # clean_tmp deletes them. bundles/ never holds a half-deleted bundle.
+        self.clean_tmp()
+        moved = []
         with self.tx():
             for u in uuids:
                 self.db.execute("DELETE FROM dependency WHERE child_uuid = ?", (u,))
                 self.db.execute("DELETE FROM bundle WHERE uuid = ?", (u,))
-        for u in uuids:
-            remove_tree(self.bundle_dir(u))
-            remove_tree(self.run_dir(u))
+            for u in uuids:
+                for src, suffix in ((self.bundle_dir(u), ".rm"), (self.run_dir(u), ".rmrun")):
+                    if os.path.lexists(src):
+                        hashing.chmod_w(src, True)  # moving a directory to another parent rewrites its '..'
+                        os.rename(src, self.tmp_dir(u) + suffix)
+                        moved.append(self.tmp_dir(u) + suffix)
+        for path in moved:
+            remove_tree(path)
         return uuids
 
     def wait(self, bundle, timeout=None, on_poll=None):
@@ -612,18 +692,88 @@ class Store:
         for b in self.query(f"state = '{READY}'", order="id"):
             path = self.bundle_dir(b.uuid)
             if not os.path.lexists(path):
-                problems.append(f"{b.uuid} ({b.name}): contents are missing")
+                problems.append(f"{b.uuid} ({b.name}): contents are missing"
+                                + (" (an interrupted rm: `codalite fsck --repair` puts them back)"
+                                   if any(e.endswith(f"-{b.uuid}.rm") for e in self._tmp_entries()) else ""))
             elif hashing.hash_path(path) != b.content_hash:
                 problems.append(f"{b.uuid} ({b.name}): contents changed since it was finalized (hash mismatch)")
-        known = {r[0] for r in self.db.execute("SELECT uuid FROM bundle")}
-        for entry in sorted(os.listdir(os.path.join(self.home, "bundles"))):
-            if entry not in known:
-                problems.append(f"{entry}: directory without a bundle record (left by a crash or rm); safe to delete")
+        for entry in self._orphans():
+            problems.append(f"{entry}: directory without a bundle record (left by a crash); "
+                            "`codalite fsck --repair` deletes it")
         return problems
 
     def leftovers(self):
-        """Half-assembled uploads and makes in tmp/ (interrupted by a crash): never bundles."""
-        return sorted(os.listdir(os.path.join(self.home, "tmp")))
+        """Debris that fsck --repair deletes: tmp/ entries of processes that are gone (interrupted
+        uploads, makes, rms) and runs/ directories of bundles that are not running."""
+        return [f"tmp/{e}" for e in self._tmp_entries() if not _owner_alive(e)] + \
+               [f"runs/{e}" for e in self._stale_runs()]
+
+    def repair(self):
+        """Delete the debris crashes leave (see leftovers, and bundles/ directories without a row);
+        put back the contents of an rm that was killed before it committed. Returns what it did."""
+        done = self.clean_tmp(report=True, unowned=True)
+        with self.tx():  # the lock uploads hold from rename to insert: an orphan seen here is debris
+            for entry in self._orphans():
+                remove_tree(self.bundle_dir(entry))
+                done.append(f"deleted bundles/{entry} (no bundle record)")
+            for entry in self._stale_runs():
+                remove_tree(self.run_dir(entry))
+                done.append(f"deleted runs/{entry} (its bundle is not running)")
+        return done
+
+    def clean_tmp(self, report=False, unowned=False):
+        """Delete tmp/ entries whose owning process is gone (tmp_dir names them <pid>-...), and roll
+        back a killed rm (its rows are still there: its contents go back to bundles/). Called by
+        every command that writes, so a killed upload's partial copy does not stay for long.
+        Entries named without a pid (older versions) go only when asked (unowned: fsck --repair)."""
+        self._tmp_cleaned, done = True, []
+        for entry in self._tmp_entries():
+            owner = re.match(r"\d+-", entry)
+            if (owner and _owner_alive(entry)) or (not owner and not unowned):
+                continue
+            m = re.match(r"\d+-(0x[0-9a-f]{32})\.rm$", entry)
+            if m:
+                with self.tx():  # the row's presence decides: committed rm or not
+                    row = self.db.execute("SELECT 1 FROM bundle WHERE uuid = ?", (m[1],)).fetchone()
+                    final = self.bundle_dir(m[1])
+                    if row and not os.path.lexists(final):
+                        try:
+                            os.rename(os.path.join(self.home, "tmp", entry), final)
+                        except FileNotFoundError:  # another process got there first
+                            continue
+                        hashing.chmod_w(final, False)
+                        done.append(f"put back bundles/{m[1]} (an rm killed before it finished)")
+                        continue
+            # claim it first (a rename within tmp/), so two cleaners never delete the same entry
+            mine = os.path.join(self.home, "tmp", f"{os.getpid()}-gc-{entry}")
+            try:
+                os.rename(os.path.join(self.home, "tmp", entry), mine)
+            except FileNotFoundError:
+                continue
+            remove_tree(mine)
+            done.append(f"deleted tmp/{entry} (left by an interrupted upload, make or rm)")
+        return done if report else None
+
+    def _tmp_entries(self):
+        try:
+            return sorted(os.listdir(os.path.join(self.home, "tmp")))
+        except FileNotFoundError:
+            return []
+
+    def _orphans(self):
+        """Entries of bundles/ without a row (read with the rows in one snapshot)."""
+        entries = os.listdir(os.path.join(self.home, "bundles"))
+        known = {r[0] for r in self.db.execute("SELECT uuid FROM bundle")}
+        return sorted(e for e in entries if e not in known)
+
+    def _stale_runs(self):
+        """runs/ directories of bundles that are not active. Listed before the states are read: the
+        worker makes a run's directory only after marking it preparing, so one listed here whose
+        bundle is not active (or gone) afterwards is left over."""
+        entries = os.listdir(os.path.join(self.home, "runs"))
+        active = {r[0] for r in self.db.execute(
+            f"SELECT uuid FROM bundle WHERE state IN ({','.join('?' * len(ACTIVE_STATES))})", ACTIVE_STATES)}
+        return sorted(e for e in entries if e not in active)
 
 
 def validate_requests(requests):
@@ -664,11 +814,28 @@ def default_name(text):
 
 
 def remove_tree(path):
-    """Remove a file or tree, restoring the write bits that finished bundles drop."""
+    """Remove a file or tree, restoring the write bits that finished bundles drop: on directories
+    only (what unlinking needs), never through a link, never on files (they may be hard links
+    shared with another bundle, which must stay read-only)."""
     if not os.path.lexists(path):
         return
     if os.path.isdir(path) and not os.path.islink(path):
-        hashing.set_read_only(path, writable=True)
+        hashing.set_read_only(path, writable=True, dirs_only=True)
         shutil.rmtree(path)
     else:
         os.unlink(path)
+
+
+def _owner_alive(entry):
+    """Whether the process that named a tmp/ entry <pid>-... still runs (another user's counts).
+    Entries without a pid (made by older versions) have no owner."""
+    m = re.match(r"(\d+)-", entry)
+    if not m or int(m[1]) <= 0:
+        return False
+    try:
+        os.kill(int(m[1]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

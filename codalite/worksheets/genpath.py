@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shlex
+import stat
 
 import yaml
 
@@ -237,7 +238,10 @@ def walk(info, key):
 
 
 def head_lines(path, max_lines):
-    with open(path, "rb") as f:
+    # O_NONBLOCK: a FIFO a run made must not block the render (it is then refused below)
+    with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise IsADirectoryError(path)
         # read(n) allocates n bytes up front: ask only for what the file holds
         limit = max_lines * 1024  # CodaLab reads at most 1 KiB per line
         size = os.fstat(f.fileno()).st_size
@@ -256,6 +260,7 @@ class FileReader:
         self.store = store
         self.ready = self._ready_cache.setdefault(store.home, {})
         self.cache = {}  # per render: bundles still running
+        self.bundles = os.path.realpath(os.path.join(store.home, "bundles"))
 
     def info(self, bundle, subpath):
         key = (bundle.uuid, subpath)
@@ -265,14 +270,19 @@ class FileReader:
             return cache[key]
         except KeyError:
             pass
-        base = f"{self.store.home}/bundles/{bundle.uuid}" if ready else self.store.location(bundle)
+        if ready:
+            base = f"{self.bundles}/{bundle.uuid}"
+        else:
+            where = self.store.location(bundle)
+            base = os.path.join(os.path.realpath(os.path.dirname(where)), bundle.uuid)
         info = None
-        # no realpath per file (too slow for 10k rows): '..' is refused, links inside bundles
-        # only point at other bundles' read-only contents
-        if ".." not in subpath.split("/"):
+        # the path must resolve inside the bundle: a run's output may hold `leak -> /etc/passwd`
+        # (one realpath per file; a ready bundle's files are read once per process)
+        real = os.path.realpath(f"{base}/{subpath}")
+        if real == base or real.startswith(base + os.sep):
             try:
-                info = parse_contents(head_lines(f"{base}/{subpath}", MAX_LINES))
-            except OSError:  # missing, a directory, unreadable: no value
+                info = parse_contents(head_lines(real, MAX_LINES))
+            except OSError:  # missing, a directory, not a regular file, unreadable: no value
                 info = None
         if ready and len(cache) > self.MAX_CACHED:
             cache.clear()

@@ -184,5 +184,10 @@ def test_upload_killed_midway_leaves_no_bundle(cl, tmp_path):
     p.wait()
     assert cl.out("ls", "-u") == ""  # no bundle, ready or otherwise
     assert os.listdir(tmp_path / ".codalite" / "bundles") == []
-    assert "leftover of an interrupted upload" in cl.out("fsck")
+    assert "left by an interrupted upload" in cl.out("fsck")
+    # the next command that writes deletes the partial copy (its owner is gone)
+    (tmp_path / "small.txt").write_text("x\n")
+    cl("upload", tmp_path / "small.txt")
+    assert os.listdir(tmp) == []
+    assert "note:" not in cl.out("fsck")
     big.unlink()

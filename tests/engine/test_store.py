@@ -55,7 +55,8 @@ def test_upload_refuses_symlinks_that_leave_it(store, tmp_path):
     (d / "inside.txt").write_text("x")
     (d / "ok").symlink_to("inside.txt")
     bundle, _ = store.upload([d])
-    assert os.readlink(store.path_in(bundle, "ok")) == "inside.txt"
+    assert os.readlink(os.path.join(store.bundle_dir(bundle.uuid), "ok")) == "inside.txt"
+    assert store.path_in(bundle, "ok") == os.path.realpath(os.path.join(store.bundle_dir(bundle.uuid), "inside.txt"))
     (d / "bad").symlink_to("/etc/passwd")
     with pytest.raises(CodaliteError, match="points outside the upload"):
         store.upload([d], name="up2")
