@@ -593,3 +593,12 @@ def test_store_intact_after_group(group, outcomes):
     elif group != "corrupt":
         fsck = after["fsck"]
         assert fsck.returncode == 0 and "no problems" in fsck.stdout, fsck.stdout + fsck.stderr
+
+
+@pytest.mark.parametrize("argv", [[], ["recipe"], ["add"], ["remote"]])
+def test_a_bare_group_shows_its_help(argv, tmp_path):
+    """Not an error message squeezed into one line: the group's help, as click shows it."""
+    r = subprocess.run([sys.executable, "-m", "codalite", *argv], cwd=tmp_path, env=ENV, capture_output=True,
+                       text=True, timeout=TIMEOUT)
+    assert r.returncode in (0, 2) and "Traceback" not in r.stderr
+    assert "Usage: codalite" in r.stdout + r.stderr and "Commands:" in r.stdout + r.stderr
