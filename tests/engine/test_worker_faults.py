@@ -60,3 +60,27 @@ def test_identical_runs_submitted_at_once_make_one_bundle(store):
         uuids = set(pool.map(submit, range(8)))
     assert len(uuids) == 1
     assert store.db.execute("SELECT COUNT(*) FROM bundle WHERE name = 'same'").fetchone()[0] == 1
+
+
+def test_a_run_waiting_for_its_identical_twin_is_not_progress(store):
+    """Staging a run whose twin is still running changes nothing: the worker must not count it as
+    progress (it would spin, writing to the database every round, until the twin finishes)."""
+    import time
+    parent, _ = store.run("echo p > p", name="parent", start_worker=False)
+    twins = [store.run("sleep 1; cat p/p > c", deps=[("p", parent.uuid)], name=f"twin{i}", start_worker=False)[0]
+             for i in range(2)]
+    w = Worker(store, poll=0.01, log=lambda m: None)
+    assert w.acquire()
+    try:
+        busy_rounds, deadline = 0, time.time() + 30
+        while store.get(twins[1].uuid).state not in ("ready", "failed") and time.time() < deadline:
+            running = any(store.get(t.uuid).state == "running" for t in twins)
+            if w.step() and running:
+                busy_rounds += 1
+            time.sleep(0.01)
+    finally:
+        w.release()
+    states = [store.get(t.uuid) for t in twins]
+    assert [b.state for b in states] == ["ready", "ready"]
+    assert states[1].metadata.get("memo_hit_of") == twins[0].uuid
+    assert busy_rounds <= 3  # the twin's start and finish, not every round of its second
