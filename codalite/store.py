@@ -609,7 +609,8 @@ class Store:
             for u in uuids:
                 for src, suffix in ((self.bundle_dir(u), ".rm"), (self.run_dir(u), ".rmrun")):
                     if os.path.lexists(src):
-                        hashing.chmod_w(src, True)  # moving a directory to another parent rewrites its '..'
+                        if os.path.isdir(src) and not os.path.islink(src):  # (a file may be a shared hard link)
+                            hashing.chmod_w(src, True)  # moving a directory to another parent rewrites its '..'
                         os.rename(src, self.tmp_dir(u) + suffix)
                         moved.append(self.tmp_dir(u) + suffix)
         for path in moved:
