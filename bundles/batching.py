@@ -4,7 +4,7 @@ Two views of the same records:
   prompts(records)   prompt-only, LEFT-padded, with pixel_values: what generate() needs. With left
                      padding every prompt ends at the same column, so the generated tokens of every
                      row start at input_ids.shape[1] and the prompt is stripped by slicing.
-  training(records)  prompt + reference + EOS, also left-padded, labels = -100 except the answer,
+  training(records)  prompt + reference + end-of-turn token, also left-padded, labels = -100 except the answer,
                      explicit position_ids (= what generate() uses for left-padded rows, so training
                      and generation see the same positions). The answer sits at the end of every row,
                      which lets the loss look at the last few positions only (answer_loss).
@@ -29,6 +29,7 @@ class Batcher:
         self.max_length = max_length
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.turn_ends = turn_end_ids(processor, self.tokenizer)
 
     @property
     def pad_id(self):
@@ -37,6 +38,19 @@ class Batcher:
     @property
     def eos_id(self):
         return self.tokenizer.eos_token_id
+
+    @property
+    def end_id(self):
+        """The token that ends an answer: the chat template's end of turn, else EOS."""
+        return self.turn_ends[0] if self.turn_ends else self.eos_id
+
+    def stop_ids(self, generation_config=None):
+        """Every token that ends a generated answer: EOS, the template's end of turn (Llama-3 ends
+        turns with <|eot_id|>, not its EOS) and the model's generation_config EOS list."""
+        extra = getattr(generation_config, "eos_token_id", None)
+        extra = extra if isinstance(extra, list) else [extra]
+        ids = [self.eos_id, *self.turn_ends, *extra]
+        return list(dict.fromkeys(i for i in ids if i is not None))
 
     def prompt_text(self, rec):
         if "prompt" in rec and "messages" not in rec:
@@ -58,7 +72,7 @@ class Batcher:
         return dict(self.tokenizer(texts, **kwargs))
 
     def answer_ids(self, rec):
-        return self.tokenizer(rec["reference"], add_special_tokens=False)["input_ids"] + [self.eos_id]
+        return self.tokenizer(rec["reference"], add_special_tokens=False)["input_ids"] + [self.end_id]
 
     def training(self, records):
         enc = self.prompts(records)
@@ -87,14 +101,38 @@ class Batcher:
     __call__ = training  # a Trainer data_collator
 
 
-def answer_loss(model, batch):
+def turn_end_ids(processor, tokenizer):
+    """The special token(s) the chat template writes right after an assistant message, found by
+    rendering one with a marker text: [] when the template ends turns with plain text or has none."""
+    marker = "Xq7Marker"
+    for content in ([{"type": "text", "text": marker}], marker):  # list parts (VLM templates) or a string
+        msgs = [{"role": "user", "content": content}, {"role": "assistant", "content": content}]
+        try:
+            text = processor.apply_chat_template(msgs, tokenize=False)
+            break
+        except Exception:  # no template, or one that only takes the other content form
+            text = None
+    if not text or marker not in text:
+        return []
+    tail = tokenizer(text.rsplit(marker, 1)[1], add_special_tokens=False)["input_ids"]
+    special = set(tokenizer.all_special_ids) | {i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
+    return tail[:1] if tail and tail[0] in special else []
+
+
+def answer_loss(model, batch, num_items=None):
     """Cross-entropy on the answer tokens, computing the vocabulary head only over the last K
     positions (K = longest answer + 1). Same value as `labels=` with the full head, which for a
-    49k vocabulary over every image+prompt position costs ~20% of a step."""
+    49k vocabulary over every image+prompt position costs ~20% of a step.
+
+    num_items: answer tokens in the whole accumulated batch (Trainer's num_items_in_batch). The sum
+    is divided by it, so gradient accumulation over micro-batches gives the loss of one big batch;
+    without it, the mean over this batch."""
     labels = batch["labels"]
     answer_cols = (labels != -100).any(0).nonzero()
     keep = labels.shape[1] - int(answer_cols[0]) + 1 if len(answer_cols) else 1
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     logits = model(**inputs, logits_to_keep=keep).logits[:, :-1].float()
     target = labels[:, labels.shape[1] - keep + 1:]
-    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100)
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
+                                           ignore_index=-100, reduction="sum")
+    return loss / (num_items if num_items is not None else (target != -100).sum())

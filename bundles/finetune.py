@@ -3,7 +3,8 @@
 Every --eval-steps (and once before training, so the base model is measured too) the GenEvalTrainer
 computes eval_loss, then generates answers for --eval-size dev records (batched, left-padded, greedy,
 with pixel_values), scores them (--metrics) and logs eval_<metric> next to eval_loss; the checkpoint
-with the best --best-metric is kept (load_best_model_at_end).
+with the best --best-metric is kept (load_best_model_at_end). The dev subset is a seeded random
+sample (--seed), the same at every evaluation and after a resume; its ids are in eval_ids.json.
 
 LoRA targets only the language model by default (a plain q_proj list would also hit the CLIP tower);
 --train-projector / --train-vision train those modules fully; --full trains every weight (for tiny
@@ -11,14 +12,23 @@ models built from random weights, where LoRA has nothing to adapt).
 
 Inputs (as dependencies in a run bundle): --model (a bundles.models folder), --data (a bundles.prepare
 folder), --nli-model (a bundles.nli_train folder), --resume (a previous finetune output or checkpoint).
-Outputs: adapter/ (or model/ with --full), args.json, metrics.json, log_history.json,
-predictions/eval-step<N>.jsonl, checkpoints/.
+Outputs: adapter/ (or model/ with --full), args.json, metrics.json, log_history.json, eval_ids.json,
+predictions/eval-step<N>.jsonl, checkpoints/ (each with the processor, so infer can use one).
+
+Resuming: --resume <dir> continues from the last *complete* checkpoint under <dir> (e.g. the
+checkpoints/ of a run that was killed). That checkpoint and the best one so far are copied into this
+run's checkpoints/, so the best-checkpoint choice (metric, step, weights) carries over and the new
+output is complete on its own; args.json and metrics.json say what was resumed from.
 
 Example:
   python -m bundles.finetune --model model --data data --nli-model nli --lora-r 8 --steps 60 --eval-steps 30
 """
 import argparse
 import json
+import math
+import os
+import random
+import shutil
 import time
 from pathlib import Path
 
@@ -33,7 +43,8 @@ def parse_args(argv=None):
     p.add_argument("--data", required=True, type=existing_path, help="prepared data folder (train.jsonl, dev.jsonl)")
     p.add_argument("--out", default=".", help="output folder")
     p.add_argument("--nli-model", type=model_ref, help="NLI model folder (needed by the 'nli' metric)")
-    p.add_argument("--resume", type=existing_path, help="resume from this checkpoint, or the latest one inside it")
+    p.add_argument("--resume", "--resume-from", type=existing_path,
+                   help="resume from this checkpoint, or the last complete one inside it")
     g = p.add_argument_group("adapter")
     g.add_argument("--lora-r", type=int, default=8, help="LoRA rank")
     g.add_argument("--lora-alpha", type=float, help="LoRA alpha (default: 2 x rank)")
@@ -44,7 +55,8 @@ def parse_args(argv=None):
     g.add_argument("--train-vision", action="store_true", help="also train the vision tower fully")
     g.add_argument("--full", action="store_true", help="train every weight, no LoRA (tiny random models)")
     g = p.add_argument_group("training")
-    g.add_argument("--steps", type=int, default=100, help="optimizer steps")
+    g.add_argument("--steps", type=int, help="optimizer steps (default 100 unless --epochs)")
+    g.add_argument("--epochs", type=float, help="passes over the training data (steps derived from its size)")
     g.add_argument("--batch-size", type=int, default=16, help="training batch size")
     g.add_argument("--grad-accum", type=int, default=1, help="gradient accumulation steps")
     g.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
@@ -54,21 +66,27 @@ def parse_args(argv=None):
     g.add_argument("--train-size", type=int, help="use only the first N training records")
     g.add_argument("--max-length", type=int, help="truncate answers so prompt+answer fit this many tokens")
     g.add_argument("--seed", type=int, default=0, help="seed (LoRA init, data order)")
-    g.add_argument("--bf16", action="store_true", help="bf16 mixed precision (GPU)")
+    g.add_argument("--bf16", action="store_true", help="bf16 mixed precision: fp32 weights, bf16 autocast")
+    g.add_argument("--load-dtype", default="float32", choices=["float32", "bfloat16", "float16", "auto"],
+                   help="dtype to load the base model in ('auto': the checkpoint's, e.g. fp16 for "
+                        "llava-1.5-7b-hf, which breaks bf16 autocast in the vision tower)")
     g.add_argument("--gradient-checkpointing", action="store_true", help="recompute activations to save memory")
     g.add_argument("--full-head-loss", dest="fast_loss", action="store_false",
                    help="compute the loss with labels= over every position (the plain Trainer way) instead of "
                         "only the answer positions")
     g = p.add_argument_group("generation-based evaluation")
     g.add_argument("--eval-steps", type=int, default=50, help="evaluate every N steps (0: never)")
-    g.add_argument("--eval-size", type=int, default=64, help="dev records to generate for at each evaluation")
+    g.add_argument("--eval-size", type=int, default=64,
+                   help="dev records to generate for at each evaluation (a random subset fixed by --seed)")
     g.add_argument("--no-eval-on-start", dest="eval_on_start", action="store_false",
                    help="skip the evaluation of the base model before training")
     g.add_argument("--metrics", type=csv_list, default=["exact", "token_f1", "nli"],
                    help="comma list of: exact, token_f1, nli")
     g.add_argument("--best-metric", default="nli_bidir", help="metric that picks the checkpoint (eval_ prefix optional)")
     g.add_argument("--gen-batch-size", type=int, default=32, help="generation batch size")
-    g.add_argument("--max-new-tokens", type=int, default=16, help="generation length cap")
+    g.add_argument("--max-new-tokens", type=int, default=256,
+                   help="generation length cap (LLaVA descriptions run 80-200 tokens); eval_gen_hit_limit "
+                        "counts the answers it cut")
     g.add_argument("--save-total-limit", type=int, default=2, help="checkpoints to keep")
     args = p.parse_args(argv)
     if "nli" in args.metrics and not args.nli_model:
@@ -80,22 +98,72 @@ def parse_args(argv=None):
         p.error(f"no train.jsonl in {args.data}")
     if args.eval_steps and not (Path(args.data) / "dev.jsonl").exists():
         p.error(f"no dev.jsonl in {args.data} (or use --eval-steps 0)")
-    if args.steps < 1 or args.batch_size < 1 or args.lora_r < 1:
-        p.error("--steps, --batch-size and --lora-r must be >= 1")
+    if args.steps is not None and args.epochs is not None:
+        p.error("give --steps or --epochs, not both")
+    if args.steps is None and args.epochs is None:
+        args.steps = 100
+    if (args.steps is not None and args.steps < 1) or (args.epochs is not None and args.epochs <= 0):
+        p.error("--steps must be >= 1 and --epochs > 0")
+    if args.batch_size < 1 or args.lora_r < 1:
+        p.error("--batch-size and --lora-r must be >= 1")
     produced = ("loss", "gen_len") + tuple("nli_" if m == "nli" else m for m in args.metrics)
     if args.eval_steps and not args.best_metric.removeprefix("eval_").startswith(produced):
         p.error(f"--best-metric {args.best_metric} is not produced by --metrics {','.join(args.metrics)}")
     return args
 
 
+def complete(ckpt):
+    """A checkpoint Trainer finished writing: trainer_state.json is written last, after the weights and
+    optimizer; a kill during the rotation of an older checkpoint can leave it without weights."""
+    try:
+        json.loads((ckpt / "trainer_state.json").read_text())
+        names = [p.name for p in ckpt.iterdir()]
+    except (OSError, ValueError):
+        return False
+    has = lambda *prefixes: any(n.startswith(prefixes) for n in names)
+    return has("adapter_model", "model", "pytorch_model", "global_step") and has("optimizer", "global_step")
+
+
 def latest_checkpoint(path):
+    """The checkpoint itself, or the highest-step complete checkpoint-* under path."""
     path = Path(path)
-    if (path / "trainer_state.json").exists():
+    if (path / "trainer_state.json").exists() and complete(path):
         return str(path)
-    found = sorted(path.glob("**/checkpoint-*/trainer_state.json"), key=lambda p: int(p.parent.name.split("-")[-1]))
-    if not found:
-        raise SystemExit(f"bundles.finetune: error: no checkpoint-*/trainer_state.json under {path}")
-    return str(found[-1].parent)
+    found = sorted(path.glob("**/checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    done = [p for p in found if complete(p)]
+    if not done:
+        raise SystemExit(f"bundles.finetune: error: no complete checkpoint-* under {path}")
+    if done[-1] != found[-1]:
+        log(f"finetune: skipping incomplete {', '.join(p.name for p in found if p not in done)}")
+    return str(done[-1])
+
+
+def adopt(src, ckpt_dir):
+    """Copy the checkpoint to resume from, and the best one so far (which load_best_model_at_end may
+    still pick), into this run's checkpoints/, and point the state's best checkpoint at the copy: the
+    resumed state then finds its best checkpoint, and this output can itself be resumed."""
+    src, ckpt_dir = Path(src), Path(ckpt_dir)
+    state = json.loads((src / "trainer_state.json").read_text())
+    best = state.get("best_global_step")
+    names = [src.name] + ([f"checkpoint-{best}"] if best and best != state["global_step"] else [])
+    for name in names:
+        if (src.parent / name).is_dir() and (src.parent / name).resolve() != (ckpt_dir / name).resolve():
+            shutil.copytree(src.parent / name, ckpt_dir / name, dirs_exist_ok=True)
+    best_dir = ckpt_dir / f"checkpoint-{best}"
+    state["best_model_checkpoint"] = str(best_dir) if best and best_dir.is_dir() else None
+    if best and not best_dir.is_dir():
+        log(f"finetune: warning: the best checkpoint so far (step {best}) is gone; its metric still counts")
+    write_json(ckpt_dir / src.name / "trainer_state.json", state)
+    return str(ckpt_dir / src.name), state["global_step"]
+
+
+def eval_subset(dev, size, seed):
+    """A seeded random subset of the dev records, in file order: the first N would be biased when the
+    file is sorted (by type, by length...). The same at every evaluation and after a resume."""
+    if not size or size >= len(dev):
+        return dev
+    keep = sorted(random.Random(seed).sample(range(len(dev)), size))
+    return [dev[i] for i in keep]
 
 
 def wrap_lora(model, args, vlm):
@@ -117,7 +185,7 @@ def count_params(model):
     return trainable, total
 
 
-def build_trainer(args, model, batcher, train, dev, metric_fns, out, trainer_cls=None):
+def build_trainer(args, model, processor, batcher, train, dev, metric_fns, out, trainer_cls=None):
     import torch
     from transformers import TrainingArguments
     from bundles.gen_eval import GenEvalTrainer
@@ -141,8 +209,9 @@ def build_trainer(args, model, batcher, train, dev, metric_fns, out, trainer_cls
         dataloader_num_workers=0, disable_tqdm=True,
         **({"gradient_checkpointing": True} if args.gradient_checkpointing else {}))
     trainer_cls = trainer_cls or GenEvalTrainer
+    # processing_class: every checkpoint carries the processor, so a checkpoint is a usable model folder
     return trainer_cls(model=model, args=targs, train_dataset=train, eval_dataset=dev if evaluating else None,
-                       data_collator=batcher, gen_records=dev if evaluating else (), batcher=batcher,
+                       data_collator=batcher, processing_class=processor, gen_records=dev if evaluating else (), batcher=batcher,
                        metric_fns=metric_fns, gen_batch_size=args.gen_batch_size,
                        max_new_tokens=args.max_new_tokens, predictions_dir=out / "predictions",
                        fast_loss=args.fast_loss)
@@ -155,7 +224,7 @@ def final_metrics(trainer, extra):
     metrics = dict(extra)
     best = trainer.state.best_model_checkpoint
     if evals:
-        best_step = int(best.rsplit("-", 1)[-1]) if best else evals[-1]["step"]
+        best_step = trainer.state.best_global_step or (int(best.rsplit("-", 1)[-1]) if best else evals[-1]["step"])
         chosen = next((h for h in evals if h["step"] == best_step), evals[-1])
         metrics.update({k: v for k, v in chosen.items() if k.startswith("eval_")})
         metrics["best_step"] = best_step
@@ -168,8 +237,17 @@ def final_metrics(trainer, extra):
     return metrics
 
 
+def planned_steps(args, n_train):
+    """--steps, or --epochs over the training records at the effective batch (all ranks, accumulation)."""
+    if args.epochs is None:
+        return args.steps
+    per_step = args.batch_size * args.grad_accum * int(os.environ.get("WORLD_SIZE", "1"))
+    return max(1, math.ceil(args.epochs * n_train / per_step))
+
+
 def main(argv=None):
     args = parse_args(argv)
+    import torch
     from transformers import set_seed
     from bundles.batching import Batcher, load_records
     from bundles.loading import is_vlm, load_base
@@ -177,37 +255,52 @@ def main(argv=None):
     threads = set_threads()
     quiet()
     set_seed(args.seed)
+    main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 writes files
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    save_args(out, args)
+    train = load_records(args.data, "train", args.train_size)
+    dev = eval_subset(load_records(args.data, "dev"), args.eval_size, args.seed) if args.eval_steps else []
+    args.steps = planned_steps(args, len(train))
+    resume = latest_checkpoint(args.resume) if args.resume else None
+    if main_process:
+        save_args(out, args, resumed_from=resume)
+        write_json(out / "eval_ids.json", [r["id"] for r in dev])
 
     vlm = is_vlm(args.model)
-    model, processor = load_base(args.model)
+    # fp32 master weights unless asked: a checkpoint's own dtype (fp16 for llava-1.5) breaks bf16 autocast
+    dtype = "auto" if args.load_dtype == "auto" else getattr(torch, args.load_dtype)
+    model, processor = load_base(args.model, dtype)
     model.config.use_cache = False
     if not args.full:
         model = wrap_lora(model, args, vlm)
     trainable, total = count_params(model)
     log(f"finetune: {'VLM' if vlm else 'LM'} {total / 1e6:.2f}M params, {trainable / 1e6:.3f}M trainable, "
-        f"{threads} threads")
+        f"{args.steps} steps, {threads} threads")
     batcher = Batcher(processor, args.data, args.max_length)
-    train = load_records(args.data, "train", args.train_size)
-    dev = load_records(args.data, "dev", args.eval_size) if args.eval_steps else []
     metric_fns = build_metrics(args.metrics, args.nli_model) if dev else []
-    trainer = build_trainer(args, model, batcher, train, dev, metric_fns, out)
+    trainer = build_trainer(args, model, processor, batcher, train, dev, metric_fns, out)
+    resumed_step = None
+    if resume:
+        if trainer.is_world_process_zero():
+            adopt(resume, out / "checkpoints")
+        trainer.accelerator.wait_for_everyone()
+        resumed_step = json.loads((Path(resume) / "trainer_state.json").read_text())["global_step"]
+        log(f"finetune: resuming from {resume} (step {resumed_step})")
 
     t0 = time.time()
-    trainer.train(resume_from_checkpoint=latest_checkpoint(args.resume) if args.resume else None)
+    trainer.train(resume_from_checkpoint=str(out / "checkpoints" / Path(resume).name) if resume else None)
     seconds = time.time() - t0
 
     best = trainer.state.best_model_checkpoint
     if args.full and best:
         trainer.model = type(model).from_pretrained(best)
     final = out / ("model" if args.full else "adapter")
-    trainer.save_model(str(final))
-    processor.save_pretrained(str(final))
+    trainer.save_model(str(final))  # with the processor (processing_class)
+    if not main_process:
+        return
     metrics = final_metrics(trainer, {"trainable_params": trainable, "total_params": total,
                                       "wall_seconds": seconds, "steps": trainer.state.global_step,
-                                      "threads": threads})
+                                      "threads": threads, "resumed_from": resume, "resumed_from_step": resumed_step})
     write_json(out / "metrics.json", metrics)
     write_json(out / "log_history.json", trainer.state.log_history)
     shown = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float) and "_" in k and not k.startswith("base_")}
