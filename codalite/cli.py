@@ -9,6 +9,7 @@ import json
 import math
 import os
 import shlex
+import shutil
 import sqlite3
 import stat
 import sys
@@ -99,10 +100,19 @@ class Group(click.Group):
             raise click.ClickException(f"a name or file is not valid UTF-8 text ({e})") from None
         except sqlite3.DatabaseError as e:
             db = os.path.join(Store.locate() or ".codalite", "codalite.db")
+            if "disk is full" in str(e) or _no_space(db):
+                raise click.ClickException(f"the disk holding {db} is full ({e}); free space and retry") from None
             if any(w in str(e) for w in ("not a database", "malformed", "unable to open")):
                 raise click.ClickException(f"the store's database {db} cannot be used ({e}); restore .codalite/ "
                                            "from a backup or `codalite init` a new store") from None
             raise click.ClickException(f"the store's database {db} refused the query: {e}") from None
+
+
+def _no_space(path):
+    try:
+        return shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free < (1 << 20)
+    except OSError:
+        return False
 
 
 @click.group(cls=Group)
@@ -215,12 +225,14 @@ class Tail:
 
     def __call__(self, bundle):
         for name, stream in (("stdout", sys.stdout), ("stderr", sys.stderr)):
-            path = os.path.join(self.store.location(bundle), name)
-            try:
+            try:  # through path_in: a run may have replaced its stdout with a link out of the bundle
+                path = self.store.path_in(bundle, name)
+                if not os.path.isfile(path):
+                    continue
                 with open(path, "rb") as f:
                     f.seek(self.offsets.get(name, 0))
                     data = f.read()
-            except OSError:
+            except (OSError, CodaliteError):
                 continue
             if data:
                 self.offsets[name] = self.offsets.get(name, 0) + len(data)

@@ -62,9 +62,9 @@ def engine_available():
 
 
 def _image(name, pull=True):
+    c = client()  # first: it turns a missing SDK or engine into a one-line DockerUnavailable
     import docker
 
-    c = client()
     try:
         return c.images.get(name)
     except docker.errors.ImageNotFound:

@@ -4,10 +4,12 @@ One worker per store (a file lock says which). `codalite run` starts one on dema
 idle. A worker that starts finds the runs a dead worker left behind and fails them, saying so.
 """
 
+import errno
 import fcntl
 import glob
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -148,8 +150,10 @@ class Worker:
         return self.store.db.execute(q, (CREATED, STAGED)).fetchone()[0]
 
     def recover(self):
-        """Fail the runs a dead worker left behind (their processes are stopped first)."""
+        """Fail the runs a dead worker left behind (their processes are stopped first), and delete
+        what killed uploads, makes and rms left in tmp/."""
         s = self.store
+        s.clean_tmp()
         for b in s.query(f"state IN ({','.join('?' * len(ACTIVE_STATES))})", ACTIVE_STATES):
             pid = b.metadata.get("job_handle")
             if pid and _is_run_process(pid, s.run_dir(b.uuid)):
@@ -326,6 +330,20 @@ class Worker:
     # --- finishing -----------------------------------------------------------------------------
 
     def _finish(self, job, exitcode):
+        try:
+            self._finish_run(job, exitcode)
+        except (OSError, sqlite3.OperationalError) as e:
+            if not _disk_full(e):
+                raise
+            # What the run wrote is what filled the disk, and recording its end needs room (SQLite's
+            # journal): let its outputs go, then say so. Nothing was ready, nothing is half-kept.
+            s, uuid = self.store, job.bundle.uuid
+            remove_tree(s.bundle_dir(uuid))
+            remove_tree(s.run_dir(uuid))
+            s.update(uuid, FAILED, {"failure_message": f"the disk is full ({e}); the run's outputs could not be "
+                                    "kept and were deleted: free space, then rerun it", "exitcode": exitcode})
+
+    def _finish_run(self, job, exitcode):
         s, b = self.store, job.bundle
         s.update(b.uuid, FINALIZING)
         rundir = s.run_dir(b.uuid)
@@ -337,7 +355,9 @@ class Worker:
             remove_tree(path)
         try:
             content_hash, size, sig = s.publish(rundir, b.uuid)
-        except OSError as e:  # e.g. a full disk: the run fails, saying why; nothing looks ready
+        except OSError as e:  # the run fails, saying why; nothing looks ready
+            if _disk_full(e):
+                raise
             s.update(b.uuid, FAILED, {"failure_message": f"could not finalize the run's outputs: {e}",
                                       "exitcode": exitcode})
             return
@@ -401,6 +421,12 @@ def _link_copy(src, dst):
         os.symlink(os.readlink(src), dst)
     else:
         os.link(src, dst)
+
+
+def _disk_full(e):
+    if isinstance(e, OSError):
+        return e.errno in (errno.ENOSPC, errno.EDQUOT)
+    return getattr(e, "sqlite_errorcode", None) == 13 or "disk is full" in str(e)  # SQLITE_FULL
 
 
 def _excluded(rundir, patterns):

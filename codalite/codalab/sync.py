@@ -215,7 +215,7 @@ def upload_bundle(store, client, b):
         os.makedirs(store.tmp_dir(b.uuid), exist_ok=True)  # a bundle without contents: push an empty dir
         path = store.tmp_dir(b.uuid)
     if os.path.isdir(path) and not os.path.islink(path):
-        archive = os.path.join(store.home, "tmp", f"push-{b.uuid}.tar.gz")
+        archive = store.tmp_dir(b.uuid) + ".push.tar.gz"  # owned by this process (see Store.tmp_dir)
         try:
             with tarfile.open(archive, "w:gz", compresslevel=1) as tar:
                 for entry in sorted(os.listdir(path)):
@@ -285,11 +285,11 @@ def import_bundle(store, client, name, attrs):
         kind = client.download(uuid, archive)
         if kind == "directory":
             os.mkdir(tmp)
-            with tarfile.open(archive, "r:*") as tar:
-                tar.extractall(tmp, filter="tar")
+            with tarfile.open(archive, "r:*") as tar:  # 'data': no links or files out of the bundle
+                tar.extractall(tmp, filter="data")
         else:
             os.rename(archive, tmp)
-        content_hash, size, sig = store.publish(tmp, uuid)
+        content_hash, size = hashing.hash_path(tmp), hashing.tree_size(tmp)
     except Exception:
         remove_tree(tmp)
         raise
@@ -313,12 +313,18 @@ def import_bundle(store, client, name, attrs):
         if inputs:
             runspec["memo_inputs"] = inputs
             key = memo.memo_key(inputs)
-    is_dir = os.path.isdir(store.bundle_dir(uuid)) and not os.path.islink(store.bundle_dir(uuid))
-    with store.tx():
+    is_dir = os.path.isdir(tmp) and not os.path.islink(tmp)
+
+    def insert():  # the row and the contents land together (Store._publish_new), or neither does
         store.db.execute("DELETE FROM dependency WHERE child_uuid = ?", (uuid,))
         store.db.execute("DELETE FROM bundle WHERE uuid = ?", (uuid,))
+        remove_tree(store.bundle_dir(uuid))  # what an earlier pull of this uuid left
         store._insert(uuid, bundle_type, attrs["state"], md, command=attrs.get("command"), deps=deps,
-                      runspec=runspec, is_dir=is_dir, content_hash=content_hash, memo_key=key, stat_sig=sig)
+                      runspec=runspec, is_dir=is_dir, content_hash=content_hash, memo_key=key)
+    try:
+        store._publish_new(tmp, uuid, insert)
+    finally:
+        remove_tree(tmp)
     return store.get(uuid)
 
 

@@ -5,7 +5,7 @@ import sqlite3
 
 import pytest
 
-from codalite import Store, Worker, search
+from codalite import Store, Worker, sandbox, search
 from codalite.errors import (
     AmbiguousBundle, BundleNotFound, BundleStateError, CodaliteError, DependencyError, PathEscape,
     StoreNotFound, UsageError,
@@ -39,7 +39,8 @@ def test_upload_is_content_addressed_and_read_only(store, project):
     other, reused = store.upload([project / "data"], name="raw2")
     assert not reused and other.content_hash == raw.content_hash
     path = store.path_in(raw, "x.txt")
-    assert not os.stat(path).st_mode & 0o222
+    # nobody else may write it; its owner may where runs are sandboxed (mounts protect it, see hashing)
+    assert not os.stat(path).st_mode & (0o022 if sandbox.problem() is None else 0o222)
     (project / "data" / "x.txt").write_text("4 5\n")
     changed, reused = store.upload([project / "data"], name="raw")
     assert not reused and changed.content_hash != raw.content_hash
@@ -141,12 +142,32 @@ def test_missing_dependency_path(store, project):
 
 
 def test_run_cannot_change_a_dependency(store, project):
+    """Confined, the write fails and the dependency is intact; unconfined (no namespaces), root's
+    write goes through and is caught afterwards: the run fails naming it, fsck reports it."""
+    if sandbox.problem() is not None:
+        pytest.skip(f"no sandbox here: {sandbox.problem()}")
     data, _ = store.upload([project / "data"], name="raw")
     vandal, _ = store.run("echo 9 >> d/x.txt", [("d", "raw")], name="vandal", start_worker=False)
     drain(store)
     vandal = store.get(vandal.uuid)
-    assert vandal.state == "failed"
-    assert "modified its dependency d" in vandal.metadata["failure_message"]
+    assert vandal.state == "failed" and vandal.metadata["exitcode"] != 0
+    assert "Read-only file system" in open(store.path_in(vandal, "stderr")).read()
+    assert store.fsck() == []
+
+
+def test_unconfined_run_that_changes_a_dependency_is_caught(store, project, monkeypatch):
+    monkeypatch.setenv("CODALITE_SANDBOX", "none")
+    sandbox.problem.cache_clear()
+    try:
+        data, _ = store.upload([project / "data"], name="raw")
+        vandal, _ = store.run("chmod u+w d/x.txt; echo 9 >> d/x.txt", [("d", "raw")], name="vandal",
+                              start_worker=False)
+        drain(store)
+    finally:
+        monkeypatch.delenv("CODALITE_SANDBOX")
+        sandbox.problem.cache_clear()
+    vandal = store.get(vandal.uuid)  # modes stop no one who owns the files (or is root): caught afterwards
+    assert vandal.state == "failed" and "modified its dependency d" in vandal.metadata["failure_message"]
     assert any("hash mismatch" in p for p in store.fsck())
 
 

@@ -498,20 +498,6 @@ def setup_store(d):
 SETUP = {"engine": setup_engine, "nostore": lambda d: None, "corrupt": lambda d: None,
          "recipes": setup_store, "worksheets": setup_engine, "paper": setup_paper}
 
-# Cases that fail today because the fix belongs to code another engineer owns; skipped with the
-# reason until it lands (RUN_NEEDS_ENGINE_FIX=1 runs them), then enabled by deleting them here.
-NEEDS_ENGINE_FIX = {
-    "engine-run-docker-sdk-missing": "without the docker package, `run --request-docker-image` ends in an "
-    "ImportError traceback: docker_runtime._image does `import docker` before client() (which turns a missing "
-    "SDK into DockerUnavailable), reached from resolve_digest <- Store.run_environment at submission",
-}
-
-
-def skipped(c):
-    """RUN_NEEDS_ENGINE_FIX=1 runs the cases waiting for a fix, to see whether it landed."""
-    return c.id in NEEDS_ENGINE_FIX and not os.environ.get("RUN_NEEDS_ENGINE_FIX")
-
-
 def run_case(c, cwd):
     env = dict(ENV, **{k: os.path.join(cwd, v) if v and not v.startswith("/") else v for k, v in c.env.items()})
     start = time.time()
@@ -537,7 +523,7 @@ def run_case(c, cwd):
 def run_group(group, d):
     os.makedirs(d)
     SETUP[group](d)
-    cases = [c for c in CASES if c.group == group and not skipped(c)]
+    cases = [c for c in CASES if c.group == group]
     for c in cases:
         files = {k: v.replace("DECLJSON", DECLJSON) if isinstance(v, str) else v for k, v in c.files.items()}
         write_files(d, files)
@@ -571,13 +557,10 @@ def outcomes(tmp_path_factory):
 def test_catalogue_is_large_and_unique():
     assert len(CASES) >= 150
     assert len({c.id for c in CASES}) == len(CASES)
-    assert set(NEEDS_ENGINE_FIX) <= {c.id for c in CASES}
 
 
 @pytest.mark.parametrize("c", CASES, ids=[c.id for c in CASES])
 def test_bad_input(c, outcomes):
-    if skipped(c):
-        pytest.skip(NEEDS_ENGINE_FIX[c.id])
     r = outcomes[c.group][0][c.id]
     shown = f"codalite {c.argv!r} -> exit {r['code']}\nstdout: {r['stdout'][-1500:]}\nstderr: {r['stderr'][-3000:]}"
     assert r["code"] != "timeout", shown

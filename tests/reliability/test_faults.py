@@ -259,9 +259,6 @@ def test_full_disk(full_disk_store, tmp_path):
     clean_after(cl)
 
 
-@pytest.mark.xfail(strict=True, reason="worker.py: a run that fills the disk to its last byte stays `running`: "
-                   "the worker cannot record its end in SQLite (database or disk is full), crash-loops, and "
-                   "`-W`/`wait` wait forever; once space is freed it is failed as 'the worker died'")
 def test_full_disk_run_that_fills_it(full_disk_store):
     cl = full_disk_store
     cl("init")
