@@ -262,6 +262,8 @@ def main(argv=None):
     dev = eval_subset(load_records(args.data, "dev"), args.eval_size, args.seed) if args.eval_steps else []
     args.steps = planned_steps(args, len(train))
     resume = latest_checkpoint(args.resume) if args.resume else None
+    if resume:
+        args.eval_on_start = False  # Trainer would re-evaluate the resumed step; its evals are in the history
     if main_process:
         save_args(out, args, resumed_from=resume)
         write_json(out / "eval_ids.json", [r["id"] for r in dev])
