@@ -30,11 +30,12 @@ def _plan_table(cells):
 
 @recipe.command()
 @click.argument("path", type=click.Path())
-def plan(path):
+@click.option("--profile", metavar="NAME", help="Apply the recipe's profile NAME (e.g. smoke: tiny models, CPU).")
+def plan(path, profile):
     """Show each step x cell as done / missing / stale / failed / running."""
     from . import recipes
 
-    r = recipes.load(path)
+    r = recipes.load(path, profile)
     store = Store.find()
     _plan_table(recipes.plan(store, r, os.environ.get("PATH", "")))
 
@@ -46,11 +47,12 @@ def plan(path):
 @click.option("--dry-run", is_flag=True, help="Show the plan; submit nothing.")
 @click.option("--no-wait", is_flag=True, help="Submit and return without waiting.")
 @click.option("--remote", metavar="NAME", help="Run the missing cells on this CodaLab remote, then pull them.")
-def run_recipe(path, retry_failed, only, dry_run, no_wait, remote):
+@click.option("--profile", metavar="NAME", help="Apply the recipe's profile NAME (e.g. smoke: tiny models, CPU).")
+def run_recipe(path, retry_failed, only, dry_run, no_wait, remote, profile):
     """Submit what is missing or stale, wait with progress; exit 1 if any cell failed."""
     from . import recipes
 
-    r = recipes.load(path)
+    r = recipes.load(path, profile)
     bad = [s for s in only if s not in r.steps]
     if bad:
         raise click.BadParameter(f"no step {bad[0]!r} in {path}; steps: {', '.join(r.order)}", param_hint="--only")
@@ -109,11 +111,12 @@ def _wait(store, bundles):
 @recipe.command("export-cl")
 @click.argument("path", type=click.Path())
 @click.option("-o", "--output", type=click.Path(), help="Write the script here (default: stdout).")
-def export_cl(path, output):
+@click.option("--profile", metavar="NAME", help="Apply the recipe's profile NAME (e.g. smoke: tiny models, CPU).")
+def export_cl(path, output, profile):
     """Write the recipe as a `cl upload` / `cl run` script for the official CodaLab CLI."""
     from . import recipes
 
-    script = recipes.export_cl(recipes.load(path))
+    script = recipes.export_cl(recipes.load(path, profile))
     if output:
         try:
             with open(output, "w") as f:

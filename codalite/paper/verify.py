@@ -182,26 +182,29 @@ def recipe_staleness(store, plans, bundle):
     """What the recipe that made a bundle (tag `recipe:<name>`, recipe file cl_recipes/<name>.yaml in
     the project) now plans for its cell: stale when its code, data or environment changed since,
     even before anything was rerun. plans caches one plan per recipe."""
-    name = next((t[len("recipe:"):] for t in bundle.metadata.get("tags") or [] if t.startswith("recipe:")), None)
+    tags = bundle.metadata.get("tags") or []
+    name = next((t[len("recipe:"):] for t in tags if t.startswith("recipe:")), None)
     if name is None:
         return []
-    if name not in plans:
+    profile = next((t[len("profile:"):] for t in tags if t.startswith("profile:")), None)  # recipe run --profile
+    if (name, profile) not in plans:
         path = os.path.join(os.path.dirname(store.home), "cl_recipes", f"{name}.yaml")
         try:
-            r = recipes.load(path) if os.path.exists(path) else None
-            plans[name] = r and (path, {c.name: c for c in recipes.plan(store, r, os.environ.get("PATH", ""))})
+            r = recipes.load(path, profile) if os.path.exists(path) else None
+            plans[name, profile] = r and (path, {c.name: c for c in recipes.plan(store, r, os.environ.get("PATH", ""))})
         except CodaliteError as e:
-            plans[name] = (path, e)
-    if not plans[name]:
+            plans[name, profile] = (path, e)
+    if not plans[name, profile]:
         return []
-    path, cells = plans[name]
+    path, cells = plans[name, profile]
     if isinstance(cells, CodaliteError):
         return [f"cannot check recipe {name}: {cells}"]
     cell = cells.get(bundle.name)
     if cell is None or (cell.status == "done" and cell.bundle.memo_key == bundle.memo_key):
         return []
     return [f"stale: recipe {name} now plans {bundle.name} as {cell.status} (its code, data or environment "
-            f"changed); run `codalite recipe run {os.path.relpath(path)}` and re-export"]
+            f"changed); run `codalite recipe run {os.path.relpath(path)}{' --profile ' + profile if profile else ''}` "
+            "and re-export"]
 
 
 def newer_version(store, inp):

@@ -63,7 +63,7 @@ def cells(recipe):
     for step in recipe.order:
         for values in recipe.step_cells(step):
             out.append(Cell(step, values, cell_name(step, values),
-                            _render(recipe, step, "command", recipe.steps[step].command, values),
+                            _render(recipe, step, "command", recipe.steps[step].command, {**recipe.vars, **values}),
                             deps=_deps(recipe, step, values)))
     return out
 
@@ -73,11 +73,14 @@ def cell_labels(recipe, cell):
     (`verify` finds the recipe by them)."""
     description = recipe.steps[cell.step].description or f"recipe {recipe.name}: {cell.step} {cell.label}".strip()
     tags = [f"recipe:{recipe.name}", f"step:{cell.step}"] + [f"{k}={v}" for k, v in cell.values.items()]
+    if recipe.profile:  # `verify` plans the cell with the same profile
+        tags.append(f"profile:{recipe.profile}")
     return description, tags
 
 
 def env_vars(recipe, cell):
-    return {k: _render(recipe, cell.step, f"env.{k}", str(v), cell.values) for k, v in recipe.steps[cell.step].env.items()}
+    values = {**recipe.vars, **cell.values}
+    return {k: _render(recipe, cell.step, f"env.{k}", str(v), values) for k, v in recipe.steps[cell.step].env.items()}
 
 
 def plan(store, recipe, path_env, environment=None):

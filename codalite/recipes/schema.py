@@ -92,6 +92,19 @@ class Step(BaseModel):
     description: str = ""
 
 
+class Profile(BaseModel):
+    """A named variant of a recipe (`--profile NAME`), e.g. a smoke test of the same steps on tiny
+    models: it replaces the values of grid variables and `vars`, merges `request` into every step's
+    request (null clears a field) and replaces fields of named steps (their `request` is merged)."""
+
+    model_config = ConfigDict(extra="forbid")
+    description: str = ""
+    grid: dict[str, list[Scalar]] = {}
+    vars: dict[str, Scalar] = {}
+    request: dict[str, Scalar | None] = {}
+    steps: dict[str, dict] = {}
+
+
 class Recipe(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
@@ -99,6 +112,8 @@ class Recipe(BaseModel):
     root: str = "."  # upload paths are relative to this, itself relative to the recipe file
     uploads: dict[str, str | Upload] = {}
     grid: dict[str, list[Scalar]] = {}
+    vars: dict[str, Scalar] = {}  # template variables that are not grid dimensions (not in cell names)
+    profiles: dict[str, Profile] = {}
     max_cells: int = MAX_CELLS
     exclude: list[dict[str, Scalar]] = []
     include: list[dict[str, Scalar]] = []
@@ -107,6 +122,7 @@ class Recipe(BaseModel):
 
     # filled in by load()
     path: str = ""
+    profile: str = ""
     step_vars: dict[str, list[str]] = {}
     order: list[str] = []
 
@@ -178,8 +194,40 @@ def render(text, cell):
     return _template(text).render(**cell)
 
 
-def load(path):
-    """Read and validate a recipe; raises RecipeError (a usage error) naming file, line and key."""
+def apply_profile(data, name, shown, root):
+    """The recipe's data with profile `name` applied (validated again by the caller)."""
+    import copy
+
+    profiles = data.get("profiles") or {}
+    if name not in profiles:
+        raise RecipeError(shown, _line_of(root, ["profiles"]), "profiles",
+                          f"no profile {name!r}; profiles: {', '.join(profiles) or 'none'}")
+    prof, out = Profile(**profiles[name]), copy.deepcopy(data)
+
+    def fail(loc, message):
+        raise RecipeError(shown, _line_of(root, ["profiles", name] + loc), ".".join(["profiles", name] + loc), message)
+
+    for field in ("grid", "vars"):  # only existing names: a typo must not be a silent no-op
+        for var, value in getattr(prof, field).items():
+            if var not in (out.get(field) or {}):
+                fail([field, var], f"{var!r} is not in the recipe's {field}")
+            out[field][var] = value
+    for step in out.get("steps", {}).values():
+        if isinstance(step, dict):
+            step["request"] = {**(step.get("request") or {}), **prof.request}
+    for step, fields in prof.steps.items():
+        if step not in out.get("steps", {}):
+            fail(["steps", step], f"{step!r} is not a step of the recipe")
+        for key, value in fields.items():
+            if key == "request":
+                value = {**(out["steps"][step].get("request") or {}), **(value or {})}
+            out["steps"][step][key] = value
+    return out
+
+
+def load(path, profile=None):
+    """Read and validate a recipe (with `profile` applied); raises RecipeError (a usage error)
+    naming file, line and key."""
     if not os.path.isfile(path):
         raise UsageError(f"no recipe file {path}; recipes live in cl_recipes/*.yaml")
     text = read_text(path, lambda line, message: RecipeError(path, line, None, message))
@@ -192,7 +240,10 @@ def load(path):
     if not isinstance(data, dict):
         raise RecipeError(path, 1, None, "a recipe is a mapping with name, uploads, grid and steps")
     try:
-        recipe = Recipe(**{k: v for k, v in data.items() if k not in ("path", "step_vars", "order")})
+        recipe = Recipe(**{k: v for k, v in data.items() if k not in ("path", "step_vars", "order", "profile")})
+        if profile:
+            data = apply_profile(data, profile, path, root)
+            recipe = Recipe(**{k: v for k, v in data.items() if k not in ("path", "step_vars", "order", "profile")})
     except pydantic.ValidationError as e:
         err = e.errors()[0]
         loc = [p for p in err["loc"] if not (isinstance(p, str) and p in ("str", "Upload", "function-after"))]
@@ -200,6 +251,9 @@ def load(path):
         msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].lower()
         raise RecipeError(path, _line_of(root, loc), ".".join(map(str, loc)), msg) from None
     recipe.path = os.path.abspath(path)
+    if profile:
+        recipe.profile = profile
+        recipe.worksheet = recipe.worksheet or f"{recipe.name}-{profile}"  # its results apart from the full study's
     _check(recipe, root, path)
     return recipe
 
@@ -214,6 +268,9 @@ def _check(r, root, shown):
     if n > r.max_cells:
         fail(["grid"], f"the grid has {n:,} cells, more than max_cells ({r.max_cells:,}); shrink it, or raise "
                        "the cap with `max_cells: N` in the recipe")
+    for var in r.vars:
+        if var in r.grid:
+            fail(["vars", var], f"{var!r} is both a grid variable and a var; rename one")
     for name in r.uploads:
         if name in r.steps:
             fail(["uploads", name], f"{name!r} is both an upload and a step; rename one")
@@ -235,9 +292,10 @@ def _check(r, root, shown):
                 _template(text)  # compiling finds unknown filters and tests
             except jinja2.TemplateSyntaxError as e:
                 fail(["steps", name, field.split(".")[0]], f"template error: {e.message}")
-        undefined = sorted(used - set(r.grid))
+        undefined = sorted(used - set(r.grid) - set(r.vars))
         if undefined:
-            fail(["steps", name, "command"], f"undefined variable {undefined[0]!r}; grid variables: {', '.join(r.grid) or 'none'}")
+            fail(["steps", name, "command"], f"undefined variable {undefined[0]!r}; grid variables: {', '.join(r.grid) or 'none'}"
+                 + (f"; vars: {', '.join(r.vars)}" if r.vars else ""))
         for key, target in step.deps.items():
             if not spec.KEY_RE.match(key) or ".." in key.split("/"):
                 fail(["steps", name, "deps", key], "dependency keys use letters, digits, _ - . / (no '..')")
