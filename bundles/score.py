@@ -1,15 +1,35 @@
-"""Score predictions against references -> scores.json (means overall and per question type + rows).
+"""Score predictions against references -> scores.json (means overall and per question type, with
+n for each, + rows) and per_example.jsonl (one line per example: id, qtype and every metric's value).
 
 Metrics: exact (normalized string match), token_f1, nli (any sequence-classification NLI model, label
 order from config.id2label, both directions, sentence-level SummaC-ZS for multi-sentence texts).
-Empty predictions score worst (NLI: entailment 0, contradiction 1; counted in n_empty). The NLI
+per_example.jsonl is what intervals and paired tests are computed from (codalite's paper tables and
+worksheet `ci` post-processor): every metric the scorer produces is written, whatever its name.
+`n_per` in scores.json holds, for each mean key (`exact`, `exact_color`, ...), how many examples it
+averages. Empty predictions score worst (NLI: entailment 0, contradiction 1; counted in n_empty). The NLI
 model runs on the GPU when one is visible (--device overrides). Example:
   python -m bundles.score --predictions infer/predictions.jsonl --nli-model nli
 """
 import argparse
 from pathlib import Path
 
-from bundles.cli import ArgParser, csv_list, existing_path, fail, log, model_ref, quiet, read_jsonl, save_args, set_threads, write_json
+from bundles.cli import (ArgParser, csv_list, existing_path, fail, log, model_ref, quiet, read_jsonl, save_args,
+                         set_threads, write_json, write_jsonl)
+
+
+def counts(per_example, means):
+    """n behind each mean (the same keys: `metric` over all examples with a number, `metric_<qtype>`
+    over those of that type), so a table can show n next to any of them."""
+    def numeric(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    metrics = {k for r in per_example for k, v in r.items() if k not in ("id", "qtype") and numeric(v)}
+    qtypes = {r["qtype"] for r in per_example if r.get("qtype")}
+    n = {}
+    for m in metrics:
+        n[m] = sum(numeric(r.get(m)) for r in per_example)
+        for t in qtypes:
+            n[f"{m}_{t}"] = sum(numeric(r.get(m)) and r.get("qtype") == t for r in per_example)
+    return {k: v for k, v in n.items() if k in means}
 
 
 def main(argv=None):
@@ -49,11 +69,14 @@ def main(argv=None):
     _, scores = score_rows(fns, preds, [r["reference"] for r in rows])
     scored = [{**r, **s} for r, s in zip(rows, scores)]
     means = summarize([{k: v for k, v in r.items() if k in s or k == "qtype"} for r, s in zip(scored, scores)])
-    result = {"n": len(rows), "n_empty": sum(not p.strip() for p in preds), **means, "rows": scored}
+    per_example = [{"id": r.get("id", i), "qtype": r.get("qtype"), **s} for i, (r, s) in enumerate(zip(rows, scores))]
+    result = {"n": len(rows), "n_empty": sum(not p.strip() for p in preds), "n_per": counts(per_example, means),
+              **means, "rows": scored}
     if args.baseline:
         result["baseline"] = json.loads(Path(args.baseline).read_text())
     out = Path(args.out)
     write_json(out / "scores.json", result)
+    write_jsonl(out / "per_example.jsonl", per_example)
     save_args(out, args)
     log("scores:", json.dumps({k: round(v, 4) for k, v in means.items()}))
 
