@@ -11,6 +11,15 @@
     aggregate: mean_sd             # mean ± sample sd, n shown; or mean
     format: "%.3f"
     best: max                      # bold the best per column: max, min, or none
+    examples:                      # optional: per-example values behind each bundle's value
+      file: /per_example.jsonl     #   a JSON-lines file in the bundle (bundles.score writes it)
+      value: exact                 #   the column holding each example's value
+      where: {qtype: color}        #   only the rows whose columns equal these
+    interval: bootstrap            # 95% interval in each cell: bootstrap (over examples, and over
+                                   # seeds where a cell has several), wilson (0/1 values, one
+                                   # bundle per cell), or none
+    baseline: blind                # optional: mark cells that differ from this row's cell
+    test: paired_bootstrap         # the paired test over the same examples: or mcnemar
 """
 
 import os
@@ -18,9 +27,23 @@ import re
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import UsageError
+
+
+class Examples(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    file: str = Field("/per_example.jsonl", pattern=r"^/")
+    value: str
+    where: dict[str, str] = {}
+    id: str = "id"
+
+    @field_validator("where", mode="before")
+    @classmethod
+    def as_text(cls, v):  # `{seed: 1}` in YAML is a number; the file's values are compared as text
+        return {k: str(x) for k, x in v.items()} if isinstance(v, dict) else v
 
 
 class TableSpec(BaseModel):
@@ -36,6 +59,17 @@ class TableSpec(BaseModel):
     aggregate: Literal["mean_sd", "mean"] = "mean_sd"
     format: str = "%.3f"
     best: Literal["max", "min", "none"] = "max"
+    examples: Examples | None = None
+    interval: Literal["none", "bootstrap", "wilson"] = "none"
+    baseline: str | None = None
+    test: Literal["paired_bootstrap", "mcnemar"] = "paired_bootstrap"
+
+    @model_validator(mode="after")
+    def needs_examples(self):
+        if self.examples is None and (self.interval != "none" or self.baseline is not None):
+            raise ValueError("an interval or a baseline test is computed from per-example values: "
+                             "declare `examples: {file: /per_example.jsonl, value: COLUMN}`")
+        return self
 
     @field_validator("bundles", mode="before")
     @classmethod

@@ -1,10 +1,12 @@
 """Compute a paper table from the store: group bundles by the row and column variables and
-aggregate the value over the rest (mean ± sample sd, with n)."""
+aggregate the value over the rest (mean ± sample sd, with n); with per-example files declared, a 95%
+interval per cell and a paired test of each cell against a baseline row (stats.py)."""
 
 import statistics
 from dataclasses import dataclass, field
 
 from ..errors import CodaliteError
+from . import stats
 from ..search import search
 from ..worksheets.genpath import display
 from ..worksheets.interpret import Interpreter
@@ -23,6 +25,11 @@ class Cell:
     sd: float | None  # None when n == 1
     text: str
     best: bool = False
+    low: float | None = None  # the 95% interval, when declared
+    high: float | None = None
+    n_examples: int | None = None  # examples per bundle, when per-example files are declared
+    differs: bool | None = None  # significantly different from the baseline row's cell
+    test: dict | None = None  # the test's p-value or the difference's interval
 
     @property
     def n(self):
@@ -44,8 +51,18 @@ class Table:
         return " / ".join(key)
 
     def usual_n(self):
-        ns = [c.n for c in self.cells.values()]
-        return max(set(ns), key=ns.count) if ns else 0
+        return _usual([c.n for c in self.cells.values()])
+
+    def usual_examples(self):
+        return _usual([c.n_examples for c in self.cells.values()])
+
+    def baseline_uuids(self, col):
+        base = self.cells.get((tuple(self.spec.baseline.split(" / ")), col)) if self.spec.baseline else None
+        return base.uuids if base else []
+
+
+def _usual(ns):
+    return max(set(ns), key=ns.count) if ns else 0
 
 
 def number(v):
@@ -54,8 +71,10 @@ def number(v):
     return float(v)
 
 
-def format_cell(spec, mean, sd):
+def format_cell(spec, mean, sd, low=None, high=None):
     text = spec.format % mean
+    if low is not None:  # the interval replaces the sd: it says what the sd of 2 seeds cannot
+        return f"{text} [{spec.format % low}, {spec.format % high}]"
     if spec.aggregate == "mean_sd" and sd is not None:
         text += " ± " + spec.format % sd
     return text
@@ -116,8 +135,63 @@ def compute(store, spec):
         values = list(members.values())  # oldest first (insertion order)
         mean, sd, text = aggregate(spec, values)
         table.cells[(row, col)] = Cell(row, col, values, mean, sd, text)
+    if spec.examples:
+        add_statistics(store, table)
     mark_best(table)
     return table
+
+
+def read_examples(store, spec, uuid):
+    """{example id: value} from a bundle's per-example file (read whole, not a genpath's first lines)."""
+    b = store.get(uuid)
+    ex = spec.examples
+    where = f"bundle {b.uuid} ({b.name}): {ex.file}"
+    try:
+        with open(store.path_in(b, ex.file[1:]), encoding="utf-8") as f:
+            rows = stats.parse_jsonl(f.read(), where)
+        return stats.select(rows, ex.value, ex.where, ex.id, where)
+    except (OSError, UnicodeDecodeError, CodaliteError, stats.StatsError) as e:
+        raise TableError(f"table {spec.name}: {e}") from None
+
+
+def add_statistics(store, table):
+    """n, the interval and the baseline test of every cell, from its bundles' per-example files."""
+    spec, data = table.spec, {}
+    for key, c in table.cells.items():
+        per = [read_examples(store, spec, u) for u in c.uuids]
+        for (u, value), vals in zip(c.values, per):
+            m = statistics.fmean(vals.values())
+            if abs(m - value) > 1e-9 * max(1.0, abs(value)):  # the declaration pairs a value with other examples
+                raise TableError(f"table {spec.name}: bundle {u}: {spec.value} is {value!r} but the mean of "
+                                 f"{spec.examples.value} in {spec.examples.file} is {m!r} (the file changed, or "
+                                 "`examples` selects other examples than the value averages)")
+        where = f"table {spec.name} [{table.label(c.row)}, {table.label(c.column)}]"
+        try:
+            ids, M = stats.matrix(per, [f"bundle {u}" for u in c.uuids])
+            c.n_examples = len(ids)
+            if spec.interval != "none":
+                c.low, c.high = stats.interval(M, spec.interval)
+                c.text = format_cell(spec, c.mean, c.sd, c.low, c.high)
+        except stats.StatsError as e:
+            raise TableError(f"{where}: {e}") from None
+        data[key] = (ids, M)
+    if spec.baseline is None:
+        return
+    base_row = tuple(spec.baseline.split(" / "))
+    if base_row not in table.rows:
+        raise TableError(f"table {spec.name}: baseline {spec.baseline!r} is not a row; rows: "
+                         f"{', '.join(table.label(r) for r in table.rows)}")
+    for (row, col), c in table.cells.items():
+        if row == base_row or (base_row, col) not in data:
+            continue
+        (ids, M), (base_ids, B) = data[row, col], data[base_row, col]
+        if ids != base_ids:
+            raise TableError(f"table {spec.name} [{table.label(row)}, {table.label(col)}]: a paired test needs "
+                             f"the baseline's examples; {len(set(ids) ^ set(base_ids))} example ids differ")
+        try:
+            c.differs, c.test = stats.paired(M, B, spec.test)
+        except stats.StatsError as e:
+            raise TableError(f"table {spec.name} [{table.label(row)}, {table.label(col)}]: {e}") from None
 
 
 def mark_best(table):

@@ -125,6 +125,7 @@ def verify_table(store, path, prov, spec, plans=None):
     try:
         now = compute(store, spec)
         current = {(now.label(r), now.label(c)): set(cell.uuids) for (r, c), cell in now.cells.items()}
+        fresh = {(now.label(r), now.label(c)): cell for (r, c), cell in now.cells.items()}
     except TableError as e:
         current = None
         problems.append(f"{spec.name}: the declaration no longer computes: {e}")
@@ -141,6 +142,9 @@ def verify_table(store, path, prov, spec, plans=None):
                 gone = ", ".join(sorted(recorded[key] - current[key])) or "-"
                 problems.append(f"{where}: stale: the declaration now selects other bundles "
                                 f"(new: {new}; no longer: {gone}); rerun what is missing and re-export")
+            elif spec.examples:
+                problems += [f"{where}: {p}" for p in check_statistics(fresh[key], next(
+                    c for c in cells if (c["row"], c["column"]) == key))]
     problems += check_files(path, spec, cells)
     return len(cells), problems
 
@@ -171,10 +175,23 @@ def check_cell(store, spec, cell, plans):
                 out.append(f"stale: input {inp['name']} ({inp['uuid']}) has a newer version "
                            f"{newer.uuid}; rerun on it and re-export")
         out += recipe_staleness(store, plans, b)
-    if values and len(values) == len(cell["bundles"]):
+    if values and len(values) == len(cell["bundles"]) and spec.interval == "none":  # else: check_statistics
         _, _, text = aggregate(spec, values)
         if text != cell["text"]:
             out.append(f"the table says {cell['text']}, the store gives {text}")
+    return out
+
+
+def check_statistics(now, cell):
+    """The interval, n and baseline test re-derived from the per-example files as they are now."""
+    out = []
+    if now.text != cell["text"]:
+        out.append(f"the table says {cell['text']}, the per-example files now give {now.text}")
+    if now.n_examples != cell.get("n_examples"):
+        out.append(f"n: the table says {cell.get('n_examples')} examples, the per-example files now have {now.n_examples}")
+    if now.differs != cell.get("differs"):
+        out.append(f"the baseline test now says {'differs' if now.differs else 'does not differ'}, "
+                   f"the table says {'differs' if cell.get('differs') else 'does not differ'}")
     return out
 
 

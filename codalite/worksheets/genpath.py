@@ -5,6 +5,7 @@ a special (summary, args, dependencies, dependencies/<key>, owner, host_workshee
 the bundle: `/stats.json:train/acc` reads stats.json (TSV, else JSON, else YAML, else text) and
 walks the keys. Post-processors follow, separated by ' | ': duration, date, size, %printf, s/a/b,
 [a:b], str, key k, add k v. All of it follows codalab/lib/worksheet_util.py and rest/interpret.py.
+One extension, `ci`: a 95% interval and n from per-example values (see ci_func).
 """
 
 import datetime
@@ -97,11 +98,44 @@ def apply_func(func, arg):
                 arg[k] = v
             elif f.startswith("key "):
                 arg = {f.split(" ")[1]: arg}
+            elif f == "ci" or f.startswith("ci "):
+                arg = ci_func(f, arg)
             else:
                 return "<invalid function: %s>" % f
         return arg
     except Exception:
         return arg
+
+
+def ci_func(f, arg):
+    """codalite's extension: `ci [COLUMN] [KEY=VALUE ...] [bootstrap|wilson] [%FMT]` turns per-example
+    values into 'mean [low, high] (n=N)', a 95% interval: percentile bootstrap over the examples
+    (default) or Wilson's binomial interval (0/1 values). The value is a JSON-lines file
+    (`/per_example.jsonl`: rows, COLUMN picked, KEY=VALUE keeps matching rows) or a list of numbers.
+    A genpath reads at most 10,000 lines, so n tops out there; paper tables read whole files."""
+    from ..paper import stats
+
+    tokens = f.split()[1:]
+    fmt = next((t for t in tokens if t.startswith("%")), "%.3f")
+    method = next((t for t in tokens if t in stats.METHODS), "bootstrap")
+    where = dict(t.split("=", 1) for t in tokens if "=" in t and not t.startswith("%"))
+    column = next((t for t in tokens if not t.startswith("%") and t not in stats.METHODS and "=" not in t), None)
+    try:
+        if isinstance(arg, str):
+            arg = stats.parse_jsonl(arg, "ci")
+        elif isinstance(arg, dict):  # a one-line file parses as JSON
+            arg = [arg]
+        if isinstance(arg, list) and arg and all(isinstance(x, dict) for x in arg):
+            if column is None:
+                return "<ci: name the column of per-example values, e.g. ci exact>"
+            values = list(stats.select(arg, column, where).values())
+        elif isinstance(arg, list) and arg and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in arg):
+            values = arg
+        else:
+            return "<ci: needs per-example rows or a list of numbers>" if arg is not None else None
+        return stats.ci_text(values, method, fmt)
+    except (stats.StatsError, TypeError, ValueError) as e:
+        return f"<ci: {e}>"
 
 
 def display(value):

@@ -45,11 +45,15 @@ def test_export_files_and_provenance(store, study, tmp_path):
     out = tmp_path / "paper"
     tex = (out / "nli.tex").read_text()
     for piece in (r"\toprule", r"\midrule", r"\bottomrule", r"\cmidrule(lr){2-3}", r"\multicolumn{2}{c}{rank}",
-                  r"\textbf{0.742 $\pm$ 0.001}", "https://worksheets.codalab.org/bundles/0x",
+                  r"\textbf{0.742 $\pm$ 0.001}", "https://worksheets.codalab.org/search?q=uuid=0x",
                   r"Mean $\pm$ sd over seed (n=3 unless marked)."):
         assert piece in tex, piece
     md = (out / "nli.md").read_text()
-    assert "| model | 4 | 8 |" in md and "[**0.782 ± 0.001**](https://worksheets.codalab.org/bundles/0x" in md
+    # a mean over three seeds links to a page listing all three bundles, not to one of them
+    three = ",".join(b.uuid for b in runs if b.name.startswith("train-small-r8-"))
+    link = f"https://worksheets.codalab.org/search?q=uuid={three}"
+    assert "| model | 4 | 8 |" in md and f"[**0.782 ± 0.001**]({link})" in md
+    assert rf"\href{{{link}}}{{\textbf{{0.782 $\pm$ 0.001}}}}" in tex
     rows = list(csv.DictReader(open(out / "nli.csv")))
     assert [(x["row"], x["column"], x["text"], x["n"]) for x in rows][0] == ("small", "4", "0.742 ± 0.001", "3")
     prov = json.loads((out / "nli.provenance.json").read_text())
