@@ -71,6 +71,9 @@ def parse_args(argv=None):
                    help="dtype to load the base model in ('auto': the checkpoint's, e.g. fp16 for "
                         "llava-1.5-7b-hf, which breaks bf16 autocast in the vision tower)")
     g.add_argument("--gradient-checkpointing", action="store_true", help="recompute activations to save memory")
+    g.add_argument("--fsdp", help="under torchrun: Trainer's FSDP options, e.g. 'full_shard auto_wrap'")
+    g.add_argument("--fsdp-version", type=int, default=2, choices=[1, 2], help="FSDP1 (wrapper) or FSDP2 (fully_shard)")
+    g.add_argument("--deepspeed", type=existing_path, help="under torchrun: a DeepSpeed config json (e.g. ZeRO-3)")
     g.add_argument("--full-head-loss", dest="fast_loss", action="store_false",
                    help="compute the loss with labels= over every position (the plain Trainer way) instead of "
                         "only the answer positions")
@@ -207,6 +210,8 @@ def build_trainer(args, model, processor, batcher, train, dev, metric_fns, out, 
         remove_unused_columns=False, label_names=["labels"], prediction_loss_only=True, report_to=[],
         seed=args.seed, data_seed=args.seed, bf16=args.bf16, use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0, disable_tqdm=True,
+        fsdp=args.fsdp or "", fsdp_config={"fsdp_version": args.fsdp_version} if args.fsdp else None,
+        deepspeed=args.deepspeed,
         **({"gradient_checkpointing": True} if args.gradient_checkpointing else {}))
     trainer_cls = trainer_cls or GenEvalTrainer
     # processing_class: every checkpoint carries the processor, so a checkpoint is a usable model folder
@@ -281,6 +286,9 @@ def main(argv=None):
     batcher = Batcher(processor, args.data, args.max_length)
     metric_fns = build_metrics(args.metrics, args.nli_model) if dev else []
     trainer = build_trainer(args, model, processor, batcher, train, dev, metric_fns, out)
+    if trainer.accelerator.num_processes > 1 and main_process:
+        log(f"finetune: {trainer.accelerator.distributed_type} over {trainer.accelerator.num_processes} ranks"
+            + (", parameters sharded: eval generates with synced_gpus" if trainer.sharded() else ""))
     resumed_step = None
     if resume:
         if trainer.is_world_process_zero():

@@ -83,6 +83,8 @@ class GenEvalTrainer(Trainer):
         idx = padded_shard(len(self.gen_records), acc.process_index, acc.num_processes)
         records = [self.gen_records[i] for i in idx]
         ctx, model = self.generation_model()
+        if acc.is_main_process and acc.num_processes > 1:
+            log(f"eval generation: {type(self.model_wrapped).__name__} -> {type(model).__name__}, {len(idx)} per rank")
         with ctx, precision(model, self.args.bf16):  # --bf16: as training does, fp32 weights under autocast
             results = generate(model, self.batcher, records, self.gen_batch_size, self.max_new_tokens,
                                synced_gpus=self.sharded() and acc.num_processes > 1)
