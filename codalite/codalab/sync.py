@@ -21,7 +21,7 @@ import os
 import tarfile
 import time
 
-from .. import memo, spec
+from .. import hashing, memo, spec
 from ..bundle import FINAL_STATES, READY, RUN_REQUESTS, default_metadata
 from ..errors import BundleNotFound, BundleStateError, UsageError
 from ..store import default_name, remove_tree, validate_requests
