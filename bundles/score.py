@@ -37,13 +37,17 @@ def main(argv=None):
     p.add_argument("--predictions", required=True, type=existing_path,
                    help="predictions.jsonl (rows with prediction, reference, qtype?) or a folder holding it")
     p.add_argument("--nli-model", type=model_ref, help="NLI model folder or hub id (needed by 'nli')")
-    p.add_argument("--metrics", type=csv_list, default=["exact", "token_f1", "nli"],
-                   help="comma list of: exact, token_f1, nli")
+    p.add_argument("--metrics", type=csv_list,
+                   help="comma list of metrics (bundles.metrics: exact, token_f1, nli, ...); "
+                        "default: every text metric bundles.metrics defines, and nli")
     p.add_argument("--device", help="device of the NLI model, e.g. cpu, cuda:1 (default: the GPU if visible)")
     p.add_argument("--out", default=".", help="output folder")
     p.add_argument("--baseline", type=existing_path,
                    help="baseline.json from bundles.prepare, copied into scores.json for comparison")
     args = p.parse_args(argv)
+    if args.metrics is None:  # whatever metrics.py defines, so a new metric reaches every score step
+        from bundles.metrics import TEXT_METRICS
+        args.metrics = [*TEXT_METRICS, "nli"]
     if "nli" in args.metrics and not args.nli_model:
         p.error("metric 'nli' needs --nli-model (or drop it: --metrics exact,token_f1)")
     path = Path(args.predictions)

@@ -283,7 +283,8 @@ def trace(store, path, row, column):
         cols = sorted({c["column"] for c in prov["cells"]})
         raise UsageError(f"table {spec.name} has no cell [{row}, {column}]; rows: {', '.join(rows)}; "
                          f"columns: {', '.join(cols)}")
-    lines = [f"{spec.name} [{row}, {column}] = {cell['text']} (n={cell['n']}; {spec.value})"]
+    examples = f" x {cell['n_examples']} examples" if cell.get("n_examples") is not None else ""
+    lines = [f"{spec.name} [{row}, {column}] = {cell['text']} (n={cell['n']}{examples}; {spec.value})"]
     for rec in cell["bundles"]:
         lines.append(f"  {rec['value']!r} from {rec['uuid']} ({rec['name']})")
         for a in rec["ancestors"]:

@@ -147,6 +147,8 @@ def test_export_traces_and_verify_rederives(store, tmp_path, one_seed):
     tex = (out / "acc.tex").read_text()
     assert r"$^\dagger$" in tex and "paired bootstrap" in tex
     assert invoke("verify", out).exit_code == 0
+    r = invoke("trace", out / "acc.provenance.json", "good", "1")
+    assert r.output.startswith(f"acc [good, 1] = {good['text']} (n=1 x 40 examples; /scores.json:exact_a)")
 
     # the per-example file of the baseline changes under the table (its scores.json does not)
     b = next(x for x in one_seed if x.name == "score-base-s1")
@@ -170,10 +172,10 @@ def test_caption_passed_through_and_aggregated_cells_link_to_all(store, tmp_path
     tex = (out / "acc.tex").read_text()
     caption = next(line for line in tex.splitlines() if line.startswith(r"\caption{"))
     # the author's LaTeX verbatim, then one generated clause
-    assert caption.startswith(r"\caption{Accuracy by model (95\% intervals; $\pm$ is not used, $n$ is per seed) Mean over")
+    assert caption.startswith(r"\caption{Accuracy by model (95\% intervals; $\pm$ is not used, $n$ is per seed). Mean over")
     assert caption.count("Mean") == 1 and r"\textbackslash" not in caption and r"\$" not in caption
     md = (out / "acc.md").read_text()
-    assert md.startswith("**Accuracy by model (95% intervals; ± is not used, n is per seed)** Mean over seed")
+    assert md.startswith("**Accuracy by model (95% intervals; ± is not used, n is per seed).** Mean over seed")
     # a cell over two seeds links to a page listing both bundles
     seeds = [b.uuid for b in runs if b.name.startswith("score-good-")]
     url = "http://127.0.0.1:8765/search?q=uuid=" + ",".join(seeds)
@@ -210,3 +212,15 @@ def test_worksheet_ci_post_processor(store, tmp_path, one_seed):
     assert row.cells[1].text == stats.ci_text(vals) and row.cells[1].text.endswith("(n=40)")
     assert row.cells[1].text.startswith(row.cells[3].text + " [")
     assert row.cells[2].text.endswith("(n=80)") and row.cells[2].text.count(".") == 3
+
+
+def test_demo_tables_declare_intervals_that_match_their_values():
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    tables = paper.load(os.path.join(root, "worksheets", "shapes_vqa.yaml"))
+    assert {t.name for t in tables} >= {"shapes_vqa_nli", "shapes_vqa_color"}
+    for t in tables:
+        assert t.interval == "bootstrap" and t.examples.file == "/per_example.jsonl", t.name
+        # bundles.score's mean key: metric, or metric_<qtype> for the rows of one question type
+        key = t.examples.value + "".join(f"_{v}" for k, v in t.examples.where.items() if k == "qtype")
+        assert t.value == f"/scores.json:{key}", t.name
+        assert "$\\pm$" not in t.caption and "sd" not in t.caption.split()  # the generated clause says it
