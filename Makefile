@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install system-deps test demo bench clean
+.PHONY: install system-deps test demo demo-smollm2 bench clean
 
 install: $(VENV)/.installed
 
@@ -29,13 +29,20 @@ system-deps:
 test: install system-deps
 	$(PY) -m pytest -q --durations=15
 
-# The offline study: easy-vqa -> SmolLM2 VLM + NLI scorer -> LoRA grid -> test scores, then its
-# worksheet in the terminal and its paper tables. A second `make demo` is all memo hits.
+# The offline study: easy-vqa -> a tiny VLM trained on one-word answers, 3 seeds -> test answers (and
+# the image-shuffle control) -> answer accuracy vs the blind prior, then its worksheet in the terminal
+# and its paper tables. Progress: a live bar on a terminal, one line per finished cell in a log.
+# A second `make demo` is all memo hits.
 demo: install
 	HF_HUB_OFFLINE=1 codalite recipe run cl_recipes/shapes_vqa.yaml
 	codalite print worksheets/shapes_vqa.ws
 	codalite export worksheets/shapes_vqa.yaml -o paper
 	@echo "Paper tables: paper/shapes_vqa_*.{tex,md,csv} with paper/*.provenance.json; check them from any shell with: .venv/bin/codalite verify paper/ (runs use the store's python: .venv/bin/codalite env)"
+
+# The same study with SmolLM2-135M-Instruct (a real pretrained LM) behind a random vision tower, LoRA
+# for 30 steps, one seed: it learns the answer format, not vision (its own worksheet, shapes_vqa-smollm2).
+demo-smollm2: install
+	HF_HUB_OFFLINE=1 codalite recipe run cl_recipes/shapes_vqa.yaml --profile smollm2
 
 bench: install
 	$(PY) bench/bench_engine.py
