@@ -145,7 +145,7 @@ def test_export_traces_and_verify_rederives(store, tmp_path, one_seed):
     assert good["examples"][0]["file"] == "/per_example.jsonl" and good["examples"][0]["where"] == {"qtype": "a"}
     assert good["baseline_bundles"] == [b["uuid"] for b in base["bundles"]] and good["differs"] is True
     tex = (out / "acc.tex").read_text()
-    assert r"$^\dagger$" in tex and "paired bootstrap" in tex
+    assert r"$^\dagger$" in tex and r"(n=1 seed $\times$ 40 examples unless marked); $^\dagger$: differs from base (paired bootstrap" in tex
     assert invoke("verify", out).exit_code == 0
     r = invoke("trace", out / "acc.provenance.json", "good", "1")
     assert r.output.startswith(f"acc [good, 1] = {good['text']} (n=1 x 40 examples; /scores.json:exact_a)")
