@@ -20,7 +20,7 @@ METHODS = {
     "wilson": "Wilson binomial interval",
 }
 TESTS = {
-    "paired_bootstrap": "paired bootstrap over the same examples (95% interval of the difference excludes 0)",
+    "paired_bootstrap": "paired bootstrap over the same examples, 95% interval of the difference excluding 0",
     "mcnemar": "exact McNemar test over the same examples, p < 0.05",
 }
 

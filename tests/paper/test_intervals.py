@@ -224,3 +224,9 @@ def test_demo_tables_declare_intervals_that_match_their_values():
         key = t.examples.value + "".join(f"_{v}" for k, v in t.examples.where.items() if k == "qtype")
         assert t.value == f"/scores.json:{key}", t.name
         assert "$\\pm$" not in t.caption and "sd" not in t.caption.split()  # the generated clause says it
+    # the baseline row is the control row the recipe's cells are labelled with
+    recipe = open(os.path.join(root, "cl_recipes", "shapes_vqa.yaml")).read()
+    for t in tables:
+        if t.baseline:
+            assert t.baseline == "tiny VLM, images shuffled" and "vlm: tiny" in recipe
+            assert '"model": "{{ vlm }} VLM, images shuffled"' in recipe
