@@ -16,6 +16,21 @@ from pathlib import Path
 from bundles.cli import ArgParser, existing_path, log, model_ref, quiet, save_args, set_threads, write_json, write_jsonl
 
 
+def shuffle_images(records, seed):
+    """Records with their images permuted by a seeded derangement where one exists (each record gets
+    another record's image; a record's own image comes back only when all records share one file)."""
+    import random
+    rng = random.Random(seed)
+    idx = list(range(len(records)))
+    images = [r.get("image") for r in records]
+    if len(set(images)) > 1:
+        for _ in range(1000):
+            rng.shuffle(idx)
+            if all(images[j] != images[i] for i, j in enumerate(idx)):
+                break
+    return [{**r, "image": images[j], "own_image": r.get("image")} for r, j in zip(records, idx)]
+
+
 def main(argv=None):
     p = ArgParser(prog="bundles.infer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, type=model_ref,
@@ -31,6 +46,9 @@ def main(argv=None):
     p.add_argument("--bf16", action="store_true", help="bf16 autocast over fp32 weights, as finetune --bf16 evaluates")
     p.add_argument("--load-dtype", default="float32", choices=["float32", "bfloat16", "float16", "auto"],
                    help="dtype of the weights (anything but float32 differs from the eval loop of finetune)")
+    p.add_argument("--shuffle-images", type=int, metavar="SEED",
+                   help="control: permute the images across the records (seeded; no record keeps its own "
+                        "image when that is possible): an answer that needs the image should then get worse")
     p.add_argument("--merge", action="store_true",
                    help="merge the LoRA adapter into the weights (~2x faster on CPU; not bit-identical to the eval loop)")
     args = p.parse_args(argv)
@@ -56,12 +74,16 @@ def main(argv=None):
     if args.adapter and args.merge:
         model = model.merge_and_unload()
     records = load_records(args.data, args.split, args.limit)
+    if args.shuffle_images is not None:
+        records = shuffle_images(records, args.shuffle_images)
     t0 = time.time()
     with precision(model, args.bf16):
         results = generate(model, Batcher(processor, args.data), records, args.batch_size, args.max_new_tokens)
     seconds = time.time() - t0
     rows = [{"id": r["id"], "qtype": r.get("qtype"), "prediction": res["prediction"], "reference": r["reference"],
-             "gen_len": len(res["tokens"]), "hit_limit": res["hit_limit"]} for r, res in zip(records, results)]
+             "gen_len": len(res["tokens"]), "hit_limit": res["hit_limit"],
+             **({"image": r.get("image"), "own_image": r["own_image"]} if "own_image" in r else {})}
+            for r, res in zip(records, results)]
     hit = sum(r["hit_limit"] for r in rows)
     if hit:
         log(f"warning: {hit} of {len(rows)} generations hit --max-new-tokens {args.max_new_tokens} (truncated)")
@@ -69,7 +91,8 @@ def main(argv=None):
     write_jsonl(out / "predictions.jsonl", rows)
     save_args(out, args)
     write_json(out / "metrics.json", {"n": len(rows), "gen_seconds": seconds, "examples_per_s": len(rows) / seconds,
-                                      "gen_hit_limit": hit, "threads": threads})
+                                      "gen_hit_limit": hit, "threads": threads,
+                                      "shuffle_images": args.shuffle_images})
     log(f"infer: {len(rows)} predictions in {seconds:.1f}s ({len(rows) / seconds:.1f}/s)")
 
 

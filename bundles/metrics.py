@@ -1,7 +1,14 @@
 """Metrics on generated text: exact match, token F1, and NLI entailment with any NLI model.
 
 Every metric maps (predictions, references) to one dict of per-example scores in [0, 1]. Pick them by
-name (`--metrics exact,token_f1,nli`); `score_rows` adds means overall and per question type.
+name (`--metrics exact,token_f1,nli,answer_acc`); `score_rows` adds means overall and per question type.
+
+answer_acc: answer-level accuracy. The answer word (yes/no, a color, a shape: `ANSWER_WORDS`) is taken
+from the prediction and from the reference, each the first answer word in the text, so "Yes, there is
+no red shape." and "yes" both answer "yes"; a text without one keeps its whole normalized text (so
+on other data answer_acc is normalized exact match). It scores sentence and one-word answers alike,
+and a blind prior's one-word answers the same way (`answer_accuracy` aggregates: k, n, mean and a
+95% Wilson interval, overall and per question type).
 
 NLI (`NLIScorer`): any AutoModelForSequenceClassification NLI model; the entailment and contradiction
 columns are read from `config.id2label` (models disagree on label order). Both directions are scored:
@@ -160,7 +167,53 @@ class NLIScorer:
         return out
 
 
-TEXT_METRICS = {"exact": exact, "token_f1": token_f1}
+# easy-vqa's answers (bundles.prepare.COLORS / SHAPES): the words answer_acc extracts
+ANSWER_WORDS = ("yes", "no", "red", "green", "blue", "black", "gray", "teal", "brown", "yellow",
+                "circle", "rectangle", "triangle")
+
+
+def answer_word(text, vocabulary=ANSWER_WORDS):
+    """The first answer word of a text ("The shape is a circle." -> "circle"); a text without one
+    gives its whole normalized form ("" for an empty text)."""
+    words = normalize(text).split()
+    return next((w for w in words if w in vocabulary), " ".join(words))
+
+
+def answer_acc(preds, refs):
+    """1 where the prediction's answer word is the reference's (an empty prediction is wrong)."""
+    out = []
+    for p, r in zip(preds, refs):
+        pw = answer_word(p)
+        out.append(float(bool(pw) and pw == answer_word(r)))
+    return {"answer_acc": out}
+
+
+def wilson(k, n, confidence=0.95):
+    """Wilson score interval of k successes in n (scipy.stats.binomtest); (nan, nan) for n = 0."""
+    if not n:
+        return float("nan"), float("nan")
+    from scipy.stats import binomtest
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def answer_accuracy(preds, refs, qtypes=None):
+    """Aggregate of answer_acc: {"all": {...}, "<qtype>": {...}} with k, n, acc, ci_low, ci_high
+    (95% Wilson interval over the examples)."""
+    hits = answer_acc(preds, refs)["answer_acc"]
+    qtypes = list(qtypes) if qtypes else ["all"] * len(hits)
+    groups = {"all": list(range(len(hits)))}
+    for t in sorted(set(qtypes) - {"all"}):
+        groups[t] = [i for i, q in enumerate(qtypes) if q == t]
+    out = {}
+    for name, idx in groups.items():
+        k, n = int(sum(hits[i] for i in idx)), len(idx)
+        lo, hi = wilson(k, n)
+        out[name] = {"k": k, "n": n, "acc": k / n if n else float("nan"), "ci_low": lo, "ci_high": hi}
+    return out
+
+
+TEXT_METRICS = {"exact": exact, "token_f1": token_f1, "answer_acc": answer_acc}
 
 
 def build_metrics(names, nli_model=None, device=None):

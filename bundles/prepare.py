@@ -6,8 +6,10 @@ A record: {"id", "image": "images/x.png" (optional), "messages": [chat turns wit
 Sources:
   easy-vqa  PyPI `easy-vqa`: 64x64 shapes, questions of three types (yes/no, shape, color).
             References are sentences ("The shape is a circle.") so an NLI model can compare them.
+            --answer-style word makes the reference the one-word answer (what the demo trains on).
             Also writes baseline.json: the blind question prior (most frequent train answer per
-            question string). easy-vqa's yes/no questions are mostly answerable from text alone,
+            question string), scored with answer_acc on dev and test (n, Wilson 95% intervals,
+            uniform chance per type); blind_<split>.jsonl holds its per-example answers. easy-vqa's yes/no questions are mostly answerable from text alone,
             so only shape/color accuracy above this prior shows that a model uses the image.
   jsonl     your own annotations: --train/--dev/--test jsonl files with {"id"?, "image"?, "question"
             or "prompt" or "messages", "reference" or "answer", "qtype"?} and --image-root for images.
@@ -90,10 +92,14 @@ def easy_vqa_rows(split):
     return rows
 
 
-def to_record(row, image_name):
+def to_record(row, image_name, answer_style="sentence"):
+    """answer_style 'word': the reference (what a model is trained on and scored against) is the
+    one-word answer; 'sentence': the answer as a sentence, which NLI can compare but which buries the
+    one image-bearing word among tokens copied from the question."""
+    sentence = answer_sentence(row["question"], row["answer"])
     return {"id": row["id"], "image": image_name, "messages": user_turn(row["question"], True),
-            "question": row["question"], "reference": answer_sentence(row["question"], row["answer"]),
-            "answer": row["answer"], "qtype": row["qtype"]}
+            "question": row["question"], "reference": row["answer"] if answer_style == "word" else sentence,
+            "reference_sentence": sentence, "answer": row["answer"], "qtype": row["qtype"]}
 
 
 def prepare_easy_vqa(args, out):
@@ -116,31 +122,51 @@ def prepare_easy_vqa(args, out):
             name = f"images/{'test' if split == 'test' else 'train'}-{r['image_id']}.png"
             if not (out / name).exists():
                 shutil.copyfile(r["image_src"], out / name)
-            records.append(to_record(r, name))
+            records.append(to_record(r, name, args.answer_style))
         write_jsonl(out / f"{split}.jsonl", records)
         splits[split] = records
         log(f"{split}: {len(records)} records", dict(collections.Counter(x["qtype"] for x in records)))
-    write_json(out / "baseline.json", question_prior(pool["train"], splits))
+    prior, per_example = question_prior(pool["train"], splits)
+    write_json(out / "baseline.json", prior)
+    for split, rows in per_example.items():  # the prior's answers, one per record, as score writes a model's
+        write_jsonl(out / f"blind_{split}.jsonl", rows)
     return splits
 
 
+CHANCE = {"yesno": 1 / 2, "shape": 1 / len(SHAPES), "color": 1 / len(COLORS)}
+
+
 def question_prior(train_rows, splits):
-    """Blind baseline: answer each question string with its most frequent train answer (no image)."""
+    """Blind baseline: answer each question string with its most frequent train answer (no image),
+    scored with answer_acc against the split's own references, exactly as a model's generated answers
+    are: per split, answer_acc (+ _<qtype>), n, 95% Wilson intervals, and uniform chance per type.
+    ("exact*" is the same number under its older name.)"""
+    from bundles.metrics import answer_accuracy, answer_word
+    per_example = {}
     counts = collections.defaultdict(collections.Counter)
     overall = collections.Counter(r["answer"] for r in train_rows)
     for r in train_rows:
         counts[r["question"]][r["answer"]] += 1
     result = {}
     for split in ("dev", "test"):
-        by_type = collections.defaultdict(list)
-        for rec in splits[split]:
-            c = counts.get(rec["question"]) or overall
-            by_type[rec["qtype"]].append(float(c.most_common(1)[0][0] == rec["answer"]))
-        allv = [v for vs in by_type.values() for v in vs]
-        result[split] = {"exact": sum(allv) / max(len(allv), 1),
-                         **{f"exact_{t}": sum(v) / len(v) for t, v in sorted(by_type.items())}}
-        log(f"blind question prior on {split}:", {k: round(v, 3) for k, v in result[split].items()})
-    return result
+        recs = splits[split]
+        guesses = [(counts.get(rec["question"]) or overall).most_common(1)[0][0] for rec in recs]
+        agg = answer_accuracy(guesses, [rec["reference"] for rec in recs], [rec["qtype"] for rec in recs])
+        res = {"answer_acc": agg["all"]["acc"], "n": agg["all"]["n"]}
+        for t, a in agg.items():
+            suffix = "" if t == "all" else f"_{t}"
+            res.update({f"answer_acc{suffix}": a["acc"], f"n{suffix}": a["n"],
+                        f"answer_acc{suffix}_ci_low": a["ci_low"], f"answer_acc{suffix}_ci_high": a["ci_high"]})
+            res[f"exact{suffix}"] = a["acc"]
+            if t in CHANCE:
+                res[f"chance_{t}"] = CHANCE[t]
+        res["ci_method"] = "wilson95"
+        result[split] = res
+        per_example[split] = [{"id": rec["id"], "qtype": rec["qtype"], "prediction": g,
+                               "answer_acc": float(g == answer_word(rec["reference"]))} for rec, g in zip(recs, guesses)]
+        log(f"blind question prior on {split} (answer_acc):",
+            {k: round(v, 3) for k, v in res.items() if k.startswith("answer_acc") and "_ci_" not in k})
+    return result, per_example
 
 
 def prepare_jsonl(args, out):
@@ -193,6 +219,8 @@ def main(argv=None):
     p.add_argument("--dev-size", type=int, default=200, help="easy-vqa: dev questions to keep")
     p.add_argument("--test-size", type=int, default=200, help="easy-vqa: test questions to keep")
     p.add_argument("--dev-images", type=int, default=400, help="easy-vqa: train images held out for dev")
+    p.add_argument("--answer-style", choices=["sentence", "word"], default="sentence",
+                   help="easy-vqa: reference answers as sentences (NLI-comparable) or the one-word answer")
     p.add_argument("--no-balance", dest="balance", action="store_false",
                    help="easy-vqa: sample questions uniformly instead of equal numbers per question type")
     p.add_argument("--train", type=existing_path, help="jsonl: training annotations")

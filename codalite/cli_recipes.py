@@ -93,19 +93,50 @@ def run_recipe(path, retry_failed, only, dry_run, no_wait, remote, profile):
 
 
 def _wait(store, bundles):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    """Wait for the cells. On a terminal: a live bar with cells done/running/failed and the running
+    cells' names. Otherwise (a log, a pipe): one line per cell as it finishes, on stderr."""
+    import sys
+    import time
 
     from . import recipes
 
+    if not sys.stderr.isatty():
+        # memo hits are final already: only the cells that run get a line
+        return recipes.wait_all(store, bundles, _finished_lines(time.time(), {b.uuid for b in bundles if b.final}))
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  transient=False) as progress:
-        task = progress.add_task("running", total=len(bundles))
+                  console=Console(stderr=True), transient=False) as progress:
+        task = progress.add_task("waiting", total=len(bundles))
 
         def update(done, total, states):
-            running = [b.name for b in states.values() if b.state == "running"]
-            progress.update(task, completed=done, description=f"running {', '.join(running[:2])}" if running else "waiting")
+            running = sorted(b.name for b in states.values() if b.state == "running")
+            failed = sum(1 for b in states.values() if b.final and b.state != "ready")
+            what = f"{done - failed} done, {len(running)} running, {failed} failed"
+            if running:
+                what += ": " + ", ".join(running[:3]) + (f" +{len(running) - 3}" if len(running) > 3 else "")
+            progress.update(task, completed=done, description=what)
 
         return recipes.wait_all(store, bundles, update)
+
+
+def _finished_lines(t0, already):
+    """on_progress for wait_all that prints one line per cell when it becomes final:
+    `[k/n] state name (time since the wait began)`, n = the cells that were not final at the start."""
+    import time
+
+    seen = set()
+
+    def update(done, total, states):
+        for u, b in states.items():
+            if b.final and u not in seen and u not in already:
+                seen.add(u)
+                m, sec = divmod(int(time.time() - t0), 60)
+                click.echo(f"[{len(seen)}/{total - len(already)}] {b.state:<7} {b.name}  ({m}m{sec:02d}s)",
+                           err=True)
+
+    return update
 
 
 @recipe.command("export-cl")

@@ -38,8 +38,13 @@ def test_easy_vqa_splits_are_balanced_and_images_exist(data_dir):
 def test_blind_question_prior_is_reported_per_type(data_dir):
     base = json.loads((data_dir / "baseline.json").read_text())
     assert set(base) == {"dev", "test"}
-    assert set(base["test"]) == {"exact", "exact_yesno", "exact_shape", "exact_color"}
-    assert all(0 <= v <= 1 for v in base["test"].values())
+    t = base["test"]
+    assert {"answer_acc", "answer_acc_yesno", "answer_acc_shape", "answer_acc_color", "n_shape"} <= set(t)
+    assert t["n"] == 24 and t["n_shape"] == 8
+    assert all(0 <= t[k] <= 1 for k in t if k.startswith(("answer_acc", "exact", "chance")))
+    assert t["answer_acc_shape_ci_low"] <= t["answer_acc_shape"] <= t["answer_acc_shape_ci_high"]
+    blind = read_jsonl(data_dir / "blind_test.jsonl")
+    assert len(blind) == 24 and sum(r["answer_acc"] for r in blind) / 24 == pytest.approx(t["answer_acc"])
 
 
 def test_jsonl_source_copies_images_and_fills_defaults(tmp_path, data_dir):
