@@ -182,6 +182,10 @@ def upload(paths, name, description, tags, follow_symlinks, force):
     echo_uuid(bundle, reused)
 
 
+SUGAR_NOTE = ("comes from %...% in the command, CodaLab's inline dependency sugar; "
+              "--no-desugar keeps % signs as typed")
+
+
 def parse_deps(targets):
     return [spec.parse_key_target(t) for t in targets]
 
@@ -251,12 +255,15 @@ class Tail:
 @click.option("-W", "--wait", "wait_", is_flag=True, help="Wait until it finishes; exit 1 unless ready.")
 @click.option("-t", "--tail", is_flag=True, help="Wait and print its stdout/stderr as it runs.")
 @click.option("--remote", "remote", metavar="NAME", help="Run it on this CodaLab remote (same uuid), then pull it.")
-def run(args, command_opt, name, description, tags, env, force, wait_, tail, remote, **requests):
+@click.option("--no-desugar", is_flag=True,
+              help="Keep %...% in the command as typed (not CodaLab's inline dependencies).")
+def run(args, command_opt, name, description, tags, env, force, wait_, tail, remote, no_desugar, **requests):
     """Run a command in a new bundle where each dependency appears as ./KEY; prints its uuid.
 
     \b
     Example: codalite run :code data:raw 'python code/train.py --data data --out .' -n train
-             codalite run :code --- python code/train.py --lr 0.1"""
+             codalite run :code --- python code/train.py --lr 0.1
+             codalite run 'python %code%/train.py --data %data:raw%'   (b1:code, data:raw)"""
     args = list(args)
     if command_opt is None:
         if not args:
@@ -270,6 +277,12 @@ def run(args, command_opt, name, description, tags, env, force, wait_, tail, rem
     bad = [a for a in args if not spec.looks_like_dependency(a)]
     if bad:
         raise click.UsageError(f"{bad[0]!r} is not a dependency (key:bundle[/path]); quote the whole command as one argument")
+    # CodaLab's inline dependencies: `%target%`, `%key:target%`, `%:target%` in the command
+    given, _ = spec.desugar_command(args, "")  # `:b` -> `b:b`, as CodaLab writes them
+    targets, sugared = (given, command_opt) if no_desugar else spec.desugar_command(args, command_opt)
+    if not sugared.strip():
+        raise click.UsageError("the command is empty")
+    sugar = targets[len(given):]
     env_vars = {}
     for item in env:
         key, eq, value = item.partition("=")
@@ -279,7 +292,25 @@ def run(args, command_opt, name, description, tags, env, force, wait_, tail, rem
     requests = {k: v for k, v in requests.items() if v not in (None, ())}
     validate_requests(requests)  # before open_store: a refused run must not create a store
     deps = parse_deps(args)
+    for t in sugar:
+        try:
+            deps.append(spec.parse_key_target(t))
+        except UsageError as e:
+            raise UsageError(f"{e} ({SUGAR_NOTE})") from None
+    keys = [k for k, _ in deps]
+    for i, k in enumerate(keys):  # as `cl run`: ./a and ./a/b cannot both be dependencies
+        for other in keys[:i]:
+            if k.startswith(other + "/") or other.startswith(k + "/"):
+                raise click.UsageError(f"dependency key {k!r} is inside {other!r} (or the reverse); give them "
+                                       "keys that do not nest")
+    command_opt = sugared
     store = open_store(create=True)
+    for key, target in deps[len(args):]:  # say where a dependency from %...% came from if it is not found
+        try:
+            store.resolve_target(target)
+        except CodaliteError as e:
+            kind = UsageError if isinstance(e, UsageError) else CodaliteError
+            raise kind(f"{e} (dependency {key}:{target.text} {SUGAR_NOTE})") from None
     if remote:
         from .cli_remote import run_remote
         if env_vars:
@@ -458,10 +489,12 @@ def ls(limit, uuid_only):
 @click.argument("keywords", nargs=-1)
 @click.option("-u", "--uuid-only", is_flag=True, help="Print only uuids.")
 def search(keywords, uuid_only):
-    """Search bundles: words, key=value (state=failed, name=train%), .limit=N, .count, size=.sum."""
+    """Search bundles with CodaLab's keywords: words (in uuid or name), key=value (state=failed,
+    exitcode=0, name=train%, tags=a,b), host_worksheet=WS, dependency=B, .floating, .before=/.after=DATE,
+    key=.sort/.sort-, .limit=N (10), .offset=N, .count, size=.sum, .format=size (of .count/.sum)."""
     result = search_bundles(Store.find(), keywords)
     if not isinstance(result, list):
-        click.echo(result)
+        click.echo(str(result))  # as `cl search`: print(result), so a sum over nothing is None
     elif uuid_only:
         click.echo("\n".join(b.uuid for b in result))
     else:

@@ -1,87 +1,301 @@
-"""`codalite search`: CodaLab's keyword language, compiled to one SQL query.
+"""`codalite search`: CodaLab's bundle search keywords (bundle_model.search_bundles), compiled to SQL.
 
-word            uuid prefix or name contains word
-key=value       a column (uuid, type, state, command, name) or any metadata key;
-                v1,v2 = any of them; % or .* = a LIKE pattern
-dependency=U    bundles that depend on U; dependency/KEY=U with that key
-key=.sort       order by key (.sort- descending)
-.limit=N .offset=N .count  size=.sum
+CodaLab keeps metadata as text rows, one per value (one per element of a list such as tags), and
+compares them with MySQL's case-insensitive text rules; codalite keeps metadata as JSON, so each
+value is first written as CodaLab writes it (`str(value)`: 0, 1.5, True, each tag) and then
+compared the same way. Keywords, in CodaLab's order of precedence:
+
+word               uuid or name contains word (`.*` or `%` are wildcards everywhere)
+key=value          a column (uuid, id, type, state, command, name) or any metadata key
+                   (size = data_size); v1,v2 = any of them; a `%` makes it a LIKE pattern
+=value             uuid, command or any metadata value contains value
+dependency=U       bundles that depend on U; dependency/KEY=U with that key
+host_worksheet=W   bundles on worksheet W (worksheet=W)
+.floating          bundles on no worksheet (nor in a bundle line of the project's worksheet files)
+.before=D .after=D created at or before/after an ISO-8601 date or time (YYYY-MM-DD[THH:MM[:SS]])
+key=.sort(-)       order by key (numbers as numbers; the last .sort wins); .last = id=.sort-
+.limit=N (10)  .offset=N  .count  key=.sum  .format=POSTPROCESSOR (for .count/.sum)
+.mine              every bundle (a store has one user); .shared matches none (no groups)
 """
+
+import datetime
+import re
 
 from . import spec
 from .errors import UsageError
 
-COLUMNS = {"uuid": "uuid", "id": "uuid", "type": "bundle_type", "bundle_type": "bundle_type",
-           "state": "state", "command": "command", "name": "name", "memo_key": "memo_key"}
-ALIASES = {"size": "data_size"}
+COLUMNS = {"uuid": "uuid", "id": "id", "bundle_type": "bundle_type", "state": "state", "command": "command",
+           "name": "name", "memo_key": "memo_key"}
+SHORTCUTS = {"type": "bundle_type", "size": "data_size", "worksheet": "host_worksheet"}
+# metadata CodaLab types as int: codalite's float times (created, started, ...) compare as CodaLab's ints
+INT_KEYS = {"created", "data_size", "request_cpus", "request_gpus", "request_priority", "started",
+            "last_updated", "exitcode"}
+KEYWORD_RE = re.compile(r"^([.\w/]*)=(.*)\Z", re.S)
+DEFAULT_LIMIT = 10  # CodaLab's SEARCH_RESULTS_LIMIT
 MAX_KEYWORDS = 200
+DATE_HELP = ("Unable to parse datetime. Datetime must be specified as an ISO-8601 datetime string such as "
+             "YYYY-MM-DD.")
 
 
-def _field(key):
-    if key in COLUMNS:
-        return COLUMNS[key]
-    key = ALIASES.get(key, key)
-    if not spec.NAME_RE.match(key):
-        raise UsageError(f"search: invalid field {key!r}")
-    return f"json_extract(metadata, '$.{key}')"
+def _as_text(key, value="j.value", kind="j.type"):
+    """SQL for a JSON value as CodaLab stores it in metadata_value: str(value)."""
+    real = f"CAST(CAST({value} AS INTEGER) AS TEXT)" if key in INT_KEYS else f"codalab_float({value})"
+    return (f"(CASE {kind} WHEN 'true' THEN 'True' WHEN 'false' THEN 'False' WHEN 'integer' THEN "
+            f"CAST({value} AS TEXT) WHEN 'real' THEN {real} ELSE {value} END)")
 
 
-def compile_search(keywords):
-    """-> (where, params, order, limit, offset, aggregate) where aggregate is None, 'count' or a sum field."""
-    where, params, order = [], [], []
-    limit, offset, aggregate = 10, 0, None
+def _py_float(x):
+    return None if x is None else str(float(x))
+
+
+def _path(key):
+    return f'$."{key}"'
+
+
+def _condition(expr, value, params):
+    """CodaLab's make_condition for an ordinary value: IN for a list, LIKE with %, else equality
+    (MySQL's default collation compares text case-insensitively)."""
+    if isinstance(value, list):
+        params += value
+        return f"{expr} COLLATE NOCASE IN ({','.join('?' * len(value))})"
+    params.append(value)
+    return f"{expr} LIKE ?" if "%" in value else f"{expr} = ? COLLATE NOCASE"
+
+
+def parse_date(value):
+    """An ISO-8601 date or time -> epoch seconds, as CodaLab's `.before`/`.after` (dateutil's
+    isoparse; a time without a zone is local time)."""
+    v = value.strip()
+    try:
+        if re.fullmatch(r"\d{4}", v):
+            d = datetime.datetime(int(v), 1, 1)
+        elif re.fullmatch(r"\d{4}-\d{2}", v):
+            d = datetime.datetime(int(v[:4]), int(v[5:]), 1)
+        else:
+            d = datetime.datetime.fromisoformat(v)
+        return int(d.timestamp())
+    except (ValueError, OverflowError, OSError):
+        raise UsageError(f"search: {value!r}: {DATE_HELP}") from None
+
+
+class Query:
+    """A compiled search: where/params, one sort, limit/offset, and the aggregate asked for."""
+
+    def __init__(self):
+        self.where, self.params = [], []
+        self.order = None  # (sql, params)
+        self.limit, self.offset = DEFAULT_LIMIT, 0
+        self.count, self.sum, self.format = False, None, None  # sum: (sql over `bundle`, params, json path)
+
+    def sql_where(self):
+        return " AND ".join(self.where) or "1"
+
+
+def compile_search(keywords, store=None):
+    """Keywords -> Query. `store` resolves names given to dependency=, host_worksheet= and finds
+    bundles on worksheet files for .floating; without it those need uuids."""
     if len(keywords) > MAX_KEYWORDS:  # SQLite refuses expressions deeper than 1000 terms
         raise UsageError(f"search: {len(keywords)} keywords is too many; use at most {MAX_KEYWORDS}")
-    for kw in keywords:
-        key, eq, value = kw.partition("=")
-        if not eq:
-            if kw == ".count":
-                aggregate = "count"
-            elif kw in (".last", ".mine", ".floating", ".shared"):
-                pass  # a single-user store: every bundle is mine and none is on a worksheet filter
-            elif kw.startswith("."):
-                raise UsageError(f"search: unknown option {kw!r}")
-            else:
-                where.append("(uuid LIKE ? OR name LIKE ?)")
-                params += [kw + "%", f"%{kw}%"]
+    q = Query()
+    for raw in keywords:
+        kw = raw.replace(".*", "%")
+        if kw == ".mine":
+            continue  # owner_id = me: in a store every bundle is the user's
+        if kw == ".shared":
+            kw = ".shared=True"
+        elif kw == ".last":
+            kw = "id=.sort-"
+        elif kw == ".count":
+            q.count, q.limit = True, None
             continue
-        if key == ".limit" or key == ".offset":
-            try:
-                n = int(value)
-            except ValueError:
-                raise UsageError(f"search: {key} needs a number, not {value!r}") from None
-            if not 0 <= n <= spec.INDEX_MAX:  # SQLite reads a negative LIMIT as none; huge ones overflow
-                raise UsageError(f"search: {key} must be between 0 and {spec.INDEX_MAX}, not {value}")
-            limit, offset = (n, offset) if key == ".limit" else (limit, n)
-        elif value in (".sort", ".sort-"):
-            order.append(f"{_field(key)} {'DESC' if value == '.sort-' else 'ASC'}")
+        elif kw == ".floating":
+            q.where.append("NOT EXISTS (SELECT 1 FROM worksheet_item wi WHERE wi.bundle_uuid = bundle.uuid)")
+            on_files = sorted(_bundles_on_worksheet_files(store)) if store is not None else []
+            if on_files:
+                q.where.append(f"uuid NOT IN ({','.join('?' * len(on_files))})")
+                q.params += on_files
+            continue
+        m = KEYWORD_RE.match(kw)
+        if not m:
+            if "=" in kw:
+                raise UsageError(f"search: invalid field in {raw!r}: a key is letters, digits, _ . and /")
+            if kw.startswith("."):
+                raise UsageError(f"search: unknown option {raw!r} (options: .mine .floating .count .last .limit= "
+                                 ".offset= .before= .after= .format=)")
+            q.where.append("(uuid LIKE ? OR name LIKE ?)")
+            q.params += [f"%{kw}%", f"%{kw}%"]
+            continue
+        key, value = m.group(1), m.group(2)
+        key = SHORTCUTS.get(key, key)
+        if "," in value:
+            value = value.split(",")
+        _keyword(q, raw, key, value, store)
+    if q.count and q.sum:
+        raise UsageError("search: .count and =.sum cannot be combined; use one of them")
+    return q
+
+
+def _number(raw, key, value):
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"search: {key} needs a number, not {value!r}") from None
+    if not 0 <= n <= spec.INDEX_MAX:  # SQLite reads a negative LIMIT as none; huge ones overflow
+        raise UsageError(f"search: {key} must be between 0 and {spec.INDEX_MAX}, not {value}")
+    return n
+
+
+def _keyword(q, raw, key, value, store):
+    special = value in (".sort", ".sort-", ".sum")
+    if key == ".offset":
+        q.offset = _number(raw, key, value)
+    elif key == ".limit":
+        q.limit = _number(raw, key, value)
+    elif key == ".format":
+        q.format = ",".join(value) if isinstance(value, list) else value
+    elif key == ".shared":
+        q.where.append("0")  # shared with me through a group: a store has no groups or other users
+    elif key in ("owner_id", "owner", "group"):
+        raise UsageError(f"search: {key}= selects bundles by CodaLab user or group, and a codalite store has one "
+                         "user and no groups: every bundle is yours (.mine); drop it")
+    elif key in (".before", ".after"):
+        if isinstance(value, list):
+            raise UsageError(f"search: {key} takes one date, not a list")
+        op = "<=" if key == ".before" else ">="
+        q.where.append(f"json_type(metadata, '$.created') IN ('integer', 'real') AND "
+                       f"CAST(json_extract(metadata, '$.created') AS INTEGER) {op} ?")
+        q.params.append(parse_date(value))
+    elif key == "":
+        if isinstance(value, list):
+            raise UsageError(f"search: {raw!r}: =VALUE (any field contains VALUE) takes one value, not a list")
+        text = _as_text("", "j.atom", "j.type")
+        q.where.append(f"(uuid LIKE ? OR command LIKE ? OR EXISTS (SELECT 1 FROM json_tree(bundle.metadata) j "
+                       f"WHERE j.atom IS NOT NULL AND j.key IS NOT NULL AND {text} LIKE ?))")
+        q.params += [f"%{value}%"] * 3
+    elif key.startswith("."):
+        raise UsageError(f"search: unknown option {raw!r} (options: .mine .floating .count .last .limit= "
+                         ".offset= .before= .after= .format=)")
+    elif key == "dependency" or key.startswith("dependency/"):
+        if special:
+            raise UsageError(f"search: {raw!r}: sorting or summing by dependency is not supported")
+        dep_key = key.partition("/")[2]
+        params = []
+        cond = _condition("d.parent_uuid", _uuid_values(value, store, "bundle"), params)
+        if dep_key:
+            cond += " AND d.child_path = ?"
+            params.append(dep_key)
+        q.where.append(f"EXISTS (SELECT 1 FROM dependency d WHERE d.child_uuid = bundle.uuid AND {cond})")
+        q.params += params
+    elif key == "host_worksheet":
+        if special:
+            raise UsageError(f"search: {raw!r}: sorting or summing by worksheet is not supported")
+        params = []
+        cond = _condition("wi.worksheet_uuid", _uuid_values(value, store, "worksheet"), params)
+        q.where.append(f"EXISTS (SELECT 1 FROM worksheet_item wi WHERE wi.bundle_uuid = bundle.uuid AND {cond})")
+        q.params += params
+    elif key in COLUMNS:
+        col = COLUMNS[key]
+        if value in (".sort", ".sort-"):
+            desc = " DESC" if value == ".sort-" else ""
+            # CodaLab sorts every field but name as a number (MySQL's `field * 1`: '2g' -> 2, text -> 0);
+            # among equal numbers its order is unspecified, and codalite orders those as text
+            order = f"{col} COLLATE NOCASE{desc}" if key == "name" else f"({col} * 1){desc}, {col} COLLATE NOCASE{desc}"
+            q.order = (order, [])
         elif value == ".sum":
-            aggregate = _field(key)
-        elif key == "dependency" or key.startswith("dependency/"):
-            dep_key = key.partition("/")[2]
-            sub = "SELECT child_uuid FROM dependency WHERE parent_uuid LIKE ?" + (" AND child_path = ?" if dep_key else "")
-            where.append(f"uuid IN ({sub})")
-            params += [value + "%"] + ([dep_key] if dep_key else [])
+            q.sum = (f"({col} * 1)", [], None)
         else:
-            field = _field(key)
-            if "," in value:
-                values = value.split(",")
-                where.append(f"{field} IN ({','.join('?' * len(values))})")
-                params += values
-            elif "%" in value or ".*" in value:
-                where.append(f"{field} LIKE ?")
-                params.append(value.replace(".*", "%"))
+            q.where.append(_condition(col, value, q.params))
+    else:
+        if "/" in key or not spec.NAME_RE.match(key):
+            raise UsageError(f"search: invalid field {key!r}")
+        text = _as_text(key)
+        has = f"EXISTS (SELECT 1 FROM json_each(bundle.metadata, ?) j WHERE j.type != 'null'"
+        if value in (".sort", ".sort-", ".sum"):
+            q.where.append(has + ")")  # CodaLab's join: only bundles that have the key
+            q.params.append(_path(key))
+            if value == ".sum":
+                q.sum = (f"({text} * 1)", [], _path(key))
             else:
-                where.append(f"{field} = ?")
-                params.append(value)
-    return " AND ".join(where) or "1", params, ", ".join(order + ["id DESC"]), limit, offset, aggregate
+                desc = " DESC" if value == ".sort-" else ""
+                first = (f"(SELECT {text} FROM json_each(bundle.metadata, ?) j WHERE j.type != 'null' "
+                         f"ORDER BY j.key LIMIT 1)")
+                if key == "name":
+                    q.order = (f"{first} COLLATE NOCASE{desc}", [_path(key)])
+                else:
+                    q.order = (f"({first} * 1){desc}, {first} COLLATE NOCASE{desc}", [_path(key)] * 2)
+        else:
+            params = [_path(key)]
+            q.where.append(f"{has} AND {_condition(text, value, params)})")
+            q.params += params
+
+
+def _uuid_values(value, store, kind):
+    """A full uuid, a list or a LIKE pattern is compared as CodaLab does; a uuid prefix or a name is
+    first resolved to its uuid (CodaLab compares with the full uuid only and would match nothing)."""
+    if isinstance(value, list) or "%" in value or spec.UUID_RE.match(value):
+        return value
+    if store is None:
+        raise UsageError(f"search: {value!r} is not a full uuid")
+    if kind == "worksheet":
+        return store.worksheet_uuid(value)
+    return store.resolve(value).uuid
+
+
+def _bundles_on_worksheet_files(store):
+    """Bundles named by the bundle lines of the project's worksheets/*.ws: on a worksheet, so not
+    floating (a `.floating` cleanup must never delete what a worksheet file shows)."""
+    from .errors import CodaliteError
+    from .worksheets import model
+    from .worksheets.parse import BUNDLE, parse
+
+    found = set()
+    for path in model.worksheet_files(store):
+        try:
+            with open(path) as f:
+                items = parse(f.read())
+        except (OSError, UnicodeError, CodaliteError, ValueError):
+            continue
+        for item in items:
+            if item.type == BUNDLE:
+                try:
+                    found.add(item.value if spec.UUID_RE.match(item.value) else store.resolve(item.value).uuid)
+                except CodaliteError:
+                    pass
+    return found
+
+
+def _format(fmt, value):
+    if fmt is None:
+        return value
+    from .worksheets.genpath import apply_func
+
+    return apply_func(fmt, value)
 
 
 def search(store, keywords):
-    """Bundles matching the keywords, or a number for .count / field=.sum."""
-    where, params, order, limit, offset, aggregate = compile_search(keywords)
-    if aggregate == "count":
-        return store.db.execute(f"SELECT COUNT(*) FROM bundle WHERE {where}", params).fetchone()[0]
-    if aggregate:
-        return store.db.execute(f"SELECT COALESCE(SUM({aggregate}), 0) FROM bundle WHERE {where}", params).fetchone()[0]
-    return store.query(where, params, order=order, limit=limit, offset=offset)
+    """Bundles matching the keywords, or a number (formatted by .format=) for .count / field=.sum."""
+    q = compile_search(list(keywords), store)
+    store.db.create_function("codalab_float", 1, _py_float, deterministic=True)
+    where, params = q.sql_where(), list(q.params)
+    if q.sum:
+        expr, extra, path = q.sum
+        if path:  # one term per (bundle, value): each element of a list counts, as CodaLab's rows do
+            sql = (f"SELECT SUM(n) FROM (SELECT DISTINCT bundle.uuid, {expr} AS n FROM bundle, "
+                   f"json_each(bundle.metadata, ?) j WHERE j.type != 'null' AND {where})")
+            params = [path] + params
+        else:
+            sql = f"SELECT SUM(n) FROM (SELECT DISTINCT uuid, {expr} AS n FROM bundle WHERE {where})"
+        total = store.db.execute(sql, params).fetchone()[0]
+        # MySQL sums text * 1 as a double: CodaLab answers 5.0 for a sum of 2 and 3
+        return _format(q.format, None if total is None else float(total))
+    order, order_params = q.order or ("id DESC", [])
+    if q.order:
+        order += ", id DESC"
+    page = ""
+    if q.limit is not None or q.offset:
+        page = f" LIMIT {-1 if q.limit is None else int(q.limit)} OFFSET {int(q.offset)}"
+    if q.count:  # CodaLab counts the page: .offset and a .limit given after .count apply
+        sql = f"SELECT COUNT(*) FROM (SELECT uuid FROM bundle WHERE {where} ORDER BY {order}{page})"
+        return _format(q.format, store.db.execute(sql, params + order_params).fetchone()[0])
+    rows = store.db.execute(f"SELECT * FROM bundle WHERE {where} ORDER BY {order}{page}", params + order_params)
+    return store._bundles(rows)

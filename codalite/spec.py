@@ -115,30 +115,108 @@ def parse_bundle_spec(text):
 
 @dataclass(frozen=True)
 class Target:
-    """`bundle[/subpath]`: a path inside a bundle."""
+    """`[worksheet//]bundle[/subpath]`: a path inside a bundle, as CodaLab's target spec."""
 
     spec: BundleSpec
     subpath: str  # '' for the whole bundle
     text: str
+    worksheet: str | None = None  # `ws//bundle`: the bundle spec is resolved on that worksheet
+
+
+def split_key_target(text):
+    """CodaLab's `[key:]target` split (cli_util.parse_key_target) -> (key, target text).
+
+    key is '' for `:target`, None when there is no key (no `:`, or the first `:` starts an
+    instance's `::`). A key never holds a `:`. An empty target is an error, as in CodaLab."""
+    text = text or ""
+    i = text.find(":")
+    if i >= 0 and text[i + 1 : i + 2] != ":":
+        key, value = text[:i], text[i + 1 :]
+    else:
+        key, value = None, text
+    if value == "":
+        raise UsageError(f"malformed dependency {text!r}: use key:bundle[/path] or :bundle")
+    return key, value
+
+
+def parse_target_spec(text):
+    """CodaLab's target grammar `[instance::][worksheet//]bundle[/subpath]` (cli_util.parse_target_spec)
+    -> (instance, worksheet, bundle, subpath), each None when absent; all None when text is empty.
+
+    The instance ends at the first `::` and the worksheet at the first `//` after it (each only if
+    something follows); the bundle spec is at least one character and ends at the next `/`; the
+    subpath is the rest ('' after a trailing `/`)."""
+    rest = text or ""
+    instance = worksheet = None
+    i = rest.find("::")
+    if i >= 0 and i + 2 < len(rest):
+        instance, rest = rest[:i], rest[i + 2 :]
+    i = rest.find("//")
+    if i >= 0 and i + 2 < len(rest):
+        worksheet, rest = rest[:i], rest[i + 2 :]
+    if not rest:
+        return None, None, None, None
+    j = rest.find("/", 1)  # the bundle spec has at least one character, even a '/'
+    if j < 0:
+        return instance, worksheet, rest, None
+    return instance, worksheet, rest[:j], rest[j + 1 :]
+
+
+def refuse_instance(text, instance):
+    raise UsageError(
+        f"{text!r} names a CodaLab instance ({instance}::), which codalite does not resolve: a target is a "
+        "bundle in this store; bring it here with `codalite pull UUID --remote NAME` and use its uuid"
+    )
 
 
 def parse_target(text):
-    bundle, _, subpath = (text or "").partition("/")
-    subpath = subpath.strip("/")
+    instance, worksheet, bundle, subpath = parse_target_spec(text)
+    if bundle is None:
+        raise UsageError(f"malformed target {text!r}: use [worksheet//]bundle[/path]")
+    if instance is not None:
+        refuse_instance(text, instance)
+    if worksheet is not None:
+        check_worksheet_spec(worksheet, text)
+    subpath = (subpath or "").strip("/")
     if any(part in ("..",) for part in subpath.split("/")):
         raise UsageError(f"malformed target {text!r}: '..' is not allowed in a path inside a bundle")
-    return Target(parse_bundle_spec(bundle), subpath, text)
+    return Target(parse_bundle_spec(bundle), subpath, text, worksheet)
+
+
+def check_worksheet_spec(worksheet, text):
+    if worksheet in ("", "/"):
+        raise UsageError(f"{text!r}: an empty worksheet before // means your CodaLab home worksheet, and a "
+                         "codalite store has none; name the worksheet (WS//bundle)")
+    if not (UUID_PREFIX_RE.match(worksheet) or NAME_RE.match(worksheet)):
+        raise UsageError(f"malformed worksheet {worksheet!r} in {text!r}: use a worksheet name or uuid (prefix)")
+
+
+def parse_bundle_ref(text):
+    """A bundle spec as commands take it: `[worksheet//]uuid|name|name^N|^N` -> (worksheet or None,
+    BundleSpec). An instance (`alias::`) is refused; a path after the bundle is malformed."""
+    instance, worksheet, bundle, subpath = parse_target_spec(text)
+    if instance is not None:
+        refuse_instance(text, instance)
+    if worksheet is None or bundle is None:
+        return None, parse_bundle_spec(text)
+    check_worksheet_spec(worksheet, text)
+    if subpath is not None:
+        raise UsageError(f"malformed bundle reference {text!r}: a path inside a bundle is not allowed here")
+    return worksheet, parse_bundle_spec(bundle)
 
 
 def parse_key_target(text):
-    """Run/make dependency `key:target`; `:target` takes the key from the subpath's last part or the
-    bundle's spec, as `cl run :src` does. Returns (key, Target)."""
-    if ":" not in text:
+    """Run/make dependency `key:target`; `:target` takes its key as CodaLab's `cl run` does: the
+    whole subpath when there is one (`:b/sub/path` -> `sub/path`), else the bundle's spec
+    (`:ws//b` -> `b`; `:b^2` -> `b`). Returns (key, Target)."""
+    key, value = split_key_target(text)
+    if key is None:
+        if "::" in (text or ""):
+            parse_target(value)  # refuses the instance
         raise UsageError(f"malformed dependency {text!r}: use key:bundle[/path] or :bundle")
-    key, _, rest = text.partition(":")
-    target = parse_target(rest)
+    target = parse_target(value)
     if not key:
-        key = target.subpath.rsplit("/", 1)[-1] if target.subpath else target.spec.base
+        key = target.subpath or target.spec.base
     if not KEY_RE.match(key) or ".." in key.split("/"):
         raise UsageError(
             f"invalid dependency key {key!r} in {text!r}: use letters, digits, _ - . and /"
@@ -147,10 +225,62 @@ def parse_key_target(text):
 
 
 def looks_like_dependency(text):
-    """Whether a positional argument of `run` is a dependency (key:target) rather than the command."""
+    """Whether a positional argument of `run` is a dependency ([key]:[instance::][ws//]bundle[/path])
+    rather than the command."""
     if " " in text or ":" not in text:
         return False
-    key, _, rest = text.partition(":")
-    return (not key or bool(KEY_RE.match(key))) and bool(rest) and bool(
-        SPEC_RE.match(rest.partition("/")[0])
-    )
+    try:
+        key, value = split_key_target(text)
+    except UsageError:
+        return False
+    if key is None and "::" not in text:
+        return False
+    if key and not KEY_RE.match(key):
+        return False
+    _, _, bundle, _ = parse_target_spec(value)
+    return bundle is not None and bool(SPEC_RE.match(bundle))
+
+
+def desugar_command(targets, command):
+    """`cl run`'s inline dependencies (CodaLab's cli_util.desugar_command, same rules):
+    each `%target%`, `%key:target%` or `%:target%` in the command becomes a dependency and is
+    replaced by its key. Without a key the target gets `bN` (N = its place among all
+    dependencies), the same target reuses its key; `:target` keys by subpath, else bundle spec.
+    Given dependencies come first, written `key:target`. Returns (['key:target', ...], command).
+
+    As in CodaLab, scanning stops at the first `%` that does not open `%...%` (such as `%%`), and
+    at a closing `%` followed by a line break that is not the command's last character."""
+    out, value_of, key_of = [], {}, {}
+
+    def add(text):
+        if "\n" in text:  # CodaLab's target grammar stops at a line break; no target holds one
+            raise UsageError(f"%...% in the command spans a line break ({text!r}): not a dependency")
+        key, value = split_key_target(text)
+        if key == "":
+            _, _, bundle, subpath = parse_target_spec(value)
+            key = subpath if subpath is not None else bundle
+        elif key is None:
+            key = key_of.get(value) or f"b{len(out) + 1}"
+        key_of.setdefault(value, key)
+        if key not in value_of:
+            value_of[key] = value
+            out.append(f"{key}:{value}")
+        elif value_of[key] != value:
+            raise UsageError(f"dependency key {key!r} is given two targets: {value_of[key]} and {value}")
+        return key
+
+    for t in targets:
+        add(t)
+    done = []
+    while True:
+        i = command.find("%")
+        j = command.find("%", i + 1) if i >= 0 else -1
+        if i < 0 or j <= i + 1:
+            break
+        after = command[j + 1 :]
+        newline = after.find("\n")
+        if newline >= 0 and newline != len(after) - 1:
+            break
+        done += [command[:i], add(command[i + 1 : j])]
+        command = after[:-1] if newline >= 0 else after
+    return out, "".join(done) + command

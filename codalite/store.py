@@ -160,9 +160,19 @@ class Store:
         return found[0]
 
     def resolve(self, text):
-        """A bundle from what a user typed: uuid, unique uuid prefix, name (newest), name^N, ^N."""
-        s = text if isinstance(text, spec.BundleSpec) else spec.parse_bundle_spec(text)
-        shown = text if isinstance(text, str) else s.base
+        """A bundle from what a user typed: uuid, unique uuid prefix, name (newest), name^N, ^N, or
+        any of these after `worksheet//` (CodaLab: a name or ^N counts that worksheet's bundle items,
+        newest item first; a uuid or prefix is found wherever it is)."""
+        worksheet = None
+        if isinstance(text, spec.BundleSpec):
+            s, shown = text, text.base
+        else:
+            worksheet, s = spec.parse_bundle_ref(text)
+            shown = text
+        if worksheet is not None:
+            if not s.is_uuid:
+                return self._resolve_on_worksheet(worksheet, s, shown)
+            self.worksheet_uuid(worksheet)  # as CodaLab: the worksheet must exist even for a uuid
         if not s.base:
             found = self.query(limit=1, offset=s.index - 1)
         elif s.is_uuid:
@@ -178,8 +188,39 @@ class Store:
             raise BundleNotFound(shown)
         return found[0]
 
+    def worksheet_uuid(self, text):
+        """A stored worksheet's uuid from its uuid, unique uuid prefix or name."""
+        if spec.UUID_PREFIX_RE.match(text):
+            rows = self.db.execute("SELECT uuid FROM worksheet WHERE uuid LIKE ? LIMIT 2", (text + "%",)).fetchall()
+            if len(rows) > 1:
+                raise UsageError(f"{text!r} matches several worksheets; give more of the uuid")
+        else:
+            rows = self.db.execute("SELECT uuid FROM worksheet WHERE name = ?", (text,)).fetchall()
+        if not rows:
+            raise CodaliteError(f"no worksheet matches {text!r}; list them with `codalite wls` (only stored "
+                                "worksheets hold bundles for WS//bundle, not worksheet files)")
+        return rows[0][0]
+
+    def _resolve_on_worksheet(self, worksheet, s, shown):
+        ws = self.worksheet_uuid(worksheet)
+        where, params = "i.worksheet_uuid = ? AND i.bundle_uuid IS NOT NULL", [ws]
+        if s.base:
+            where += " AND b.name = ?"
+            params.append(s.base)
+        row = self.db.execute(
+            f"SELECT i.bundle_uuid FROM worksheet_item i LEFT JOIN bundle b ON b.uuid = i.bundle_uuid WHERE {where} "
+            "ORDER BY i.sort_key DESC, i.id DESC LIMIT 1 OFFSET ?", params + [s.index - 1]).fetchone()
+        found = self.query("uuid = ?", (row[0],)) if row else []
+        if not found:
+            raise BundleNotFound(shown)
+        return found[0]
+
     def resolve_target(self, text):
         t = text if isinstance(text, spec.Target) else spec.parse_target(text)
+        if t.worksheet is not None:
+            if not t.spec.is_uuid:
+                return self._resolve_on_worksheet(t.worksheet, t.spec, t.text), t.subpath
+            self.worksheet_uuid(t.worksheet)
         return self.resolve(t.spec), t.subpath
 
     def children(self, uuid):

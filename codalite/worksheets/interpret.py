@@ -244,7 +244,7 @@ class Interpreter:
                 elif item.type == DIRECTIVE and item.tokens()[:1] == ["search"]:
                     out += self.run_search(item)
                 elif item.type == DIRECTIVE and item.tokens()[:1] == ["wsearch"]:
-                    for ws in model.list_worksheets(self.store, item.tokens()[1:]):
+                    for ws in wsearch(self.store, item.tokens()[1:]):
                         out.append((Item(WORKSHEET, ws.uuid, item.line, subworksheet_uuid=ws.uuid),
                                     (ws.uuid, ws.name, ws.title)))
                 else:
@@ -255,15 +255,9 @@ class Interpreter:
         return out
 
     def run_search(self, item):
-        keywords, fmt = [], None
-        for kw in item.tokens()[1:]:
-            if kw.startswith(".format="):
-                fmt = kw.split("=", 1)[1]
-            else:
-                keywords.append(kw)
-        result = search(self.store, keywords)
+        result = search(self.store, item.tokens()[1:])  # .format= applies to an aggregate, as in CodaLab
         if not isinstance(result, list):  # an aggregate: rendered as text, like a markup line
-            return [(Item(MARKUP, str(apply_func(fmt, result)), item.line), None)]
+            return [(Item(MARKUP, str(result), item.line), None)]
         for b in result:
             self.bundles[b.uuid] = b
         return [(Item(BUNDLE, b.uuid, item.line, bundle_uuid=b.uuid), None) for b in result]
@@ -456,6 +450,34 @@ def graph_points(lines):
         except (ValueError, IndexError):
             continue
     return points
+
+
+def wsearch(store, keywords):
+    """`% wsearch`: worksheets whose name, title or uuid match, as CodaLab's search_worksheets for
+    what a store can mean: .limit=N (default 10, as CodaLab) and .offset=N; .mine keeps all (one
+    user); .shared and .notmine match none (no groups, no other users); other options are refused."""
+    limit, offset, words, none = 10, 0, [], False
+    for kw in keywords:
+        key, eq, value = kw.partition("=")
+        if key in (".limit", ".offset") and eq:
+            try:
+                n = int(value)
+            except ValueError:
+                raise WorksheetError(f"wsearch: {key} needs a number, not {value!r}") from None
+            if not 0 <= n <= spec.INDEX_MAX:
+                raise WorksheetError(f"wsearch: {key} must be between 0 and {spec.INDEX_MAX}, not {value}")
+            limit, offset = (n, offset) if key == ".limit" else (limit, n)
+        elif kw == ".mine":
+            continue
+        elif kw in (".shared", ".notmine"):
+            none = True
+        elif kw.startswith("."):
+            raise WorksheetError(f"wsearch: {kw!r} is not supported here (only .limit= .offset= .mine .shared "
+                                 ".notmine and words or name=)")
+        else:
+            words.append(kw)
+    found = [] if none else model.list_worksheets(store, words)
+    return found[offset : offset + limit]
 
 
 def resolve_bundle_spec(store, text):

@@ -13,7 +13,7 @@ def test_uuid_format():
     ("data:raw", "data", "raw", 1, ""),
     (":code", "code", "code", 1, ""),
     ("w:glove/vectors.txt", "w", "glove", 1, "vectors.txt"),
-    (":prep/out/train.jsonl", "train.jsonl", "prep", 1, "out/train.jsonl"),
+    (":prep/out/train.jsonl", "out/train.jsonl", "prep", 1, "out/train.jsonl"),  # CodaLab: the whole subpath
     ("m:train^2", "m", "train", 2, ""),
     ("x:^", "x", "", 1, ""),
     ("x:^3/stdout", "x", "", 3, "stdout"),
