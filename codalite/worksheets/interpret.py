@@ -471,9 +471,9 @@ def wsearch(store, keywords):
             continue
         elif kw in (".shared", ".notmine"):
             none = True
-        elif kw.startswith("."):
-            raise WorksheetError(f"wsearch: {kw!r} is not supported here (only .limit= .offset= .mine .shared "
-                                 ".notmine and words or name=)")
+        elif kw.startswith(".") or (eq and key != "name"):
+            raise WorksheetError(f"wsearch: {kw!r} is not supported here (only words, name=, .limit= .offset= "
+                                 ".mine .shared .notmine)")
         else:
             words.append(kw)
     found = [] if none else model.list_worksheets(store, words)

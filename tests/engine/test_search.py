@@ -166,3 +166,5 @@ def test_worksheet_search_and_wsearch_limit(store, bundles):
     assert any("4" == getattr(b, "text", "").strip() for b in blocks)
     ws_block = [b for b in blocks if type(b).__name__ == "WorksheetsBlock"][0]
     assert len(ws_block.worksheets) == 2
+    (err,) = interpret(store, parse("% wsearch tag=paper\n")).blocks  # CodaLab's tag= is not kept: refused
+    assert err.error and "tag=paper" in err.text and "not supported" in err.text
