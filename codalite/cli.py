@@ -280,8 +280,6 @@ def run(args, command_opt, name, description, tags, env, force, wait_, tail, rem
     # CodaLab's inline dependencies: `%target%`, `%key:target%`, `%:target%` in the command
     given, _ = spec.desugar_command(args, "")  # `:b` -> `b:b`, as CodaLab writes them
     targets, sugared = (given, command_opt) if no_desugar else spec.desugar_command(args, command_opt)
-    if not sugared.strip():
-        raise click.UsageError("the command is empty")
     sugar = targets[len(given):]
     env_vars = {}
     for item in env:

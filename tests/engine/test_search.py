@@ -168,3 +168,34 @@ def test_worksheet_search_and_wsearch_limit(store, bundles):
     assert len(ws_block.worksheets) == 2
     (err,) = interpret(store, parse("% wsearch tag=paper\n")).blocks  # CodaLab's tag= is not kept: refused
     assert err.error and "tag=paper" in err.text and "not supported" in err.text
+
+
+def test_codalab_cli_test_search_cases(store):
+    """CodaLab's own tests/cli/test_cli.py `search` and `search_time` cases, on a store."""
+    u1 = add(store, "same", bundle_type="dataset", data_size=3, created=T0)
+    u2 = add(store, "same", bundle_type="dataset", data_size=4, created=T0 + 2)
+    uuids = lambda kws: [b.uuid for b in search(store, kws)]  # noqa: E731
+    assert uuids([u1]) == [u1]
+    assert uuids(["uuid=" + u1]) == [u1]
+    assert uuids(["uuid=" + u1[:8]]) == []  # an exact field is not a prefix
+    assert uuids(["uuid=" + u1[:8] + ".*"]) == [u1]
+    assert uuids(["uuid=" + u1[:8] + "%"]) == [u1]
+    assert uuids(["uuid=" + u1, "name=same"]) == [u1]
+    assert uuids(["name=same", "id=.sort"]) == [u1, u2]
+    assert uuids([f"uuid={u1},{u2}", "id=.sort"]) == [u1, u2]
+    assert uuids(["name=same", "id=.sort-"]) == [u2, u1]
+    assert search(store, ["name=same", ".count"]) == 2
+    assert search(store, ["name=same", "data_size=.sum"]) == 7.0
+    ws = model.new(store, "main")
+    model.add_bundles(store, ws, [store.get(u1), store.get(u2)])
+    assert uuids([".floating"]) == []
+    u3 = add(store, "floater", bundle_type="dataset")
+    assert uuids([".floating"]) == [u3]
+    assert search(store, [".shared"]) == []  # "Check search when groups empty"
+    # search_time: .before/.after take datetime.now().isoformat() (microseconds, no zone)
+    iso = lambda t: datetime.datetime.fromtimestamp(t).isoformat()  # noqa: E731
+    for kws, want in [([".before=" + iso(T0 - 1)], []), ([".after=" + iso(T0 + 3)], []),
+                      ([".before=" + iso(T0 + 1.5), "id=.sort"], [u1]),
+                      ([".after=" + iso(T0 + 1.5), "id=.sort"], [u2]),
+                      ([".after=" + iso(T0 - 1), ".before=" + iso(T0 + 3), "id=.sort"], [u1, u2])]:
+        assert uuids(["name=same"] + kws) == want, kws
