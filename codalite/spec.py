@@ -172,7 +172,7 @@ def refuse_instance(text, instance):
 def parse_target(text):
     instance, worksheet, bundle, subpath = parse_target_spec(text)
     if bundle is None:
-        raise UsageError(f"malformed target {text!r}: use [worksheet//]bundle[/path]")
+        raise UsageError(f"malformed bundle reference {text!r}: a target is [worksheet//]bundle[/path]")
     if instance is not None:
         refuse_instance(text, instance)
     if worksheet is not None:
@@ -266,7 +266,8 @@ def desugar_command(targets, command):
             value_of[key] = value
             out.append(f"{key}:{value}")
         elif value_of[key] != value:
-            raise UsageError(f"dependency key {key!r} is given two targets: {value_of[key]} and {value}")
+            raise UsageError(f"dependency key {key!r} is used twice, for {value_of[key]} and {value}; give each "
+                             "dependency its own key")
         return key
 
     for t in targets:
