@@ -48,7 +48,8 @@ def main(argv=None):
                    help="dtype of the weights (anything but float32 differs from the eval loop of finetune)")
     p.add_argument("--shuffle-images", type=int, metavar="SEED",
                    help="control: permute the images across the records (seeded; no record keeps its own "
-                        "image when that is possible): an answer that needs the image should then get worse")
+                        "image when that is possible; shuffled_images.jsonl says which it got): an answer "
+                        "that needs the image should then get worse")
     p.add_argument("--merge", action="store_true",
                    help="merge the LoRA adapter into the weights (~2x faster on CPU; not bit-identical to the eval loop)")
     args = p.parse_args(argv)
@@ -81,14 +82,15 @@ def main(argv=None):
         results = generate(model, Batcher(processor, args.data), records, args.batch_size, args.max_new_tokens)
     seconds = time.time() - t0
     rows = [{"id": r["id"], "qtype": r.get("qtype"), "prediction": res["prediction"], "reference": r["reference"],
-             "gen_len": len(res["tokens"]), "hit_limit": res["hit_limit"],
-             **({"image": r.get("image"), "own_image": r["own_image"]} if "own_image" in r else {})}
-            for r, res in zip(records, results)]
+             "gen_len": len(res["tokens"]), "hit_limit": res["hit_limit"]} for r, res in zip(records, results)]
     hit = sum(r["hit_limit"] for r in rows)
     if hit:
         log(f"warning: {hit} of {len(rows)} generations hit --max-new-tokens {args.max_new_tokens} (truncated)")
     out = Path(args.out)
     write_jsonl(out / "predictions.jsonl", rows)
+    if args.shuffle_images is not None:  # which image each question was shown (apart: rows stay as score expects)
+        write_jsonl(out / "shuffled_images.jsonl",
+                    [{"id": r["id"], "image": r.get("image"), "own_image": r["own_image"]} for r in records])
     save_args(out, args)
     write_json(out / "metrics.json", {"n": len(rows), "gen_seconds": seconds, "examples_per_s": len(rows) / seconds,
                                       "gen_hit_limit": hit, "threads": threads,

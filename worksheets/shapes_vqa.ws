@@ -15,11 +15,9 @@ shape and color fall to the prior there, the model's answers come from the image
 % schema scores
 % add model /cell.json:model
 % add seed /cell.json:seed %d
-% add all /per_example.jsonl "ci answer_acc wilson"
 % add yes/no /per_example.jsonl "ci answer_acc qtype=yesno wilson"
 % add shape /per_example.jsonl "ci answer_acc qtype=shape wilson"
 % add color /per_example.jsonl "ci answer_acc qtype=color wilson"
-% add state
 % display table scores
 % search name=score-% name=.sort .limit=100
 % search name=score_shuffled-% name=.sort .limit=100
@@ -28,7 +26,6 @@ shape and color fall to the prior there, the model's answers come from the image
 
 % schema blind
 % add name
-% add all /blind_test.jsonl "ci answer_acc wilson"
 % add yes/no /blind_test.jsonl "ci answer_acc qtype=yesno wilson"
 % add shape /blind_test.jsonl "ci answer_acc qtype=shape wilson"
 % add color /blind_test.jsonl "ci answer_acc qtype=color wilson"
@@ -44,6 +41,7 @@ says little (yes/no); they are kept to show that the pipeline computes them.
 % add model /cell.json:model
 % add seed /cell.json:seed %d
 % add n /scores.json:n %d
+% add 'answer acc' /scores.json:answer_acc %.3f
 % add exact /scores.json:exact %.3f
 % add token_f1 /scores.json:token_f1 %.3f
 % add nli_bidir /scores.json:nli_bidir %.3f

@@ -35,8 +35,8 @@ def test_infer_feeds_each_question_the_shuffled_image(tiny_vlm, data_dir, tmp_pa
     infer.main(["--model", str(tiny_vlm), "--data", str(data_dir), "--split", "test", "--max-new-tokens", "2",
                 "--batch-size", "8", "--shuffle-images", "3", "--out", str(out)])
     own = {r["id"]: r["image"] for r in read_jsonl(data_dir / "test.jsonl")}
-    rows = read_jsonl(out / "predictions.jsonl")
-    assert len(rows) == len(own) == len(seen)
+    rows = read_jsonl(out / "shuffled_images.jsonl")
+    assert len(rows) == len(own) == len(seen) == len(read_jsonl(out / "predictions.jsonl"))
     assert dict(seen) == {r["id"]: r["image"] for r in rows}        # generated from the image it reports
     assert all(r["own_image"] == own[r["id"]] != r["image"] for r in rows)
     assert collections.Counter(dict(seen).values()) == collections.Counter(own.values())
@@ -45,3 +45,4 @@ def test_infer_feeds_each_question_the_shuffled_image(tiny_vlm, data_dir, tmp_pa
     infer.main(["--model", str(tiny_vlm), "--data", str(data_dir), "--split", "test", "--max-new-tokens", "2",
                 "--batch-size", "8", "--out", str(tmp_path / "plain")])
     assert dict(seen) == own                                         # without the flag: its own image
+    assert not (tmp_path / "plain" / "shuffled_images.jsonl").exists()
