@@ -24,7 +24,14 @@ def test_shapes_vqa_uses_each_variable_only_where_needed():
     counts = {}
     for c in recipes.cells(r):
         counts[c.step] = counts.get(c.step, 0) + 1
-    assert counts == {"data": 1, "model": 2, "nli": 1, "finetune": 4, "infer": 4, "score": 4,
-                      "base_infer": 2, "base_score": 2}
-    tiny = [c.command for c in recipes.cells(r) if c.name == "infer-vlmtiny-seed1"]
-    assert tiny == ["python -m bundles.infer --data data --split test --max-new-tokens 12 --model ft/model"]
+    assert counts == {"data": 1, "model": 3, "nli": 1, "finetune": 3, "infer": 3, "score": 3,
+                      "infer_shuffled": 3, "score_shuffled": 3}
+    cmd = {c.name: c.command for c in recipes.cells(r)}
+    assert cmd["infer-seed1"] == "python -m bundles.infer --data data --split test --max-new-tokens 6 --model ft/model"
+    assert cmd["infer_shuffled-seed1"] == cmd["infer-seed1"].replace(" --model", " --shuffle-images 1 --model")
+    assert "--answer-style word" in cmd["data"] and "--test-size 600" in cmd["data"]
+    # the SmolLM2 arm is a profile of the same study (make demo-smollm2): one seed, LoRA, its own worksheet
+    s = recipes.load(os.path.join(ROOT, "cl_recipes", "shapes_vqa.yaml"), "smollm2")
+    cmd = {c.name: c.command for c in recipes.cells(s)}
+    assert len(cmd) == 8 and "smollm2-vlm" in cmd["model-seed0"] and "--lora-r 8" in cmd["finetune-seed0"]
+    assert "--full" not in cmd["finetune-seed0"] and s.worksheet == "shapes_vqa-smollm2"
