@@ -1,9 +1,10 @@
 """Runtimes: the only code that starts processes for runs.
 
 The local runtime runs the command with bash in the bundle's working directory (confined by
-sandbox.py where the machine allows), in its own process group (so a kill or a limit stops everything it started), pinned to the CPUs the worker gave it,
-with thread-count variables set to its CPU count: torch and BLAS otherwise start one thread per
-core and two runs on two cores were measured 6x slower than one after the other.
+sandbox.py where the machine allows), in its own process group (so a kill or a limit stops
+everything it started), pinned to the CPUs the worker gave it, with thread-count variables set to
+its CPU count: torch and BLAS otherwise start one thread per core and two runs on two cores were
+measured 6x slower than one after the other.
 """
 
 import os
