@@ -38,7 +38,7 @@ def test_runs_cannot_write_dependencies_or_other_bundles(any_cl):
         r = cl("run", "src:src", cmd, "-n", name, "-W", ok=False)
         assert r.returncode == 1, (name, r.stderr)
     assert cl.out("cat", "src/v.txt") == "1" and cl.out("cat", "other") == "1"
-    assert "ok" in cl.out("fsck") or cl("fsck").returncode == 0
+    cl("fsck")  # exit 0: every bundle's hash still matches
     # reading is fine, and the run sees its dependency as a directory, not a link into the store
     r = cl.out("run", "src:src", "test -d src && ! test -L src && cat src/v.txt", "-n", "read", "-W")
     assert cl.out("cat", f"{r}/stdout") == "1"
@@ -51,7 +51,7 @@ def test_codalab_copy_idiom_builds_a_copy(any_cl):
     src, _ = _setup(cl)
     b = cl.out("run", ":src", "cp -r src src-build && cd src-build && make", "-n", "build", "-W")
     assert cl.out("cat", f"{b}/src-build/out.txt") == "built"
-    assert sorted(cl.out("cat", b).split()) == sorted(cl.out("cat", b).split())
+    # the dependency's mount point is gone from the outputs; the copy stays
     assert "src" not in [line.split()[0] for line in cl.out("cat", b).splitlines() if line.split()]
     assert cl.out("cat", "src/v.txt") == "1"
     cl("fsck")
