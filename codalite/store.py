@@ -188,18 +188,23 @@ class Store:
             raise BundleNotFound(shown)
         return found[0]
 
-    def worksheet_uuid(self, text):
-        """A stored worksheet's uuid from its uuid, unique uuid prefix or name."""
-        if spec.UUID_PREFIX_RE.match(text):
-            rows = self.db.execute("SELECT uuid FROM worksheet WHERE uuid LIKE ? LIMIT 2", (text + "%",)).fetchall()
+    def worksheet_row(self, text):
+        """A stored worksheet's row from its uuid, unique uuid prefix or name; None when none matches."""
+        if spec.UUID_PREFIX_RE.match(text or ""):
+            rows = self.db.execute("SELECT * FROM worksheet WHERE uuid LIKE ? LIMIT 2", (text + "%",)).fetchall()
             if len(rows) > 1:
                 raise UsageError(f"{text!r} matches several worksheets; give more of the uuid")
         else:
-            rows = self.db.execute("SELECT uuid FROM worksheet WHERE name = ?", (text,)).fetchall()
-        if not rows:
+            rows = self.db.execute("SELECT * FROM worksheet WHERE name = ?", (text,)).fetchall()
+        return rows[0] if rows else None
+
+    def worksheet_uuid(self, text):
+        """A stored worksheet's uuid (see worksheet_row), for WS//bundle targets and search keywords."""
+        row = self.worksheet_row(text)
+        if row is None:
             raise CodaliteError(f"no worksheet matches {text!r}; list them with `codalite wls` (only stored "
                                 "worksheets hold bundles for WS//bundle, not worksheet files)")
-        return rows[0][0]
+        return row["uuid"]
 
     def _resolve_on_worksheet(self, worksheet, s, shown):
         ws = self.worksheet_uuid(worksheet)

@@ -50,15 +50,10 @@ def new(store, name, title=""):
 
 def get(store, text, with_items=True):
     """A stored worksheet by uuid, unique uuid prefix or name."""
-    if spec.UUID_PREFIX_RE.match(text or ""):
-        rows = store.db.execute("SELECT * FROM worksheet WHERE uuid LIKE ? LIMIT 2", (text + "%",)).fetchall()
-        if len(rows) > 1:
-            raise UsageError(f"{text!r} matches several worksheets; give more of the uuid")
-    else:
-        rows = store.db.execute("SELECT * FROM worksheet WHERE name = ?", (text,)).fetchall()
-    if not rows:
+    row = store.worksheet_row(text)
+    if row is None:
         raise WorksheetNotFound(text)
-    return _row_to_ws(store, rows[0], with_items)
+    return _row_to_ws(store, row, with_items)
 
 
 def list_worksheets(store, keywords=()):
