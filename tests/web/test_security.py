@@ -223,19 +223,6 @@ def test_host_header_accepts_the_bound_host_when_not_loopback(site):
 
 # --- in the browser: no script from bundle content runs -----------------------------------------
 
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("chromium is absent: apt-get install -y chromium (browser tests need it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                              args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield b
-        b.close()
-
-
 @pytest.fixture
 def page(browser):
     pg = browser.new_page()
