@@ -1,5 +1,8 @@
 """Score predictions against references -> scores.json (means overall and per question type, with
-n for each, + rows) and per_example.jsonl (one line per example: id, qtype and every metric's value).
+n for each) and per_example.jsonl (one line per example: id, qtype and every metric's value).
+scores.json is a summary only: its size does not grow with the number of examples, so worksheet
+genpaths (which read at most 10,000 lines of a file, as CodaLab does) always reach its keys. The
+rows themselves are per_example.jsonl (scores) and the predictions file (texts).
 
 Metrics: exact (normalized string match), token_f1, nli (any sequence-classification NLI model, label
 order from config.id2label, both directions, sentence-level SummaC-ZS for multi-sentence texts).
@@ -71,11 +74,10 @@ def main(argv=None):
         p.error(str(e))
     preds = [r["prediction"] or "" for r in rows]
     _, scores = score_rows(fns, preds, [r["reference"] for r in rows])
-    scored = [{**r, **s} for r, s in zip(rows, scores)]
-    means = summarize([{k: v for k, v in r.items() if k in s or k == "qtype"} for r, s in zip(scored, scores)])
+    means = summarize([{"qtype": r.get("qtype"), **s} for r, s in zip(rows, scores)])
     per_example = [{"id": r.get("id", i), "qtype": r.get("qtype"), **s} for i, (r, s) in enumerate(zip(rows, scores))]
     result = {"n": len(rows), "n_empty": sum(not p.strip() for p in preds), "n_per": counts(per_example, means),
-              **means, "rows": scored}
+              **means}
     if args.baseline:
         result["baseline"] = json.loads(Path(args.baseline).read_text())
     out = Path(args.out)

@@ -34,3 +34,16 @@ def test_per_example_file_and_n(tmp_path):
         assert abs(result[f"{metric}_shape"] - sum(shape) / 3) < 1e-12
     assert result["exact_color"] == 0.5 and result["exact_shape"] == 1 / 3
     assert set(result["n_per"]) <= {k for k, v in result.items() if isinstance(v, float)}
+
+
+def test_scores_json_is_a_summary_whose_size_does_not_grow_with_the_examples(tmp_path):
+    # Worksheet genpaths read at most 10,000 lines of a file (CodaLab's cap): rows written inline made
+    # scores.json ~16 lines per example, so a few more fields per row would silently empty a value.
+    rows = [{**r, "id": f"{r['id']}-{k}"} for k in range(200) for r in ROWS]  # 1,000 examples
+    write_jsonl(tmp_path / "predictions.jsonl", rows)
+    score.main(["--predictions", str(tmp_path), "--metrics", "exact,token_f1", "--out", str(tmp_path / "out")])
+    text = (tmp_path / "out" / "scores.json").read_text()
+    result = json.loads(text)
+    assert "rows" not in result and result["n"] == 1000
+    assert len(text.splitlines()) < 100
+    assert len(read_jsonl(tmp_path / "out" / "per_example.jsonl")) == 1000  # the rows live here

@@ -52,7 +52,8 @@ def test_empty_predictions_score_worst_and_are_counted(tmp_path, short_nli):
                 "--out", str(tmp_path / "out")])
     result = json.loads((tmp_path / "out" / "scores.json").read_text())
     assert result["n_empty"] == 2 and result["nli_empty"] == pytest.approx(2 / 3)
-    first = result["rows"][0]
-    for r in result["rows"][1:]:
+    per = [json.loads(line) for line in (tmp_path / "out" / "per_example.jsonl").read_text().splitlines()]
+    first = per[0]
+    for r in per[1:]:
         assert r["nli_contra"] == 1.0 and r["nli_entail"] == r["nli_bidir"] == r["exact"] == 0.0
         assert r["nli_contra"] >= first["nli_contra"] and r["nli_bidir"] <= first["nli_bidir"]

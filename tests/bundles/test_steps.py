@@ -55,7 +55,7 @@ def test_infer_with_adapter_matches_eval_loop_and_score(lora_run, tiny_vlm, data
     score.main(["--predictions", str(tmp_path), "--nli-model", str(nli_model), "--out", str(tmp_path),
                 "--baseline", str(data_dir / "baseline.json")])
     scores = json.loads((tmp_path / "scores.json").read_text())
-    assert scores["n"] == 12 and len(scores["rows"]) == 12
+    assert scores["n"] == 12 and len(read_jsonl(tmp_path / "per_example.jsonl")) == 12 and "rows" not in scores
     assert scores["exact"] == pytest.approx(sum(p["exact"] for p in during) / 12)
     assert {"nli_bidir_color", "exact_shape", "token_f1_yesno"} <= set(scores) and "baseline" in scores
 

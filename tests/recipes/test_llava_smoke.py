@@ -67,8 +67,10 @@ def test_llava_nli_smoke_profile_end_to_end(tmp_path, make_cli):
 
     # every test answer scored; a tiny random model's blank answers count as the worst NLI answers
     scores = json.loads(cl.out("cat", "score-lora_r4-lr0.001-seed1/scores.json"))
-    assert scores["n"] == 2 and scores["n_empty"] == sum(not row["prediction"].strip() for row in scores["rows"])
-    for row in scores["rows"]:
+    preds = [json.loads(line) for line in cl.out("cat", "infer-lora_r4-lr0.001-seed1/predictions.jsonl").splitlines()]
+    per = [json.loads(line) for line in cl.out("cat", "score-lora_r4-lr0.001-seed1/per_example.jsonl").splitlines()]
+    assert scores["n"] == 2 and scores["n_empty"] == sum(not row["prediction"].strip() for row in preds)
+    for row in ({**p, **s} for p, s in zip(preds, per)):
         assert (row["nli_contra"], row["nli_bidir"]) == (1.0, 0.0) if not row["prediction"].strip() else \
             0 < row["nli_entail"] < 1 and 0 < row["nli_contra"] < 1
 
