@@ -68,6 +68,12 @@ class Bundle:
     dependencies: list = field(default_factory=list)
     runspec: dict = field(default_factory=dict)  # what the worker needs: env, PATH, memo inputs
 
+    @classmethod
+    def planned(cls, uuid, bundle_type, command, metadata, dependencies):
+        """A bundle in no store yet: one created on a CodaLab server under a locally minted uuid."""
+        return cls(id=0, uuid=uuid, bundle_type=bundle_type, command=command, state="created", is_dir=None,
+                   content_hash=None, memo_key=None, metadata=metadata, dependencies=list(dependencies))
+
     @property
     def name(self):
         return self.metadata.get("name")

@@ -550,7 +550,7 @@ def fsck(repair):
         click.echo(p)
     for entry in store.leftovers():
         click.echo(f"note: {entry}: left by an interrupted upload, make, rm or run; `codalite fsck --repair` deletes it")
-    n = store.db.execute("SELECT COUNT(*) FROM bundle WHERE state = 'ready'").fetchone()[0]
+    n = store.count("ready")
     if problems:
         raise click.ClickException(f"{len(problems)} problem(s) found in {n} ready bundles")
     click.echo(f"{n} ready bundles verified, no problems")

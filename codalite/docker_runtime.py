@@ -14,10 +14,8 @@ records in `docker_image` and what goes into the memo key.
 import os
 import time
 
-import psutil
-
 from .errors import CodaliteError
-from .runtime import THREAD_VARS
+from .runtime import THREAD_VARS, tree_rss
 
 _client = None
 _client_error = None
@@ -218,15 +216,8 @@ class DockerProcess:
 
     def sample_memory(self):
         """Resident memory of the container's processes (seen from the host), in bytes."""
-        total = 0
-        try:
-            root = psutil.Process(self.pid)
-            for p in [root] + root.children(recursive=True):
-                try:
-                    total += p.memory_info().rss
-                except psutil.Error:
-                    pass
-        except (psutil.Error, ValueError):
+        total = tree_rss(self.pid)
+        if total is None:
             return self.memory_max
         self.memory_max = max(self.memory_max, total)
         return total

@@ -21,6 +21,23 @@ CHUNK = 1 << 20
 MMAP_MIN = 8 << 20  # above this, hash with mmap and all cores
 
 
+def write_atomic(path, text, private=False):
+    """Write a file whole or not at all: a reader, or a crash, never meets half of it. The temporary
+    name is this process's, so two writers never share one; private: readable by the owner only."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o666)
+    try:
+        if private:
+            os.fchmod(fd, 0o600)  # a stale file of this name may have had other bits
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def _file_digest(path, size):
     if size >= MMAP_MIN:
         return blake3.blake3(max_threads=blake3.blake3.AUTO).update_mmap(path).hexdigest()

@@ -48,6 +48,22 @@ def venv_of(python):
     return root if os.path.exists(os.path.join(root, "pyvenv.cfg")) else None
 
 
+def tree_rss(pid):
+    """Resident memory of a process and all its descendants, in bytes; None when it is gone."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root] + root.children(recursive=True)
+    except (psutil.Error, ValueError):
+        return None
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:  # exited meanwhile
+            pass
+    return total
+
+
 class LocalProcess:
     """One run's process tree."""
 
@@ -86,17 +102,9 @@ class LocalProcess:
 
     def sample_memory(self):
         """Resident memory of the whole process tree, in bytes."""
-        try:
-            root = psutil.Process(self.pid)
-            procs = [root] + root.children(recursive=True)
-        except psutil.Error:
+        total = tree_rss(self.pid)
+        if total is None:
             return self.memory_max
-        total = 0
-        for p in procs:
-            try:
-                total += p.memory_info().rss
-            except psutil.Error:
-                pass
         self.memory_max = max(self.memory_max, total)
         return total
 

@@ -22,8 +22,8 @@ import time
 
 from . import db, hashing, memo, spec
 from .bundle import (
-    ACTIVE_STATES, CREATED, FAILED, FINAL_STATES, KILLED, READY, RUN_REQUESTS, STAGED,
-    Bundle, Dependency, default_metadata,
+    ACTIVE_STATES, CREATED, FAILED, FINAL_STATES, KILLED, PREPARING, READY, RUN_REQUESTS, RUNNING, FINALIZING,
+    STAGED, Bundle, Dependency, default_metadata,
 )
 from .errors import (
     AmbiguousBundle, BundleNotFound, BundleStateError, CodaliteError, DependencyError, PathEscape,
@@ -31,6 +31,8 @@ from .errors import (
 )
 
 DIRNAME = ".codalite"
+NO_MEMO = "no-memo"  # force=NO_MEMO: a new run that later runs never reuse (CodaLab's plain `cl run`)
+NOT_FINAL = (CREATED, STAGED) + ACTIVE_STATES
 
 
 class Store:
@@ -206,6 +208,12 @@ class Store:
                                 "worksheets hold bundles for WS//bundle, not worksheet files)")
         return row["uuid"]
 
+    def worksheet_bundle_uuids(self, worksheet_uuid):
+        """The uuids of the bundles a stored worksheet's items show."""
+        return {r[0] for r in self.db.execute(
+            "SELECT bundle_uuid FROM worksheet_item WHERE worksheet_uuid = ? AND bundle_uuid IS NOT NULL",
+            (worksheet_uuid,))}
+
     def _resolve_on_worksheet(self, worksheet, s, shown):
         ws = self.worksheet_uuid(worksheet)
         where, params = "i.worksheet_uuid = ? AND i.bundle_uuid IS NOT NULL", [ws]
@@ -235,6 +243,82 @@ class Store:
     def ls(self, limit=20):
         return self.query(limit=limit)
 
+    def get_or_none(self, uuid):
+        """The bundle with this uuid, or None (deleted meanwhile, or never in this store)."""
+        found = self.query("uuid = ?", (uuid,))
+        return found[0] if found else None
+
+    def get_many(self, uuids):
+        """The bundles with these uuids that exist, in the order given (unknown ones left out)."""
+        uuids, found = list(uuids), {}
+        for i in range(0, len(uuids), 500):
+            chunk = uuids[i:i + 500]
+            for b in self.query(f"uuid IN ({','.join('?' * len(chunk))})", chunk):
+                found[b.uuid] = b
+        return [found[u] for u in uuids if u in found]
+
+    def exists(self, uuid):
+        return self.db.execute("SELECT 1 FROM bundle WHERE uuid = ?", (uuid,)).fetchone() is not None
+
+    def name_of(self, uuid):
+        """A bundle's name, or None when there is no such bundle."""
+        row = self.db.execute("SELECT name FROM bundle WHERE uuid = ?", (uuid,)).fetchone()
+        return row[0] if row else None
+
+    def newest(self, name):
+        """The newest bundle of this name, or None."""
+        found = self.query("name = ?", (name,), limit=1)
+        return found[0] if found else None
+
+    def ready_upload(self, content_hash, name):
+        """The newest ready bundle of this name with these contents, or None (an upload to reuse)."""
+        found = self.query("content_hash = ? AND name = ? AND state = ?", (content_hash, name, READY), limit=1)
+        return found[0] if found else None
+
+    def newer_upload(self, name, after_id, content_hash):
+        """The newest ready upload of this name made after bundle id after_id, with other contents."""
+        found = self.query("name = ? AND bundle_type = 'dataset' AND state = ? AND id > ? AND content_hash != ?",
+                           (name, READY, after_id, content_hash or ""), limit=1)
+        return found[0] if found else None
+
+    def count(self, state=None):
+        """How many bundles (in this state)."""
+        if state is None:
+            return self.db.execute("SELECT COUNT(*) FROM bundle").fetchone()[0]
+        return self.db.execute("SELECT COUNT(*) FROM bundle WHERE state = ?", (state,)).fetchone()[0]
+
+    # --- what the worker reads ---------------------------------------------------------------
+
+    def pending_count(self):
+        """Bundles created or staged: work a worker still has to do."""
+        return self.db.execute("SELECT COUNT(*) FROM bundle WHERE state IN (?, ?)", (CREATED, STAGED)).fetchone()[0]
+
+    def stageable(self):
+        """Created bundles whose parents are all final, oldest first (the rest would be looked at in
+        vain)."""
+        return self.query(f"state = '{CREATED}' AND NOT EXISTS (SELECT 1 FROM dependency d JOIN bundle p ON "
+                          "p.uuid = d.parent_uuid WHERE d.child_uuid = bundle.uuid AND p.state NOT IN "
+                          f"({','.join(repr(s) for s in FINAL_STATES)}))", order="id")
+
+    def staged(self):
+        """Staged bundles, highest request_priority first, then oldest."""
+        return self.query("state = ?", (STAGED,), order="json_extract(metadata, '$.request_priority') DESC, id")
+
+    def active(self):
+        """Bundles preparing, running or finalizing."""
+        return self.query(f"state IN ({','.join('?' * len(ACTIVE_STATES))})", ACTIVE_STATES)
+
+    def kill_requests(self):
+        """uuids of active bundles whose kill was requested (`codalite kill`)."""
+        rows = self.db.execute(f"SELECT uuid FROM bundle WHERE kill_requested = 1 AND state IN "
+                               f"({','.join('?' * len(ACTIVE_STATES))})", ACTIVE_STATES)
+        return [r[0] for r in rows]
+
+    def integrity(self, uuid):
+        """(stat signature, content hash) recorded for a bundle, or None when it is gone."""
+        row = self.db.execute("SELECT stat_sig, content_hash FROM bundle WHERE uuid = ?", (uuid,)).fetchone()
+        return (row["stat_sig"], row["content_hash"]) if row else None
+
     # --- writing ---------------------------------------------------------------------------
 
     def _insert(self, uuid, bundle_type, state, metadata, command=None, deps=(), runspec=None,
@@ -251,11 +335,18 @@ class Store:
             [(uuid, d.child_path, d.parent_uuid, d.parent_path) for d in deps],
         )
 
-    def update(self, uuid, state=None, metadata=None, **columns):
-        """Change a bundle's state, columns, and merge keys into its metadata, in one transaction."""
+    def _change(self, uuid, state=None, metadata=None, from_states=None, **columns):
+        """Change a bundle's state and columns and merge keys into its metadata, in one transaction,
+        only while its state is one of from_states (any when None). Returns whether it changed."""
         with self.tx():
+            cond, params = "uuid = ?", [uuid]
+            if from_states is not None:
+                cond += f" AND state IN ({','.join('?' * len(from_states))})"
+                params += list(from_states)
+            row = self.db.execute(f"SELECT metadata FROM bundle WHERE {cond}", params).fetchone()
+            if row is None:
+                return False
             if metadata:
-                row = self.db.execute("SELECT metadata FROM bundle WHERE uuid = ?", (uuid,)).fetchone()
                 md = json.loads(row[0])
                 md.update(metadata)
                 md["last_updated"] = time.time()
@@ -265,6 +356,36 @@ class Store:
             if columns:
                 sets = ", ".join(f"{k} = ?" for k in columns)
                 self.db.execute(f"UPDATE bundle SET {sets} WHERE uuid = ?", (*columns.values(), uuid))
+            return True
+
+    # --- named transitions: each says whether it happened ----------------------------------------
+
+    def fail(self, uuid, message, **metadata):
+        """created/staged/preparing/running/finalizing -> failed, with its failure_message. A final
+        bundle (ready, failed, killed) never changes: returns False."""
+        return self._change(uuid, FAILED, dict(metadata, failure_message=message), from_states=NOT_FINAL)
+
+    def start(self, uuid):
+        """staged -> preparing: the worker claims a run; False when it is no longer staged (killed)."""
+        return self._change(uuid, PREPARING, from_states=(STAGED,))
+
+    def running(self, uuid, metadata):
+        """preparing -> running, with what the worker knows of the process (pid, cpus, sandbox)."""
+        return self._change(uuid, RUNNING, metadata, from_states=(PREPARING,))
+
+    def finalizing(self, uuid):
+        """running -> finalizing: the process exited; its outputs are being kept."""
+        return self._change(uuid, FINALIZING, from_states=(PREPARING, RUNNING))
+
+    def finish(self, uuid, state, metadata, content_hash, is_dir, stat_sig):
+        """-> ready, failed or killed, with the published contents' hash and signature."""
+        assert state in FINAL_STATES, state
+        return self._change(uuid, state, metadata, from_states=NOT_FINAL, content_hash=content_hash,
+                            is_dir=is_dir, stat_sig=stat_sig)
+
+    def set_stat_sig(self, uuid, sig):
+        """Record a bundle's new stat signature (touched, contents unchanged)."""
+        return self._change(uuid, stat_sig=sig)
 
     def publish(self, src, uuid, content_hash=None, size=None):
         """Make assembled contents the bundle's: read-only, renamed into place. Returns (hash, size,
@@ -312,9 +433,9 @@ class Store:
                     hashing.copy_and_hash(p, os.path.join(tmp, os.path.basename(p)), follow_symlinks, refuse)
                 content_hash, size = hashing.hash_path(tmp), hashing.tree_size(tmp)
             if not force:
-                same = self.query("content_hash = ? AND name = ? AND state = ?", (content_hash, name, READY), limit=1)
+                same = self.ready_upload(content_hash, name)
                 if same:
-                    return same[0], True
+                    return same, True
             is_dir = os.path.isdir(tmp) and not os.path.islink(tmp)
             md = default_metadata("dataset", name, description, tags)
             md["data_size"] = size
@@ -349,11 +470,24 @@ class Store:
                 remove_tree(final)
             raise
         try:
-            self.update(uuid, stat_sig=hashing.stat_signature(final))
+            self.set_stat_sig(uuid, hashing.stat_signature(final))
         except sqlite3.Error:  # e.g. a full disk: the bundle is ready; its signature can wait
             pass
 
-    def _resolve_deps(self, deps, allow_failed):
+    def add_imported(self, tmp, uuid, bundle_type, state, metadata, command=None, deps=(), runspec=None,
+                     is_dir=None, content_hash=None, memo_key=None):
+        """Publish contents assembled in tmp (fetched from a CodaLab server) as bundle uuid with its own
+        row, replacing what an earlier import of the same uuid left: row and contents land together."""
+        def insert():
+            self.db.execute("DELETE FROM dependency WHERE child_uuid = ?", (uuid,))
+            self.db.execute("DELETE FROM bundle WHERE uuid = ?", (uuid,))
+            remove_tree(self.bundle_dir(uuid))
+            self._insert(uuid, bundle_type, state, metadata, command=command, deps=deps, runspec=runspec,
+                         is_dir=is_dir, content_hash=content_hash, memo_key=memo_key)
+        self._publish_new(tmp, uuid, insert)
+        return self.get(uuid)
+
+    def resolve_deps(self, deps, allow_failed):
         """[(key, target text or Target)] -> [Dependency], checking keys and parents' states."""
         out, keys = [], set()
         for key, target in deps:
@@ -411,12 +545,8 @@ class Store:
         deps: [(key, target)]. requests: CodaLab run metadata (request_*, exclude_patterns, ...).
         env_vars: {NAME: value} set in the run and part of its memo key.
         """
-        if not command or not command.strip():
-            raise UsageError("the run has no command; give it as the last argument, quoted")
-        md = default_metadata("run", spec.check_name(name) if name else default_name("run-" + command.split()[0]),
-                              description, tags)
-        md.update(validate_requests(requests or {}))
-        dependencies = self._resolve_deps(deps, md["allow_failed_dependencies"])
+        md = run_metadata(command, name, description, tags, requests)
+        dependencies = self.resolve_deps(deps, md["allow_failed_dependencies"])
         path_env = path_env if path_env is not None else os.environ.get("PATH", "")
         runspec = {"env_vars": dict(env_vars or {})}
         if md["request_docker_image"]:  # the image is the environment; the host's PATH never enters it
@@ -436,13 +566,16 @@ class Store:
         md = default_metadata("make", spec.check_name(name) if name else "make", description, tags)
         if any(not k for k, _ in deps) and len(deps) > 1:
             raise UsageError("a make with several targets needs a key for each (key:target)")
-        dependencies = self._resolve_deps(deps, False)
+        dependencies = self.resolve_deps(deps, False)
         return self._create("make", None, dependencies, md, {}, force, start_worker)
 
     def _create(self, bundle_type, command, dependencies, md, runspec, force, start_worker):
         inputs = self.memo_inputs(bundle_type, command, dependencies, runspec, md)
-        key = memo.memo_key(inputs) if inputs else None
+        memoize = force != NO_MEMO  # a no-memo run (not a function of its inputs) is never a memo target
+        key = memo.memo_key(inputs) if inputs and memoize else None
         runspec.update(memo_inputs=inputs, force=bool(force))
+        if not memoize:
+            runspec["memoize"] = md["memoize"] = False
         uuid = spec.new_uuid()
         # the memo check and the insert in one write transaction: identical runs submitted at the
         # same instant by several clients make one bundle, not one each
@@ -564,26 +697,26 @@ class Store:
             return bundle.state
         bad = [p.uuid for p in parents if p.state != READY]
         if bad and not bundle.metadata.get("allow_failed_dependencies"):
-            self.update(bundle.uuid, FAILED, {"failure_message": (
-                f"Parent bundles failed: {', '.join(bad)} (use --allow-failed-dependencies to run anyway)")})
+            self.fail(bundle.uuid, f"Parent bundles failed: {', '.join(bad)} (use --allow-failed-dependencies to run anyway)")
             return FAILED
         inputs = self.memo_inputs(bundle.bundle_type, bundle.command, bundle.dependencies, bundle.runspec, bundle.metadata)
-        key = memo.memo_key(inputs)
+        key = memo.memo_key(inputs) if bundle.runspec.get("memoize", True) else None
         runspec = dict(bundle.runspec, memo_inputs=inputs)
         twin = None if bundle.runspec.get("force") else self.memo_match(key, exclude_uuid=bundle.uuid)
         if twin and twin.state == READY:
-            self.share_contents(bundle.uuid, twin)
-            return READY
+            return READY if self.share_contents(bundle.uuid, twin) else self.get(bundle.uuid).state
         if twin:  # an identical run is on its way: wait for it, saying so once (not every round)
             status = f"waiting for identical run {twin.uuid}"
             if bundle.metadata.get("staged_status") != status:
-                self.update(bundle.uuid, None, {"staged_status": status}, memo_key=key, runspec=json.dumps(runspec))
+                self._change(bundle.uuid, None, {"staged_status": status}, from_states=(CREATED,), memo_key=key,
+                             runspec=json.dumps(runspec))
             return bundle.state
-        self.update(bundle.uuid, STAGED, memo_key=key, runspec=json.dumps(runspec))
-        return STAGED
+        return STAGED if self._change(bundle.uuid, STAGED, from_states=(CREATED,), memo_key=key,
+                                      runspec=json.dumps(runspec)) else self.get(bundle.uuid).state
 
     def share_contents(self, uuid, twin):
-        """Finish a bundle as a copy of its ready memo twin; hard links cost no space."""
+        """Finish a bundle as a copy of its ready memo twin; hard links cost no space. Returns whether
+        it became ready (else it failed, saying why, or was killed meanwhile)."""
         tmp = self.tmp_dir(uuid)
         remove_tree(tmp)  # a stale copy (this pid, reused) must not fail the copy forever
         src = self.bundle_dir(twin.uuid)
@@ -595,11 +728,11 @@ class Store:
             _, _, sig = self.publish(tmp, uuid, twin.content_hash, twin.metadata.get("data_size") or 0)
         except OSError as e:  # e.g. a full disk: this bundle fails, saying why; the worker goes on
             remove_tree(tmp)
-            self.update(uuid, FAILED, {"failure_message": f"could not share the contents of its memo twin {twin.uuid}: {e}"})
-            return
-        self.update(uuid, READY, {"memo_hit_of": twin.uuid, "data_size": twin.metadata.get("data_size"),
-                                  "exitcode": twin.metadata.get("exitcode")},
-                    content_hash=twin.content_hash, is_dir=twin.is_dir, memo_key=twin.memo_key, stat_sig=sig)
+            self.fail(uuid, f"could not share the contents of its memo twin {twin.uuid}: {e}")
+            return False
+        return self._change(uuid, READY, {"memo_hit_of": twin.uuid, "data_size": twin.metadata.get("data_size"),
+                                   "exitcode": twin.metadata.get("exitcode")}, from_states=(CREATED,),
+                     content_hash=twin.content_hash, is_dir=twin.is_dir, memo_key=twin.memo_key, stat_sig=sig)
 
     # --- other verbs -----------------------------------------------------------------------
 
@@ -844,6 +977,8 @@ def validate_requests(requests):
                 raise UsageError(f"{key} cannot be negative")
             if key == "request_cpus" and value < 1:
                 raise UsageError("request_cpus must be at least 1: a run needs a CPU")
+        elif key == "request_network":  # CodaLab's server takes a boolean only
+            value = bool(value)
         elif key == "exclude_patterns":
             value = list(value)
             for pattern in value:  # patterns delete files: they must stay inside the run's directory
@@ -852,6 +987,17 @@ def validate_requests(requests):
                                      "directory, without '..' (e.g. checkpoints/*)")
         out[key] = value
     return out
+
+
+def run_metadata(command, name=None, description="", tags=(), requests=None):
+    """A run's metadata, the one way for local runs, remote runs and recipe cells: CodaLab's defaults,
+    its name (checked; from the command's first word when not given), the checked requests."""
+    if not command or not command.strip():
+        raise UsageError("the run has no command; give it as the last argument, quoted")
+    md = default_metadata("run", spec.check_name(name) if name else default_name("run-" + command.split()[0]),
+                          description, tags)
+    md.update(validate_requests(requests or {}))
+    return md
 
 
 def default_name(text):

@@ -18,7 +18,7 @@ import time
 import psutil
 
 from . import hashing, sandbox, spec
-from .bundle import ACTIVE_STATES, CREATED, FAILED, FINALIZING, KILLED, PREPARING, READY, RUNNING, STAGED
+from .bundle import CREATED, FAILED, KILLED, READY
 from .runtime import LocalProcess, kill_group, run_environment, venv_of
 from .store import remove_tree
 
@@ -146,22 +146,20 @@ class Worker:
         return min(self.poll, max(0.0005, youngest / 10))
 
     def pending(self):
-        q = "SELECT COUNT(*) FROM bundle WHERE state IN (?, ?)"
-        return self.store.db.execute(q, (CREATED, STAGED)).fetchone()[0]
+        return self.store.pending_count()
 
     def recover(self):
         """Fail the runs a dead worker left behind (their processes are stopped first), and delete
         what killed uploads, makes and rms left in tmp/."""
         s = self.store
         s.clean_tmp()
-        for b in s.query(f"state IN ({','.join('?' * len(ACTIVE_STATES))})", ACTIVE_STATES):
+        for b in s.active():
             pid = b.metadata.get("job_handle")
             if pid and _is_run_process(pid, s.run_dir(b.uuid)):
                 kill_group(pid)
             self._salvage(b)
-            s.update(b.uuid, FAILED, {"failure_message": (
-                f"The worker died while this run was {b.state} (killed or crashed); "
-                f"rerun it with `codalite mimic {b.uuid}`")})
+            s.fail(b.uuid, f"The worker died while this run was {b.state} (killed or crashed); "
+                   f"rerun it with `codalite mimic {b.uuid}`")
             self.log(f"recovered {b.uuid}: worker died while it was {b.state}")
 
     def _salvage(self, b):
@@ -189,25 +187,19 @@ class Worker:
         except Exception as e:  # noqa: BLE001 (any fault is this bundle's, not the worker's)
             self.log(f"{b.uuid}: internal error while {what}: {e!r}")
             try:
-                self.store.update(b.uuid, FAILED, {"failure_message": f"internal error while {what}: {e}"})
+                self.store.fail(b.uuid, f"internal error while {what}: {e}")
             except Exception as e2:  # noqa: BLE001
                 self.log(f"{b.uuid}: could not record the failure: {e2!r}")
             return True
 
     def _stage_created(self):
         changed = False
-        # only those whose parents are all final: the rest would be looked at in vain every round
-        waiting = ("state = 'created' AND NOT EXISTS (SELECT 1 FROM dependency d JOIN bundle p ON "
-                   "p.uuid = d.parent_uuid WHERE d.child_uuid = bundle.uuid AND p.state NOT IN "
-                   "('ready', 'failed', 'killed'))")
-        for b in self.store.query(waiting, order="id"):
+        for b in self.store.stageable():
             changed |= self._guarded(b, "staging", lambda b=b: self.store.stage(b) != CREATED)
         return changed
 
     def _handle_kills(self):
-        rows = self.store.db.execute("SELECT uuid FROM bundle WHERE kill_requested = 1 AND state IN (?, ?, ?)",
-                                     ACTIVE_STATES).fetchall()
-        for (uuid,) in rows:
+        for uuid in self.store.kill_requests():
             job = self.jobs.get(uuid)
             if job and not job.failure:
                 job.failure = "Kill requested"
@@ -222,8 +214,7 @@ class Worker:
 
     def _start_staged(self):
         started = False
-        staged = self.store.query("state = ?", (STAGED,), order="json_extract(metadata, '$.request_priority') DESC, id")
-        for b in staged:
+        for b in self.store.staged():
             if b.bundle_type == "make":
                 self._guarded(b, "making", self._make, b)
                 started = True
@@ -233,7 +224,7 @@ class Worker:
             mem = spec.parse_size(md["request_memory"]) if md.get("request_memory") else 0
             problem = self._impossible(b, ncpu, ngpu, mem)
             if problem:
-                self.store.update(b.uuid, FAILED, {"failure_message": problem})
+                self.store.fail(b.uuid, problem)
                 started = True
                 continue
             free_cpus, free_gpus, free_mem = self._free()
@@ -260,10 +251,7 @@ class Worker:
 
     def _start(self, b, cpus, gpus, mem):
         s = self.store
-        with s.tx():
-            claimed = s.db.execute("UPDATE bundle SET state = ? WHERE uuid = ? AND state = ?",
-                                   (PREPARING, b.uuid, STAGED)).rowcount
-        if not claimed:
+        if not s.start(b.uuid):  # killed meanwhile
             return
         rundir = s.run_dir(b.uuid)
         docker = bool(b.metadata.get("request_docker_image"))
@@ -299,12 +287,12 @@ class Worker:
             if scratch:
                 remove_tree(scratch)
             self._salvage(b)
-            s.update(b.uuid, FAILED, {"failure_message": f"could not start the run: {e}"})
+            s.fail(b.uuid, f"could not start the run: {e}")
             return
         limit = spec.parse_duration(b.metadata["request_time"]) if b.metadata.get("request_time") else None
         self.jobs[b.uuid] = Job(b, process, cpus, gpus, mem, limit, scratch)
         confinement = "docker" if docker else "bwrap" if confined else f"none: {self.unconfined}"
-        s.update(b.uuid, RUNNING, {"started": process.started, "job_handle": process.pid, "cpus": cpus,
+        s.running(b.uuid, {"started": process.started, "job_handle": process.pid, "cpus": cpus,
                                    "gpus": gpus, "sandbox": confinement, **getattr(process, "extra_metadata", {})})
 
     def _check_running(self):
@@ -340,12 +328,12 @@ class Worker:
             s, uuid = self.store, job.bundle.uuid
             remove_tree(s.bundle_dir(uuid))
             remove_tree(s.run_dir(uuid))
-            s.update(uuid, FAILED, {"failure_message": f"the disk is full ({e}); the run's outputs could not be "
-                                    "kept and were deleted: free space, then rerun it", "exitcode": exitcode})
+            s.fail(uuid, f"the disk is full ({e}); the run's outputs could not be kept and were deleted: free "
+                   "space, then rerun it", exitcode=exitcode)
 
     def _finish_run(self, job, exitcode):
         s, b = self.store, job.bundle
-        s.update(b.uuid, FINALIZING)
+        s.finalizing(b.uuid)
         rundir = s.run_dir(b.uuid)
         if job.scratch:
             remove_tree(job.scratch)
@@ -358,8 +346,7 @@ class Worker:
         except OSError as e:  # the run fails, saying why; nothing looks ready
             if _disk_full(e):
                 raise
-            s.update(b.uuid, FAILED, {"failure_message": f"could not finalize the run's outputs: {e}",
-                                      "exitcode": exitcode})
+            s.fail(b.uuid, f"could not finalize the run's outputs: {e}", exitcode=exitcode)
             return
         ru = job.process.rusage
         md = {"exitcode": exitcode, "time": time.time() - job.process.started,
@@ -371,25 +358,25 @@ class Worker:
         elif exitcode != 0:
             md["failure_message"] = f"Exit code {exitcode}"
         state = KILLED if failure == "Kill requested" else FAILED if (failure or exitcode) else READY
-        s.update(b.uuid, state, md, content_hash=content_hash, is_dir=1, stat_sig=sig)
+        s.finish(b.uuid, state, md, content_hash, 1, sig)
 
     def _check_dependencies(self, b):
         """A run must not change what it read. The cheap stat signature catches any write (ctime
         moves even for root); only then is the content hash recomputed to be sure."""
         s = self.store
         for d in b.dependencies:
-            row = s.db.execute("SELECT stat_sig, content_hash FROM bundle WHERE uuid = ?", (d.parent_uuid,)).fetchone()
+            recorded = s.integrity(d.parent_uuid)
             path = s.bundle_dir(d.parent_uuid)
-            if row is None or not os.path.lexists(path):
+            if recorded is None or not os.path.lexists(path):
                 return f"dependency {d.child_path} ({d.parent_uuid}) disappeared while the run used it"
             sig = hashing.stat_signature(path)
-            if sig == row["stat_sig"]:
+            if sig == recorded[0]:
                 continue
-            if hashing.hash_path(path) != row["content_hash"]:
+            if hashing.hash_path(path) != recorded[1]:
                 return (f"the run modified its dependency {d.child_path} ({d.parent_uuid}); dependencies are "
                         "read-only: copy them first (cp -r dep mine) and write to the copy. "
                         "`codalite fsck` lists the damaged bundle")
-            s.update(d.parent_uuid, stat_sig=sig)  # touched but unchanged (e.g. hard-linked)
+            s.set_stat_sig(d.parent_uuid, sig)  # touched but unchanged (e.g. hard-linked)
         return None
 
     def _make(self, b):
@@ -408,10 +395,9 @@ class Worker:
             content_hash, size, sig = s.publish(tmp, b.uuid)
         except Exception as e:  # noqa: BLE001 (any failure fails the bundle, with its message)
             remove_tree(tmp)
-            s.update(b.uuid, FAILED, {"failure_message": f"make failed: {e}"})
+            s.fail(b.uuid, f"make failed: {e}")
             return
-        s.update(b.uuid, READY, {"data_size": size}, content_hash=content_hash,
-                 is_dir=int(os.path.isdir(s.bundle_dir(b.uuid))), stat_sig=sig)
+        s.finish(b.uuid, READY, {"data_size": size}, content_hash, int(os.path.isdir(s.bundle_dir(b.uuid))), sig)
 
 
 def _link_copy(src, dst):

@@ -11,6 +11,7 @@ import time
 
 import httpx
 
+from ..hashing import write_atomic
 from .errors import AuthError, RemoteError, RemoteUnreachable
 
 CLIENT_ID = "codalab_cli_client"
@@ -46,12 +47,7 @@ class TokenCache:
             data.pop(name, None)
         else:
             data[name] = entry
-        tmp = self.path + ".tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, self.path)
+        write_atomic(self.path, json.dumps(data), private=True)
 
 
 def env_credentials():

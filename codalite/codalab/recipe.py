@@ -8,10 +8,10 @@ tables read them like local runs.
 """
 
 from .. import spec
-from ..bundle import Bundle, Dependency, default_metadata
+from ..bundle import Bundle, Dependency
 from ..errors import UsageError
 from ..recipes.plan import BLOCKED, DONE, FAILED_, cell_labels, cell_parents, plan
-from ..store import validate_requests
+from ..store import run_metadata
 from . import remotes
 from .sync import DEFAULT_GPU_IMAGE, DEFAULT_IMAGE, Journal, _worksheet, bundle_doc, pull, push, wait_remote
 
@@ -42,11 +42,9 @@ def run_recipe(store, recipe, name, retry_failed=False, only=None, on_progress=N
             continue
         deps = [Dependency(key, uuid, sub) for key, uuid, sub in parents]
         step = recipe.steps[cell.step]
-        md = default_metadata("run", cell.name, *cell_labels(recipe, cell))
-        md.update(validate_requests(dict(step.request.metadata(), exclude_patterns=step.exclude_patterns)))
-        md["request_network"] = bool(md.get("request_network"))
-        b = Bundle(id=0, uuid=spec.new_uuid(), bundle_type="run", command=cell.command, state="created",
-                   is_dir=None, content_hash=None, memo_key=None, metadata=md, dependencies=deps)
+        md = run_metadata(cell.command, cell.name, *cell_labels(recipe, cell),
+                          requests=dict(step.request.metadata(), exclude_patterns=step.exclude_patterns))
+        b = Bundle.planned(spec.new_uuid(), "run", cell.command, md, deps)
         made[cell.name] = b.uuid
         planned.append((cell, b))
         out.append((cell, b, False))

@@ -5,6 +5,7 @@ import json
 import os
 
 from ..errors import UsageError
+from ..hashing import write_atomic
 from .client import Client, TokenCache
 from .errors import UnknownRemote
 
@@ -25,10 +26,7 @@ def load(store):
 
 
 def save(store, remotes):
-    tmp = _path(store) + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(remotes, f, indent=2, sort_keys=True)
-    os.replace(tmp, _path(store))
+    write_atomic(_path(store), json.dumps(remotes, indent=2, sort_keys=True))
 
 
 def add(store, name, url, worksheet=None, prompt=None, login=True):

@@ -22,9 +22,9 @@ import tarfile
 import time
 
 from .. import hashing, memo, spec
-from ..bundle import FINAL_STATES, READY, RUN_REQUESTS, default_metadata
-from ..errors import BundleNotFound, BundleStateError, UsageError
-from ..store import default_name, remove_tree, validate_requests
+from ..bundle import FINAL_STATES, READY, RUN_REQUESTS, Bundle, default_metadata
+from ..errors import BundleStateError
+from ..store import default_name, remove_tree, run_metadata
 from . import remotes
 from .errors import PushIncomplete, RemoteError, RemoteUnreachable
 
@@ -67,10 +67,7 @@ class Journal:
         return self.data["bundles"].get(uuid)
 
     def save(self):
-        tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(self.data, f)
-        os.replace(tmp, self.path)
+        hashing.write_atomic(self.path, json.dumps(self.data))
 
 
 # --- metadata ---------------------------------------------------------------------------------
@@ -119,11 +116,7 @@ def topo_closure(store, bundles):
         u = stack.pop()
         if u in seen:
             continue
-        try:
-            b = store.get(u)
-        except BundleNotFound:
-            raise BundleNotFound(u) from None
-        seen[u] = b
+        seen[u] = b = store.get(u)  # BundleNotFound(u) when an ancestor is gone
         stack.extend(d.parent_uuid for d in b.dependencies)
     order, done = [], set()
 
@@ -248,10 +241,7 @@ def pull(store, name, uuids, prompt=None, client=None, on_progress=None):
 
 
 def _pull_one(store, client, name, uuid, progress, visiting):
-    try:
-        local = store.get(uuid)
-    except BundleNotFound:
-        local = None
+    local = store.get_or_none(uuid)
     if local is not None:
         if local.final:
             return local
@@ -278,7 +268,7 @@ def import_bundle(store, client, name, attrs):
     uuid = attrs["uuid"]
     tmp = store.tmp_dir(uuid)
     remove_tree(tmp)
-    if store.db.execute("SELECT 1 FROM bundle WHERE uuid = ?", (uuid,)).fetchone() is None:
+    if not store.exists(uuid):
         remove_tree(store.bundle_dir(uuid))  # an orphan left by a crash between publish and insert
     archive = tmp + ".download"
     try:
@@ -315,17 +305,11 @@ def import_bundle(store, client, name, attrs):
             key = memo.memo_key(inputs)
     is_dir = os.path.isdir(tmp) and not os.path.islink(tmp)
 
-    def insert():  # the row and the contents land together (Store._publish_new), or neither does
-        store.db.execute("DELETE FROM dependency WHERE child_uuid = ?", (uuid,))
-        store.db.execute("DELETE FROM bundle WHERE uuid = ?", (uuid,))
-        remove_tree(store.bundle_dir(uuid))  # what an earlier pull of this uuid left
-        store._insert(uuid, bundle_type, attrs["state"], md, command=attrs.get("command"), deps=deps,
-                      runspec=runspec, is_dir=is_dir, content_hash=content_hash, memo_key=key)
-    try:
-        store._publish_new(tmp, uuid, insert)
+    try:  # the row and the contents land together, or neither does
+        return store.add_imported(tmp, uuid, bundle_type, attrs["state"], md, command=attrs.get("command"),
+                                  deps=deps, runspec=runspec, is_dir=is_dir, content_hash=content_hash, memo_key=key)
     finally:
         remove_tree(tmp)
-    return store.get(uuid)
 
 
 # --- remote run -------------------------------------------------------------------------------
@@ -334,13 +318,8 @@ def remote_run(store, name, command, deps=(), run_name=None, description="", tag
                force=False, wait=True, on_progress=None, prompt=None, poll=0.5, timeout=None):
     """Create a run on the server with a locally minted uuid (dependencies pushed first), wait for
     it and pull it back. Returns (bundle, memo_hit); without wait, (uuid, False)."""
-    if not command or not command.strip():
-        raise UsageError("the run has no command; give it as the last argument, quoted")
-    md = default_metadata("run", spec.check_name(run_name) if run_name else default_name("run-" + command.split()[0]),
-                          description, tags)
-    md.update(validate_requests(requests or {}))
-    md["request_network"] = bool(md.get("request_network"))
-    dependencies = store._resolve_deps(deps, md["allow_failed_dependencies"])
+    md = run_metadata(command, run_name, description, tags, requests)
+    dependencies = store.resolve_deps(deps, md["allow_failed_dependencies"])
     image = md["request_docker_image"] or (DEFAULT_GPU_IMAGE if md["request_gpus"] else DEFAULT_IMAGE)
     runspec = {"environment": f"docker:{image}", "env_vars": {}}
     inputs = store.memo_inputs("run", command, dependencies, runspec, md)
@@ -356,10 +335,7 @@ def remote_run(store, name, command, deps=(), run_name=None, description="", tag
             progress("push", None)
             push(store, name, parents, client=client)
         uuid = spec.new_uuid()
-        from ..bundle import Bundle
-
-        b = Bundle(id=0, uuid=uuid, bundle_type="run", command=command, state="created", is_dir=None,
-                   content_hash=None, memo_key=None, metadata=md, dependencies=dependencies)
+        b = Bundle.planned(uuid, "run", command, md, dependencies)
         ws = _worksheet(client, remotes.get(store, name))
         journal = Journal(store, name)
         client.create_bundles([bundle_doc(b)], ws)

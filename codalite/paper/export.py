@@ -9,6 +9,7 @@ import time
 
 import re
 
+from ..hashing import write_atomic
 from .provenance import bundle_provenance
 from .stats import METHODS, TESTS
 
@@ -196,9 +197,6 @@ def export(store, table, out_dir, base_url, source=""):
     paths = []
     for fname, text in files.items():
         path = os.path.join(out_dir, fname)
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)  # a reader never sees half a table
+        write_atomic(path, text)  # a reader never sees half a table
         paths.append(path)
     return paths

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .. import recipes
 from ..bundle import READY
-from ..errors import BundleNotFound, CodaliteError, UsageError
+from ..errors import CodaliteError, UsageError
 from .declare import TableSpec
 from .export import pm, tex
 from .table import TableError, aggregate, compute, read_values
@@ -152,9 +152,8 @@ def verify_table(store, path, prov, spec, plans=None):
 def check_cell(store, spec, cell, plans):
     out, values = [], []
     for rec in cell["bundles"]:
-        try:
-            b = store.get(rec["uuid"])
-        except BundleNotFound:
+        b = store.get_or_none(rec["uuid"])
+        if b is None:
             out.append(f"bundle {rec['uuid']} ({rec['name']}) is gone from the store")
             continue
         if b.state != READY or b.content_hash != rec["content_hash"]:
@@ -226,13 +225,10 @@ def recipe_staleness(store, plans, bundle):
 
 def newer_version(store, inp):
     """A ready upload with the same name, newer, with other contents: a new version of code or data."""
-    try:
-        old = store.get(inp["uuid"])
-    except BundleNotFound:
+    old = store.get_or_none(inp["uuid"])
+    if old is None:
         return None
-    found = store.query("name = ? AND bundle_type = 'dataset' AND state = ? AND id > ? AND content_hash != ?",
-                        (inp["name"], READY, old.id, inp["content_hash"] or ""), order="id DESC", limit=1)
-    return found[0] if found else None
+    return store.newer_upload(inp["name"], old.id, inp["content_hash"])
 
 
 def check_files(path, spec, cells):
@@ -304,7 +300,5 @@ def trace(store, path, row, column):
 
 
 def _state(store, uuid):
-    try:
-        return store.get(uuid).state
-    except BundleNotFound:
-        return "GONE"
+    b = store.get_or_none(uuid)
+    return b.state if b else "GONE"

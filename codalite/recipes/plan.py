@@ -91,8 +91,7 @@ def plan(store, recipe, path_env, environment=None):
     uploads = {}
     for name in recipe.uploads:
         h = hash_path(recipe.upload_path(name))
-        found = store.query("content_hash = ? AND name = ? AND state = ?", (h, name, READY), limit=1)
-        uploads[name] = (h, found[0] if found else None)
+        uploads[name] = (h, store.ready_upload(h, name))
     done = {}  # cell name -> ready bundle with current inputs
     environments = {}  # step name -> environment fingerprint
     result = []
@@ -115,7 +114,7 @@ def plan(store, recipe, path_env, environment=None):
         for cell in group:  # a step's cells never depend on each other
             key = keys.get(cell.name)
             match = matches.get(key) if key else None
-            previous = None if match else _newest(store, cell.name)
+            previous = None if match else store.newest(cell.name)
             if key is None:  # an upstream cell is not done: this one will (re)run after it
                 blocked = any(c.status in (FAILED_, BLOCKED) for c in result if c.name in {d[1][2] for d in cell.deps})
                 if previous and previous.state not in FINAL_STATES:
@@ -135,11 +134,6 @@ def plan(store, recipe, path_env, environment=None):
                 cell.status, cell.bundle = STALE, previous
             result.append(cell)
     return result
-
-
-def _newest(store, name):
-    found = store.query("name = ?", (name,), limit=1)
-    return found[0] if found else None
 
 
 def cell_parents(cell, uploaded, made):

@@ -12,8 +12,7 @@ def record_on_worksheet(store, recipe, bundles):
         ws = model.get(store, name, with_items=False)
     except CodaliteError:
         ws = model.new(store, name, title=recipe.description or f"recipe {recipe.name}")
-    on = {r[0] for r in store.db.execute(
-        "SELECT bundle_uuid FROM worksheet_item WHERE worksheet_uuid = ? AND bundle_uuid IS NOT NULL", (ws.uuid,))}
+    on = store.worksheet_bundle_uuids(ws.uuid)
     new = []
     for b in bundles:
         if b is not None and b.uuid not in on:

@@ -171,10 +171,9 @@ class App:
         b = self.bundle_of(uuid)
         parents = []
         for d in b.dependencies:
-            found = s.query("uuid = ?", (d.parent_uuid,))
-            parents.append((d, found[0].name if found else "(missing)"))
-        children = s.query(f"uuid IN ({','.join('?' * len(s.children(b.uuid)))})", s.children(b.uuid)) \
-            if s.children(b.uuid) else []
+            name = s.name_of(d.parent_uuid)
+            parents.append((d, name if name is not None else "(missing)"))
+        children = sorted(s.get_many(s.children(b.uuid)), key=lambda c: -c.id)
         metadata = sorted((k, pretty(k, v)) for k, v in b.metadata.items())
         # graph.svg builds its SVG by hand and escapes every name and attribute it writes
         body = self.page("bundle.html", b=b, parents=parents, children=children, metadata=metadata,
