@@ -157,7 +157,8 @@ def print_(worksheet, html_out, raw, base_url):
         return
     # Piped or logged output (make demo | tee) gets 120 columns rather than rich's 80, which wraps table cells.
     width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120
-    render.print_terminal(result, Console(file=sys.stdout, highlight=False, width=width))
+    render.print_terminal(result, Console(file=sys.stdout, highlight=False, width=width),
+                          header=render.worksheet_header(ws))  # `cl print`'s header lines
 
 
 @click.command()

@@ -84,7 +84,10 @@ def format_duration(seconds):
     if h < 24:
         return f"{h}h{m}m"
     d, h = divmod(h, 24)
-    return f"{d}d{h}h"
+    if d < 365:
+        return f"{d}d{h}h"
+    y, d = divmod(d, 365)  # CodaLab's duration_str: 400 days is 1y35d
+    return f"{y}y{d}d"
 
 
 @dataclass(frozen=True)

@@ -192,6 +192,10 @@ def bundle_genpath(bundle, genpath, names, host_worksheets=None):
         return summary(bundle, names)
     if genpath in ("owner", "owner_name"):
         return getpass.getuser()  # a local store has one owner: whoever runs it
+    if genpath == "permission":
+        return "all"  # CodaLab's permission_str for the owner, who has every permission here
+    if genpath == "metadata":
+        return dict(bundle.metadata)  # the whole metadata dict, as CodaLab's bundle_info['metadata']
     if genpath == "host_worksheets":
         if host_worksheets is None:
             return None

@@ -21,7 +21,7 @@ from .genpath import FIELDS, FileReader, apply_func, bundle_genpath, display, is
 from .parse import BUNDLE, DIRECTIVE, MARKUP, WORKSHEET, Item
 
 DEFAULT_CONTENTS_MAX_LINES = 10
-SPECIAL = ("dependencies", "args", "summary", "owner", "owner_name", "host_worksheets")
+SPECIAL = ("dependencies", "args", "summary", "owner", "owner_name", "host_worksheets", "permission", "metadata")
 SIMPLE_FIELDS = FIELDS  # Bundle attributes a genpath may name
 DEFAULT_DISPLAY = ("table", "default")
 
@@ -95,6 +95,15 @@ class GraphBlock:
 
 
 @dataclass
+class SchemaBlock:
+    """A `% schema` definition, as CodaLab shows it (`cl print`: [SchemaBlock]; the web: its fields)."""
+
+    name: str
+    rows: list  # [(field, genpath, post-processor or None, the schema it came from or None)]
+    mode: str = "schema"
+
+
+@dataclass
 class WorksheetsBlock:
     worksheets: list  # [(uuid, name, title)]
     mode: str = "worksheets"
@@ -113,13 +122,14 @@ class Interpreted:
 
 # --- schemas -------------------------------------------------------------------------------------
 
-def schema_item(args):
+def schema_item(args, from_schema=None):
+    """(name, genpath, post, the schema the item was added to), as CodaLab's canonicalize_schema_item."""
     if len(args) == 1:
-        return (os.path.basename(args[0]).split(":")[-1], args[0], None)
+        return (os.path.basename(args[0]).split(":")[-1], args[0], None, from_schema)
     if len(args) == 2:
-        return (args[0], args[1], None)
+        return (args[0], args[1], None, from_schema)
     if len(args) == 3:
-        return tuple(args)
+        return (*args, from_schema)
     raise WorksheetError("Invalid number of arguments: %s" % (args,))
 
 
@@ -222,7 +232,8 @@ class Interpreter:
             v = value(b, u)
             if post is not None:
                 v = apply_func(post, v)
-            return Cell(display(v), v, u, v.get("path") if isinstance(v, dict) else None)
+            # a missing value is an empty cell, as CodaLab's contents_str(None)
+            return Cell("" if v is None else display(v), v, u, v.get("path") if isinstance(v, dict) else None)
         return make
 
     # expansion ------------------------------------------------------------------------------
@@ -266,7 +277,7 @@ class Interpreter:
     def interpret(self, items):
         schemas = default_schemas()
         blocks, pending, worksheets = [], [], []
-        current_schema, display_args, display_line = None, DEFAULT_DISPLAY, None
+        current_schema, schema_name, display_args, display_line = None, None, DEFAULT_DISPLAY, None
         last_blank = False
 
         def error(line, message):
@@ -281,6 +292,11 @@ class Interpreter:
                 except WorksheetError as e:
                     # CodaLab names the line after the bundles; the display line is the one to fix
                     error(display_line or item.line, e)
+
+        def end_schema():
+            # a finished `% schema` becomes a block, as in CodaLab (not one with an error in it)
+            if current_schema is not None:
+                blocks.append(SchemaBlock(schema_name, list(current_schema)))
 
         def flush_worksheets():
             if worksheets:
@@ -304,10 +320,11 @@ class Interpreter:
                     flush_worksheets()
                 if not is_bundle:
                     display_args, display_line = DEFAULT_DISPLAY, None
+                if item.type != DIRECTIVE or command not in ("add", "addschema"):
+                    end_schema()
+                    current_schema = None
                 if bad:
                     raise bad
-                if item.type != DIRECTIVE or command not in ("add", "addschema"):
-                    current_schema = None
                 if is_bundle:
                     pending.append(item.bundle_uuid)
                 elif item.type == WORKSHEET:
@@ -325,6 +342,7 @@ class Interpreter:
                     if len(tokens) < 2:
                         raise WorksheetError("`schema` missing name")
                     schemas[tokens[1]] = current_schema = []
+                    schema_name = tokens[1]
                 elif command == "addschema":
                     if current_schema is None:
                         raise WorksheetError("`addschema` must be preceded by `schema` directive")
@@ -336,7 +354,7 @@ class Interpreter:
                 elif command == "add":
                     if current_schema is None:
                         raise WorksheetError("`add` must be preceded by `schema` directive")
-                    current_schema.append(schema_item(tokens[1:]))
+                    current_schema.append(schema_item(tokens[1:], schema_name))
                 elif command == "display":
                     display_args, display_line = tuple(tokens[1:]), item.line
                 else:
@@ -344,6 +362,7 @@ class Interpreter:
                 if index == len(expanded) - 1:
                     flush_bundles()
                     flush_worksheets()
+                    end_schema()
             except WorksheetError as e:
                 current_schema = None
                 pending.clear()
@@ -376,18 +395,18 @@ class Interpreter:
             return
         if mode == "table":
             schema = get_schema()
-            getters = [self.getter(g, p) for _, g, p in schema]
+            getters = [self.getter(g, p) for _, g, p, _ in schema]
             rows = []
             for u in uuids:
                 b = self.bundles.get(u)
                 rows.append(Row(u, b.state if b else "<invalid>", [get(b, u) for get in getters]))
-            blocks.append(TableBlock([name for name, _, _ in schema], rows))
+            blocks.append(TableBlock([name for name, _, _, _ in schema], rows))
         elif mode == "record":
             schema = get_schema()
             for u in uuids:
                 b = self.bundles.get(u)
                 blocks.append(RecordBlock(u, b.name if b else "<invalid>",
-                                          [(name + ":", self.cell(u, g, p)) for name, g, p in schema]))
+                                          [(name + ":", self.cell(u, g, p)) for name, g, p, _ in schema]))
         elif mode in ("contents", "image"):
             for u in uuids:
                 b = self.bundles.get(u)

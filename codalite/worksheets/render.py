@@ -73,6 +73,8 @@ def block_lines(block, width=100):
     if isinstance(block, I.GraphBlock):
         return [f"[graph {t['name']}: {len(t['points'])} points from {t['uuid'][:10]}/{t['path']}]"
                 for t in block.trajectories]
+    if isinstance(block, I.SchemaBlock):
+        return ["[SchemaBlock]"]  # what `cl print` shows for one
     if isinstance(block, I.WorksheetsBlock):
         return [f"[worksheet {name}]{{{{{uuid}}}}}" + (f"  {title}" if title and title != name else "")
                 for uuid, name, title in block.worksheets]
@@ -84,19 +86,33 @@ def to_text(interpreted, width=100):
     return "\n\n".join("\n".join(block_lines(b, width)) for b in interpreted.blocks) + "\n"
 
 
-def print_terminal(interpreted, console):
-    """Print to a rich console: markup as Markdown, errors in red, tables as aligned text."""
-    from rich.markdown import Markdown
+def worksheet_header(ws, owner=None):
+    """The lines `cl print` starts with (CodaLab's _worksheet_description): worksheet, title, tags,
+    owner, permissions. A worksheet file has no uuid: its path stands in."""
+    import getpass
+
+    from .genpath import NONE
+
+    tags = getattr(ws, "tags", None) or []
+    fields = [("Worksheet", f"{ws.uuid or ws.path} ({ws.name})"), ("Title", ws.title or NONE),
+              ("Tags", " ".join(tags)), ("Owner", owner or getpass.getuser()),
+              ("Permissions", "-")]  # no groups: CodaLab's group_permissions_str of none
+    return [f"### {k}: {v}" for k, v in fields]
+
+
+def print_terminal(interpreted, console, header=None):
+    """Print to a rich console as `cl print` does: the header lines, then each block after a blank
+    line; markup verbatim (Markdown is not rendered, as `cl print`), errors in red, tables aligned."""
     from rich.text import Text
 
     width = max(console.width, 60)
+    if header:
+        console.file.write("\n".join(header) + "\n")
     for i, b in enumerate(interpreted.blocks):
-        if i:
+        if i or header:
             console.print()
-        if isinstance(b, I.MarkupBlock) and b.error:
-            console.print(Text(b.text, style="bold red"))
-        elif isinstance(b, I.MarkupBlock):
-            console.print(Markdown(b.text))
+        if isinstance(b, I.MarkupBlock):
+            console.print(Text(b.text, style="bold red" if b.error else ""), soft_wrap=True)
         else:
             lines = block_lines(b, width)
             if isinstance(b, (I.TableBlock, I.RecordBlock)):

@@ -53,6 +53,29 @@ def test_wide_tables_wrap_instead_of_cutting(store, tmp_path):
     long = "x" * 150
     b, _ = store.run(f"echo {long}", name="wide", start_worker=False)
     text = render.to_text(interpret(store, parse(f"% schema s\n% add name\n% add command\n% display table s\n{{{b.uuid}}}")), width=60)
-    lines = text.splitlines()
+    schema, table = text.split("\n\n")
+    assert schema == "[SchemaBlock]"  # as `cl print` shows a `% schema`
+    lines = table.splitlines()
     assert max(len(line) for line in lines) <= 60
     assert "".join(line[6:].strip() for line in lines[2:]) == f"echo {long}"
+
+
+def test_print_is_laid_out_as_cl_print(store, tmp_path):
+    """`cl print`: the header lines (worksheet uuid and name, title, owner), then every block after a
+    blank line; Markdown stays as typed; a `% schema` is [SchemaBlock]; an empty cell is empty."""
+    import getpass
+
+    b, _ = store.run("true", name="plain", start_worker=False)
+    ws = invoke("new", "lay", "-t", "Layout study").output.strip()
+    (tmp_path / "lay.ws").write_text("# Title **bold**\n- item one\n\n% schema s\n% add name\n% add nope /x.json:k\n"
+                                     f"% display table s\n{{{b.uuid}}}\n")
+    invoke("wedit", "lay", "-f", tmp_path / "lay.ws")
+    out = invoke("print", "lay").output
+    assert out.splitlines()[:5] == [f"### Worksheet: {ws} (lay)", "### Title: Layout study", "### Tags: ",
+                                    f"### Owner: {getpass.getuser()}", "### Permissions: -"]
+    body = out.split("\n", 5)[5]
+    assert body.startswith("\n# Title **bold**\n- item one\n\n[SchemaBlock]\n\nname   nope\n")
+    assert body.splitlines()[-1] == "plain"  # the missing file value leaves the cell empty
+    # a worksheet file has no uuid: its path stands in
+    out = invoke("print", tmp_path / "lay.ws").output
+    assert out.splitlines()[0] == f"### Worksheet: {tmp_path / 'lay.ws'} (lay)"

@@ -6,7 +6,7 @@ import getpass
 from ws_helpers import cells
 
 from codalite.worksheets import interpret, parse
-from codalite.worksheets.interpret import ContentsBlock, GraphBlock, MarkupBlock, RecordBlock, TableBlock
+from codalite.worksheets.interpret import ContentsBlock, GraphBlock, MarkupBlock, RecordBlock, SchemaBlock, TableBlock
 
 
 def run(store, text):
@@ -34,8 +34,10 @@ def test_nli_tutorial_worksheet(store, study):
 % display table run
 """ + "\n".join(f"[run run-python -- :src,:SNLI : {b.command}]{{{b.uuid}}}" for b in runs) + "\n"
     blocks = run(store, text)
-    assert [type(b) for b in blocks] == [TableBlock, TableBlock]
-    datasets, table = blocks
+    assert [type(b) for b in blocks] == [SchemaBlock, TableBlock, TableBlock]
+    schema, datasets, table = blocks
+    assert schema.name == "run" and schema.rows[1] == ("name", "name", None, "run")
+    assert schema.rows[2] == ("epoch", "/stats.json:epoch", "%d", "run")
     assert datasets.header == ["uuid[0:8]", "name", "summary[0:1024]", "data_size", "state", "description"]
     assert cells(datasets)[0][:3] == [data.uuid[:8], "SNLI", "[uploaded]"]
     assert cells(datasets)[0][4] == "ready"
@@ -76,7 +78,8 @@ My disk usage:
 """
     blocks = run(store, text)
     kinds = [type(b).__name__ for b in blocks]
-    assert kinds == ["MarkupBlock", "TableBlock", "MarkupBlock", "TableBlock", "MarkupBlock"]
+    assert kinds == ["MarkupBlock", "SchemaBlock", "TableBlock", "MarkupBlock", "TableBlock", "MarkupBlock"]
+    blocks.pop(1)
     assert blocks[0].text.startswith("## **My running bundles**\nThese are")
     table = blocks[1]
     assert table.header == ["uuid", "name", "owner", "created", "time", "state"]
@@ -106,10 +109,12 @@ def test_addschema_and_display_reset(store, study):
 
 {{{r.uuid}}}
 """
-    custom, default = run(store, text)
+    schema, custom, default = run(store, text)
+    assert schema.name == "custom" and schema.rows[0] == ("uuid[0:8]", "uuid", "[0:8]", None)  # from `run`
+    assert schema.rows[-1] == ("missing", "/stats.json:nope", None, "custom")
     assert custom.header == ["uuid[0:8]", "name", "summary[0:1024]", "data_size", "time", "state",
                              "description", "trainError", "missing"]
-    assert cells(custom)[0][7] == "81.000" and cells(custom)[0][8] == "<none>"
+    assert cells(custom)[0][7] == "81.000" and cells(custom)[0][8] == ""  # missing: empty, as CodaLab
     assert cells(custom)[0][2] == "! " + r.command
     assert default.header[0] == "uuid[0:8]" and len(default.header) == 6
 
@@ -136,7 +141,8 @@ def test_record_contents_graph_hidden_and_file_formats(store, study):
 {{{r.uuid}}}
 """
     blocks = run(store, text)
-    assert [type(b) for b in blocks] == [RecordBlock, ContentsBlock, GraphBlock, ContentsBlock]
+    assert [type(b) for b in blocks] == [SchemaBlock, RecordBlock, ContentsBlock, GraphBlock, ContentsBlock]
+    blocks.pop(0)
     rec = dict((k, c) for k, c in blocks[0].rows)
     assert rec["acc:"].text == "0.9" and rec["layers:"].text == "2" and rec["second:"].text == "0.75"
     assert rec["deps:"].text == ":SNLI,:src"
@@ -185,6 +191,28 @@ after the bad display
 
 def test_running_bundle_reads_its_working_directory(store, study):
     b, _ = store.run("sleep 30", name="slow", start_worker=False)
-    (blocks,) = run(store, f"% schema s\n% add state\n% add out /x.json:v\n% display table s\n{{{b.uuid}}}")
-    assert cells(blocks) == [["staged", "<none>"]]
+    (_, blocks) = run(store, f"% schema s\n% add state\n% add out /x.json:v\n% display table s\n{{{b.uuid}}}")
+    assert cells(blocks) == [["staged", ""]]
     assert interpret(store, parse(f"{{{b.uuid}}}")).live
+
+
+def test_schema_blocks_permission_and_metadata_as_codalab(store, study):
+    """CodaLab's interpret_items: a schema still open at the end is a block too; a schema whose line
+    failed is not; `permission` is the owner's ('all') and `metadata` the whole dict."""
+    r = study["runs"][0]
+    blocks = run(store, f"% schema s\n% add permission\n% add metadata\n% display table s\n{{{r.uuid}}}\n"
+                        "% schema t\n% add name\n% addschema s\n% add x y z w\n% schema last\n% add name")
+    assert [type(b) for b in blocks] == [SchemaBlock, TableBlock, MarkupBlock, SchemaBlock]
+    table = blocks[1]
+    assert cells(table)[0][0] == "all"
+    assert table.rows[0].cells[1].value == r.metadata and cells(table)[0][1].startswith("{")
+    assert blocks[2].text.startswith("Error in source line 9: Invalid number of arguments")
+    assert blocks[3].name == "last" and blocks[3].rows == [("name", "name", None, "last")]
+
+
+def test_durations_of_a_year_as_codalab():
+    from codalite import spec
+
+    assert spec.parse_duration("1y") == 365 * 86400
+    assert spec.format_duration(400 * 86400) == "1y35d"  # CodaLab's duration_str
+    assert spec.format_duration(2 * 86400 + 3600) == "2d1h"
