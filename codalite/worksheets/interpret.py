@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from .. import spec
 from ..errors import CodaliteError
 from ..search import search
-from . import model
+from . import curves, model
 from .genpath import FIELDS, FileReader, apply_func, bundle_genpath, display, is_file_genpath, split_file_genpath, walk
 from .parse import BUNDLE, DIRECTIVE, MARKUP, WORKSHEET, Item
 
@@ -88,7 +88,7 @@ class ImageBlock:
 
 @dataclass
 class GraphBlock:
-    trajectories: list  # [{'uuid', 'name', 'path', 'points': [(x, y)]}]
+    trajectories: list  # [{'uuid', 'name', 'path', 'points': [(x, y)], 'live', 'key'?: the y key of a JSON log}]
     xlabel: str | None = None
     ylabel: str | None = None
     mode: str = "graph"
@@ -427,6 +427,9 @@ class Interpreter:
             path = genpath_arg()
             props = parse_properties(args[1:])
             try:
+            if curves.is_records_path(path):  # codalite: JSON logs, keys x= and y=K1,K2 (one series each)
+                blocks.append(self.records_graph(uuids, path, props))
+                return
                 maxlines = int(props.get("maxlines", DEFAULT_CONTENTS_MAX_LINES))
             except ValueError:
                 raise WorksheetError("maxlines must be integer") from None
@@ -436,9 +439,32 @@ class Interpreter:
                 name = self.value(b, props.get("display_name", "name"), None)
                 lines = read_head(self.store, b, path, maxlines) if b else None
                 trajectories.append({"uuid": u, "name": display(name), "path": path,
-                                     "points": graph_points(lines or [])})
+                                     "points": graph_points(lines or []), "live": bool(b and not b.final)})
             blocks.append(GraphBlock(trajectories, props.get("xlabel"), props.get("ylabel")))
         else:
+    def records_graph(self, uuids, path, props):
+        """One series per bundle and y key, from a JSON (list of objects, or trainer_state.json's
+        log_history) or JSON-lines file; a running fine-tune's log_history.json is read from its
+        newest checkpoint (curves.py). Without y=, every curve key the first file holds."""
+        x = props.get("x", "step")
+        ys = [k for k in props.get("y", "").split(",") if k]
+        trajectories = []
+        for u in uuids:
+            b = self.bundles.get(u)
+            name = display(self.value(b, props.get("display_name", "name"), None, u))
+            recs = curves.read_records(self.store, b, path) if b else None
+            keys = ys or (curves.curve_keys(recs.rows) if recs else [])
+            if not ys and recs:
+                ys = keys  # the same keys for every bundle: one legend, comparable lines
+            for k in keys or [None]:
+                trajectories.append({
+                    "uuid": u, "name": name, "key": k, "path": path, "live": bool(b and not b.final),
+                    "source": recs.source if recs else None, "truncated": bool(recs and recs.truncated),
+                    "points": curves.points(recs.rows, x, k) if recs and k else []})
+        ylabel = props.get("ylabel") or (ys[0] if len(ys) == 1 else None)
+        return GraphBlock(trajectories, props.get("xlabel") or x, ylabel)
+
+
             raise WorksheetError("Unknown display mode: %s" % mode)
 
 

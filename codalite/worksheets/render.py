@@ -7,7 +7,6 @@ cells wrapped onto continuation lines, so every value stays readable.
 
 import base64
 import functools
-import html
 import mimetypes
 import os
 
@@ -71,14 +70,21 @@ def block_lines(block, width=100):
     if isinstance(block, I.ImageBlock):
         return [f"[image {block.uuid}/{block.path}]"]
     if isinstance(block, I.GraphBlock):
-        return [f"[graph {t['name']}: {len(t['points'])} points from {t['uuid'][:10]}/{t['path']}]"
-                for t in block.trajectories]
+        return [graph_line(t) for t in block.trajectories]
     if isinstance(block, I.SchemaBlock):
         return ["[SchemaBlock]"]  # what `cl print` shows for one
     if isinstance(block, I.WorksheetsBlock):
         return [f"[worksheet {name}]{{{{{uuid}}}}}" + (f"  {title}" if title and title != name else "")
                 for uuid, name, title in block.worksheets]
     raise TypeError(block)
+
+
+def graph_line(t):
+    """A trajectory in a terminal: what it is, how many points, where it ends."""
+    what = t["name"] + (f" {t['key']}" if t.get("key") else "")
+    last = f", last {t['points'][-1][1]:.4g} at {t['points'][-1][0]:g}" if t["points"] else ""
+    live = " (live)" if t.get("live") else ""
+    return f"[graph {what}: {len(t['points'])} points{last} from {t['uuid'][:10]}/{t['path']}{live}]"
 
 
 def to_text(interpreted, width=100):
@@ -176,27 +182,10 @@ def rows_html(block, links):
     return markupsafe.Markup("\n".join(out))
 
 
-def graph_svg(block, width=480, height=240):
-    """A small line chart of the TSV trajectories (x = column 0, y = column 1)."""
-    pts = [p for t in block.trajectories for p in t["points"]]
-    if not pts:
-        return markupsafe.Markup("<p class='none'>&lt;none&gt;</p>")
-    x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
-    y0, y1 = min(p[1] for p in pts), max(p[1] for p in pts)
-    sx = (width - 60) / ((x1 - x0) or 1)
-    sy = (height - 40) / ((y1 - y0) or 1)
-    colors = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
-    parts = [f"<svg class='graph' width='{width}' height='{height}' xmlns='http://www.w3.org/2000/svg'>",
-             f"<rect x='40' y='10' width='{width - 50}' height='{height - 30}' fill='none' stroke='#ccc'/>",
-             f"<text x='40' y='{height - 5}' font-size='10'>{html.escape(block.xlabel or '')} {x0:g}..{x1:g}</text>",
-             f"<text x='2' y='20' font-size='10'>{y1:g}</text><text x='2' y='{height - 20}' font-size='10'>{y0:g}</text>"]
-    for i, t in enumerate(block.trajectories):
-        line = " ".join(f"{40 + (x - x0) * sx:.1f},{height - 20 - (y - y0) * sy:.1f}" for x, y in t["points"])
-        c = colors[i % len(colors)]
-        parts.append(f"<polyline fill='none' stroke='{c}' stroke-width='1.5' points='{line}'><title>"
-                     f"{html.escape(t['name'])}</title></polyline>")
-    parts.append("</svg>")
-    return markupsafe.Markup("".join(parts))
+def graph_svg(block, width=560, height=300):
+    """The block's trajectories as one SVG line chart (plot.py): axes, ticks, a legend, live marks."""
+    from .plot import svg
+    return markupsafe.Markup(svg(block.trajectories, block.xlabel, block.ylabel, width, height))
 
 
 def image_data_uri(store, block):
