@@ -18,10 +18,13 @@ import time
 import click
 
 from . import hashing, sandbox, spec
+from .cli_common import (  # noqa: F401  (fail, open_store, ... stay importable from here)
+    bad as _bad, check_name, dep_on_worksheet, echo_uuid, expand_specs, fail, land, metadata_options, on_worksheet,
+    open_store, os_error, print_table, resolve_all, worksheet_spec_option,
+)
 from .errors import CodaliteError, UsageError
 from .search import search as search_bundles
-from .store import Store, validate_requests
-from .table import print_table
+from .store import NO_MEMO, Store, validate_requests
 
 
 def main():
@@ -30,6 +33,7 @@ def main():
     if "---" in argv:
         i = argv.index("---")
         argv = argv[:i] + ["--command", shlex.join(argv[i + 1 :])]
+    argv = tags_args(argv)
     try:
         check_utf8(argv)
         code = cli.main(args=argv, prog_name="codalite", standalone_mode=False)
@@ -52,6 +56,25 @@ def main():
     sys.exit(code if isinstance(code, int) else 0)
 
 
+def tags_args(argv):
+    """`cl edit B -T a b` / `cl wedit WS -T a b`: -T takes every word up to the next option (argparse's
+    nargs), which click cannot say: it becomes `--tag a --tag b` (`-T` alone: `--tag ''`, no tags)."""
+    if argv[:1] not in (["edit"], ["wedit"]):
+        return argv
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in ("-T", "--tags"):
+            j = i + 1
+            while j < len(argv) and not argv[j].startswith("-"):
+                j += 1
+            out += [x for t in (argv[i + 1:j] or [""]) for x in ("--tag", t)]
+            i = j
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def check_utf8(argv):
     """Names, commands, keywords and worksheet text are stored as UTF-8 text: refuse other bytes in
     them in one line. Existing file paths may hold any bytes (they are uploaded, read or written),
@@ -66,21 +89,6 @@ def check_utf8(argv):
                 shown = os.fsencode(arg).decode("utf-8", "backslashreplace")
                 raise fail(UsageError(f"argument {shown!r} is not valid UTF-8 text: names, commands, targets "
                                       "and keywords must be UTF-8 (only existing file paths may hold other bytes)"))
-
-
-def fail(e):
-    """Library errors become one-line click errors: usage (exit 2) or failure (exit 1)."""
-    if isinstance(e, UsageError):
-        err = click.UsageError(str(e))
-        err.codalite = True  # says what to do already: no `--help` hint
-        return err
-    return click.ClickException(str(e))
-
-
-def os_error(e):
-    where = " -> ".join(os.fsencode(f).decode("utf-8", "backslashreplace") if isinstance(f, (str, bytes)) else str(f)
-                        for f in (e.filename, e.filename2) if f is not None)
-    return f"{e.strerror or e}" + (f": {where}" if where else "")
 
 
 class Group(click.Group):
@@ -122,26 +130,26 @@ def cli():
     memoized by content; the store is .codalite/ in your project (like .git)."""
 
 
-def open_store(create=False):
-    home = Store.locate()
-    if home is None and create:
-        store = Store.init(".")
-        click.echo(f"Initialized an empty codalite store in {store.home}", err=True)
-        return store
-    return Store.find()
-
-
-def _bad(message):
-    raise click.BadParameter(message)
-
-
-def echo_uuid(bundle, reused):
-    if reused:
-        click.echo(f"memo hit: {bundle.uuid} ({bundle.name}) is {bundle.state}, reusing it; --force reruns", err=True)
-    click.echo(bundle.uuid)
-
-
 # --- creating bundles ---------------------------------------------------------------------------
+
+def memo_options(f):
+    """CodaLab makes a new bundle every time unless -m; codalite reuses an identical one unless
+    --no-memo (or `codalite config memo off`, which makes -m CodaLab's opt-in again)."""
+    f = click.option("-m", "--memoize", is_flag=True, help="Reuse an identical bundle even if `codalite config memo` "
+                     "is off (CodaLab's -m).")(f)
+    f = click.option("--no-memo", is_flag=True, help="Always a new bundle, never reused by later ones (CodaLab's "
+                     "plain `cl run`); for commands that are not functions of their inputs.")(f)
+    return f
+
+
+def memo_mode(store, force, no_memo, memoize):
+    """The store.run/make/upload force argument: NO_MEMO, True (rerun, reusable later) or False."""
+    if no_memo and (memoize or force):
+        raise click.UsageError("--no-memo cannot be combined with -m/--memoize or --force")
+    if no_memo or (not memoize and not force and store.config_value("memo", "on") == "off"):
+        return NO_MEMO
+    return bool(force)
+
 
 @cli.command()
 @click.argument("directory", default=".", type=click.Path(file_okay=False))
@@ -151,35 +159,22 @@ def init(directory):
     click.echo(f"Initialized an empty codalite store in {store.home}")
 
 
-def check_name(ctx, param, value):
-    """-n: an empty or malformed name is refused (not silently replaced by the default)."""
-    if value is not None:
-        try:
-            spec.check_name(value)
-        except UsageError as e:
-            raise click.BadParameter(str(e)) from None
-    return value
-
-
-def metadata_options(f):
-    f = click.option("--tags", multiple=True, help="Tags (repeat the flag for several).")(f)
-    f = click.option("-d", "--description", default="", help="Description.")(f)
-    f = click.option("-n", "--name", callback=check_name, help="Name (letters, digits, _ . -).")(f)
-    return f
-
-
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @metadata_options
 @click.option("-L", "--follow-symlinks", is_flag=True, help="Copy what symlinks point to.")
 @click.option("--force", is_flag=True, help="Make a new bundle even if identical contents exist.")
-def upload(paths, name, description, tags, follow_symlinks, force):
+@memo_options
+@worksheet_spec_option
+def upload(paths, name, description, tags, follow_symlinks, force, no_memo, memoize, worksheet_spec):
     """Upload files or directories as a dataset bundle; prints its uuid.
 
     Example: codalite upload data/ -n raw"""
     store = open_store(create=True)
-    bundle, reused = store.upload(paths, name, description, tags, follow_symlinks, force)
+    force = memo_mode(store, force, no_memo, memoize)
+    bundle, reused = store.upload(paths, name, description, tags, follow_symlinks, bool(force))
     echo_uuid(bundle, reused)
+    land(store, [bundle], worksheet_spec)
 
 
 SUGAR_NOTE = ("comes from %...% in the command, CodaLab's inline dependency sugar; "
@@ -251,13 +246,16 @@ class Tail:
 @request_options
 @click.option("--env", "env", multiple=True, metavar="NAME[=VALUE]",
               help="Set an env var in the run (NAME alone passes yours); part of the memo key.")
-@click.option("--force", is_flag=True, help="Rerun even if an identical run is ready (no memo).")
+@click.option("--force", is_flag=True, help="Rerun even if an identical run is ready; later runs may reuse the new one.")
+@memo_options
+@worksheet_spec_option
 @click.option("-W", "--wait", "wait_", is_flag=True, help="Wait until it finishes; exit 1 unless ready.")
 @click.option("-t", "--tail", is_flag=True, help="Wait and print its stdout/stderr as it runs.")
 @click.option("--remote", "remote", metavar="NAME", help="Run it on this CodaLab remote (same uuid), then pull it.")
 @click.option("--no-desugar", is_flag=True,
               help="Keep %...% in the command as typed (not CodaLab's inline dependencies).")
-def run(args, command_opt, name, description, tags, env, force, wait_, tail, remote, no_desugar, **requests):
+def run(args, command_opt, name, description, tags, env, force, no_memo, memoize, worksheet_spec, wait_, tail, remote,
+        no_desugar, **requests):
     """Run a command in a new bundle where each dependency appears as ./KEY; prints its uuid.
 
     \b
@@ -289,6 +287,10 @@ def run(args, command_opt, name, description, tags, env, force, wait_, tail, rem
         env_vars[key] = value if eq else os.environ.get(key, "")
     requests = {k: v for k, v in requests.items() if v not in (None, ())}
     validate_requests(requests)  # before open_store: a refused run must not create a store
+    store = Store.locate() and Store.find()  # names and ^N are read on the current worksheet, if any
+    if store:
+        args = [dep_on_worksheet(store, a, worksheet_spec) for a in args]
+        sugar = [dep_on_worksheet(store, t, worksheet_spec) for t in sugar]
     deps = parse_deps(args)
     for t in sugar:
         try:
@@ -302,7 +304,8 @@ def run(args, command_opt, name, description, tags, env, force, wait_, tail, rem
                 raise click.UsageError(f"dependency key {k!r} is inside {other!r} (or the reverse); give them "
                                        "keys that do not nest")
     command_opt = sugared
-    store = open_store(create=True)
+    store = store or open_store(create=True)
+    force = memo_mode(store, force, no_memo, memoize)
     for key, target in deps[len(args):]:  # say where a dependency from %...% came from if it is not found
         try:
             store.resolve_target(target)
@@ -314,14 +317,16 @@ def run(args, command_opt, name, description, tags, env, force, wait_, tail, rem
         if env_vars:
             raise click.UsageError("--env is not supported with --remote (CodaLab runs take no env vars)")
         bundle, reused = run_remote(store, remote, command_opt, deps, name, description, tags,
-                                    requests, force, wait=True)
+                                    requests, bool(force), wait=True)
         echo_uuid(bundle, reused)
+        land(store, [bundle], worksheet_spec)
         if bundle.state != "ready":
             raise click.ClickException(f"{bundle.uuid} ({bundle.name}) {bundle.state} on {remote}: "
                                        f"{bundle.metadata.get('failure_message', '')}".rstrip(": "))
         return
     bundle, reused = store.run(command_opt, deps, name, description, tags, requests, env_vars, force)
     echo_uuid(bundle, reused)
+    land(store, [bundle], worksheet_spec)
     notice = None if requests.get("request_docker_image") else sandbox.notice_once(store.home)
     if notice:
         click.echo(notice, err=True)
@@ -333,33 +338,93 @@ def run(args, command_opt, name, description, tags, env, force, wait_, tail, rem
 @click.argument("targets", nargs=-1, required=True)
 @metadata_options
 @click.option("--force", is_flag=True, help="Make a new bundle even if an identical one exists.")
+@memo_options
+@worksheet_spec_option
 @click.option("-W", "--wait", "wait_", is_flag=True, help="Wait until it is ready.")
-def make(targets, name, description, tags, force, wait_):
+def make(targets, name, description, tags, force, no_memo, memoize, worksheet_spec, wait_):
     """Make a bundle out of other bundles' paths: `key:bundle/path ...`, or one `bundle/path`."""
+    store = Store.locate() and Store.find()
+    if store:
+        targets = [dep_on_worksheet(store, t, worksheet_spec) for t in targets]
     deps = [spec.parse_key_target(t) if ":" in t else ("", spec.parse_target(t)) for t in targets]
-    store = open_store(create=True)
-    bundle, reused = store.make(deps, name, description, tags, force)
+    store = store or open_store(create=True)
+    bundle, reused = store.make(deps, name, description, tags, memo_mode(store, force, no_memo, memoize))
     echo_uuid(bundle, reused)
+    land(store, [bundle], worksheet_spec)
     if wait_:
         wait_and_report(store, [bundle], False)
 
 
 @cli.command()
-@click.argument("old")
-@click.argument("new", required=False)
-@click.option("-n", "--name", help="Name of the new final bundle.")
+@click.argument("bundles", nargs=-1, required=True)
+@click.option("-n", "--name", callback=check_name, help="Name of the new final bundle.")
 @click.option("--depth", default=10, show_default=True, type=click.IntRange(min=1),
-              help="How far downstream of OLD to rerun.")
+              help="How far downstream of the old inputs to rerun.")
+@click.option("-i", "--dry-run", is_flag=True, help="Only print what would be rerun.")
+@click.option("--force", is_flag=True, help="New bundles even where identical ones exist.")
+@memo_options
+@worksheet_spec_option
 @click.option("-W", "--wait", "wait_", is_flag=True, help="Wait until they finish.")
-def mimic(old, new, name, depth, wait_):
-    """Rerun OLD; or rerun everything downstream of OLD with NEW in its place (`cl mimic`)."""
+def mimic(bundles, name, depth, dry_run, force, no_memo, memoize, worksheet_spec, wait_):
+    """Rerun by analogy, as `cl mimic`: `mimic RUN` reruns RUN; `mimic A B` reruns everything downstream
+    of A with B in its place; `mimic A X B -n Y` only what X was made from (X's copy is named Y);
+    several inputs: `mimic A1 A2 X B1 B2`."""
     store = Store.find()
-    pairs = store.mimic(store.resolve(old), store.resolve(new) if new else None, name, depth)
+    found = resolve_all(store, bundles, worksheet_spec)
+    do_mimic(store, found, name, depth, dry_run, memo_mode(store, force, no_memo, memoize), worksheet_spec, wait_)
+
+
+def do_mimic(store, found, name, depth, dry_run, force, worksheet_spec, wait_):
+    n = len(found) // 2
+    if len(found) == 1:
+        if dry_run:
+            click.echo(f"{found[0].uuid} ({found[0].name}) would be rerun")
+            return
+        pairs = store.mimic(found[0], None, name, depth)
+    else:
+        olds, output, news = found[:n], (found[n] if len(found) % 2 else None), found[len(found) - n:]
+        if dry_run:
+            for before, _ in store.mimic_analogy(olds, news, output, name, depth, force, dry_run=True):
+                click.echo(f"{before.uuid} ({before.name}) would be rerun")
+            return
+        pairs = store.mimic_analogy(olds, news, output, name, depth, force)
     for before, after in pairs:
         click.echo(f"{before.uuid} -> {after.uuid} ({after.name})", err=True)
         click.echo(after.uuid)
+    land(store, [after for _, after in pairs], worksheet_spec)
     if wait_:
         wait_and_report(store, [after for _, after in pairs], False)
+
+
+@cli.command()
+@click.argument("macro_name")
+@click.argument("bundles", nargs=-1, required=True)
+@click.option("-n", "--name", callback=check_name, help="Name of the new output bundle.")
+@click.option("--depth", default=10, show_default=True, type=click.IntRange(min=1),
+              help="How far upstream of MACRO-out to look for its inputs.")
+@click.option("-i", "--dry-run", is_flag=True, help="Only print what would be rerun.")
+@click.option("--force", is_flag=True, help="New bundles even where identical ones exist.")
+@memo_options
+@worksheet_spec_option
+@click.option("-W", "--wait", "wait_", is_flag=True, help="Wait until they finish.")
+def macro(macro_name, bundles, name, depth, dry_run, force, no_memo, memoize, worksheet_spec, wait_):
+    """`cl macro M A B name:C`: the same as `mimic M-in1 M-in2 M-in-name M-out A B C` (bundles named
+    M-in1, ..., M-in-NAME and M-out show the macro by example)."""
+    store = Store.find()
+    olds, news, numbered = [], [], 0
+    for text in bundles:
+        key, value = spec.split_key_target(text)  # `name:C` is the input named M-in-name
+        if key is None:
+            numbered += 1
+            olds.append(f"{macro_name}-in{numbered}")
+        else:
+            if not spec.NAME_RE.match(key):
+                raise UsageError(f"malformed macro input {text!r}: use BUNDLE or NAME:BUNDLE")
+            olds.append(f"{macro_name}-in-{key}")
+        news.append(value)
+    specs = olds + [f"{macro_name}-out"] + news
+    found = resolve_all(store, specs, worksheet_spec)
+    do_mimic(store, found, name, depth, dry_run, memo_mode(store, force, no_memo, memoize), worksheet_spec, wait_)
 
 
 # --- looking at bundles -------------------------------------------------------------------------
@@ -372,7 +437,7 @@ def mimic(old, new, name, depth, wait_):
 def wait(bundles, tail, timeout):
     """Wait until bundles are ready, failed or killed; exit 1 unless all are ready."""
     store = Store.find()
-    resolved = [store.resolve(b) for b in bundles]
+    resolved = resolve_all(store, bundles)
     if timeout is not None:
         for b in resolved:
             b = store.wait(b, timeout=timeout)
@@ -390,7 +455,7 @@ def wait(bundles, tail, timeout):
 def cat(target, head, tail):
     """Print a file in a bundle (`bundle/path`), or list a directory."""
     store = Store.find()
-    bundle, subpath = store.resolve_target(target)
+    bundle, subpath = store.resolve_target(on_worksheet(store, target))
     path = store.path_in(bundle, subpath)
     if os.path.isdir(path):
         rows = []
@@ -432,12 +497,16 @@ def info_fields(store, b):
 @click.argument("bundles", nargs=-1, required=True)
 @click.option("-f", "--field", "fields", help="Comma-separated fields to print, one value a line.")
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
-def info(bundles, fields, as_json):
+@click.option("-v", "--verbose", is_flag=True, help="Also its top-level contents, stdout/stderr tails, children "
+              "and host worksheets (as `cl info -v`).")
+@worksheet_spec_option
+def info(bundles, fields, as_json, verbose, worksheet_spec):
     """Show a bundle's metadata, state, dependencies, memo key, times and exit code."""
     store = Store.find()
-    for text in bundles:
-        b = store.resolve(text)
+    for b in resolve_all(store, bundles, worksheet_spec):
         data = info_fields(store, b)
+        if verbose:
+            data.update(verbose_fields(store, b))
         if as_json:
             click.echo(json.dumps(data, indent=2, default=str))
         elif fields:
@@ -445,21 +514,60 @@ def info(bundles, fields, as_json):
                 value = data.get(f.strip())
                 click.echo(" ".join(value) if isinstance(value, list) else ("" if value is None else value))
         else:
-            order = [k for k in INFO_FIELDS if k in data] + sorted(k for k in data if k not in INFO_FIELDS)
+            order = [k for k in INFO_FIELDS if k in data] + sorted(k for k in data if k not in INFO_FIELDS
+                                                                   and k not in VERBOSE_FIELDS)
             for k in order:
                 value = data[k]
                 if value in (None, "", []):
                     continue
                 if k == "dependencies":
                     for d, dep in zip(value, b.dependencies):
-                        parent = store.query("uuid = ?", (dep.parent_uuid,))
-                        click.echo(f"dependency: {d}" + (f" ({parent[0].name})" if parent else " (missing)"))
+                        parent = store.name_of(dep.parent_uuid)
+                        click.echo(f"dependency: {d}" + (f" ({parent})" if parent is not None else " (missing)"))
                     continue
                 if k in ("memory_max", "data_size"):
                     value = spec.format_size(value)
                 elif k == "time":
                     value = spec.format_duration(value)
                 click.echo(f"{k}: {value if not isinstance(value, list) else ' '.join(map(str, value))}")
+        if verbose and not as_json and not fields:
+            print_verbose(data)
+
+
+VERBOSE_FIELDS = ("children", "host_worksheets", "contents", "stdout", "stderr")
+
+
+def verbose_fields(store, b):
+    """`cl info -v`: children, host worksheets, the top-level contents and the tails of stdout/stderr."""
+    from .worksheets.model import host_worksheets
+
+    out = {"children": [f"{c.uuid} ({c.name})" for c in store.query(
+               "uuid IN (SELECT child_uuid FROM dependency WHERE parent_uuid = ?)", (b.uuid,), order="id")],
+           "host_worksheets": [f"{u} ({n})" for u, n in host_worksheets(store, b.uuid)]}
+    try:
+        path = store.path_in(b)
+    except CodaliteError:
+        return out
+    if os.path.isdir(path):
+        out["contents"] = sorted(hashing.shown(e) for e in os.listdir(path))
+        for name in ("stdout", "stderr"):
+            f = os.path.join(path, name)
+            if os.path.isfile(f) and not os.path.islink(f):
+                with open(f, "rb") as fh:
+                    fh.seek(max(0, os.path.getsize(f) - 2000))
+                    out[name] = fh.read().decode(errors="replace")
+    return out
+
+
+def print_verbose(data):
+    for k in VERBOSE_FIELDS:
+        value = data.get(k)
+        if k in ("stdout", "stderr"):
+            if value:
+                click.echo(f"{k} (last lines):")
+                click.echo("  " + "\n  ".join(value.rstrip("\n").split("\n")[-10:]))
+        else:
+            click.echo(f"{k}:" + "".join(f"\n  {v}" for v in value or []))
 
 
 def bundle_rows(bundles):
@@ -506,8 +614,7 @@ def search(keywords, uuid_only):
 def kill(bundles):
     """Stop running (or queued) bundles; they end killed."""
     store = Store.find()
-    for text in bundles:
-        b = store.resolve(text)
+    for b in resolve_all(store, bundles):
         store.kill(b)
         click.echo(b.uuid)
 
@@ -520,7 +627,7 @@ def kill(bundles):
 def rm(bundles, recursive, force, dry_run):
     """Delete bundles and their contents."""
     store = Store.find()
-    for uuid in store.rm([store.resolve(b) for b in bundles], recursive, force, dry_run):
+    for uuid in store.rm(resolve_all(store, bundles), recursive, force, dry_run):
         click.echo(uuid)
 
 
@@ -529,7 +636,7 @@ def rm(bundles, recursive, force, dry_run):
 def why(bundle):
     """Explain why a run was not a memo hit: what differs from the nearest earlier run."""
     store = Store.find()
-    b = store.resolve(bundle)
+    b = store.resolve(on_worksheet(store, bundle))
     other, lines = store.why(b)
     if other:
         click.echo(f"{b.uuid} ({b.name}) vs {other.uuid} ({other.name}, {other.state}):")
@@ -575,11 +682,12 @@ def worker(cpus, gpus, memory, exit_when_idle):
         raise click.ClickException("another worker is already running on this store")
 
 
-# The other faces register last: they import helpers from this module.
+# The other faces: each module lists its commands and imports only cli_common, never this module
+from .cli_codalab import COMMANDS as _codalab  # noqa: E402
+from .cli_env import COMMANDS as _env  # noqa: E402
 from .cli_recipes import COMMANDS as _recipes  # noqa: E402
 from .cli_remote import COMMANDS as _remote  # noqa: E402
 from .cli_worksheets import COMMANDS as _worksheets  # noqa: E402
-from . import cli_env  # noqa: E402,F401  (registers `codalite env` itself)
 
-for _c in _recipes + _remote + _worksheets:
+for _c in _recipes + _remote + _worksheets + _env + _codalab:
     cli.add_command(_c)

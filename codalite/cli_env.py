@@ -2,16 +2,16 @@
 
 The store records it once (its first run records the python on PATH then), so runs, plans and
 `verify` give the same answer from any shell; changing it is explicit, here. Importing this module
-registers the command on the main group.
+lists the command in COMMANDS; cli.py registers it.
 """
 
 import click
 
-from .cli import cli, open_store
+from .cli_common import open_store
 from .store import Store
 
 
-@cli.group(invoke_without_command=True)
+@click.group(invoke_without_command=True)
 @click.pass_context
 def env(ctx):
     """Show the Python interpreter this store's runs use (part of every local run's memo key)."""
@@ -44,3 +44,6 @@ def set_python(python):
         click.echo(f"this store's runs already use {new} ({fingerprint})")
     else:
         click.echo(f"this store's runs use {new} from now on ({fingerprint})" + (f"; was {old}" if old else ""))
+
+
+COMMANDS = [env]

@@ -5,6 +5,7 @@ import os
 
 import click
 
+from .cli_common import open_store
 from .store import Store
 from .table import print_table
 
@@ -56,7 +57,6 @@ def run_recipe(path, retry_failed, only, dry_run, no_wait, remote, profile):
     bad = [s for s in only if s not in r.steps]
     if bad:
         raise click.BadParameter(f"no step {bad[0]!r} in {path}; steps: {', '.join(r.order)}", param_hint="--only")
-    from .cli import open_store
 
     store = open_store(create=True)
     path_env = os.environ.get("PATH", "")

@@ -5,6 +5,8 @@ import sys
 
 import click
 
+from .cli_common import open_store
+
 
 class _Lazy:
     """Import a codalab module on first use: httpx costs a tenth of a second at every CLI start."""
@@ -29,8 +31,6 @@ def _prompt(name, url):
 
 
 def _store():
-    from .cli import open_store
-
     return open_store()
 
 
@@ -95,6 +95,8 @@ def push(bundles, remote_name, worksheet):
         uuid, result = push_worksheet(store, remote_name, worksheet, on_progress=_progress, prompt=_prompt)
         click.echo(f"pushed {len(result['pushed'])}, already there {len(result['skipped'])}", err=True)
         click.echo(uuid)
+        if not bundles:  # the worksheet was all that was asked for: no second, empty bundle push
+            return
     elif not bundles:
         raise click.UsageError("give bundles to push, or --worksheet")
     found = [store.resolve(b) for b in bundles]

@@ -1,46 +1,38 @@
 """CLI commands for worksheets, paper tables and the web UI: thin click layers over
 codalite.worksheets, codalite.paper and codalite.web. Registered by codalite/cli.py from COMMANDS."""
 
-import functools
+import json
 import os
 import sys
 
 import click
 
-from .errors import CodaliteError
+from .cli_common import (
+    cannot_write, current_worksheet, expand_specs, library_errors, on_worksheet, print_table, read_text, refuse,
+    resolve_all,
+)
+from .errors import UsageError
 from .store import Store
 
 
-def library_errors(f):
-    """Library errors become one-line click errors: usage (exit 2) or failure (exit 1)."""
-
-    @functools.wraps(f)
-    def wrapper(*args, **kwargs):
-        from .cli import fail
-
-        try:
-            return f(*args, **kwargs)
-        except CodaliteError as e:
-            raise fail(e) from None
-    return wrapper
-
-
-def read_text(path, param_hint):
-    """A file the user named, as UTF-8 text; anything else is their mistake, said in one line."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except UnicodeDecodeError as e:
-        raise click.BadParameter(f"{path} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
-                                 "save it as UTF-8", param_hint=param_hint) from None
-
-
-def cannot_write(path, e, param_hint):
-    return click.BadParameter(f"cannot write {path}: {e.strerror or e}", param_hint=param_hint)
-
-
 def worksheet_option(f):
-    return click.option("-w", "--worksheet", "ws", required=True, help="Worksheet (name or uuid) to add to.")(f)
+    f = click.option("--dest-worksheet", "dest", metavar="WS", help="The worksheet to add to (CodaLab's name for -w).")(f)
+    return click.option("-w", "--worksheet", "ws", help="Worksheet (name or uuid) to add to (default: the current "
+                        "one, `codalite work`).")(f)
+
+
+def target_worksheet(store, ws, dest):
+    """-w / --dest-worksheet, else the current worksheet; instances are refused in one line."""
+    from .worksheets import model
+
+    if ws and dest and ws != dest:
+        raise UsageError("give the worksheet once (-w or --dest-worksheet)")
+    name = ws or dest or current_worksheet(store)
+    if name is None:
+        raise UsageError("no worksheet: give -w WS (or --dest-worksheet WS), or choose one with `codalite work WS`")
+    if "::" in name:
+        raise refuse(f"another instance's worksheet ({name})", "push bundles with `codalite push --remote NAME`")
+    return model.get(store, name)
 
 
 # --- worksheets ----------------------------------------------------------------------------------
@@ -58,48 +50,135 @@ def new(name, title):
 
 @click.group()
 def add():
-    """Append to a worksheet: `add bundle SPEC... -w WS` or `add text TEXT -w WS`."""
+    """Append to a worksheet: `add bundle SPEC... [-w WS]`, `add text TEXT`, `add worksheet WS2`."""
 
 
 @add.command("bundle")
 @click.argument("bundles", nargs=-1, required=True)
 @worksheet_option
+@click.option("-d", "--copy-dependencies", is_flag=True, help="Also add the bundles' dependencies (before them).")
 @library_errors
-def add_bundle(bundles, ws):
-    """Append bundle lines (uuid, prefix, name, name^N, ^N)."""
+def add_bundle(bundles, ws, dest, copy_dependencies):
+    """Append bundle lines (uuid, prefix, name, name^N, ^N, ^1-3); names count the current worksheet."""
     from .worksheets import model
 
     store = Store.find()
-    model.add_bundles(store, model.get(store, ws), [store.resolve(b) for b in bundles])
+    target = target_worksheet(store, ws, dest)
+    found = resolve_all(store, bundles)
+    if copy_dependencies:
+        with_deps = []
+        for b in found:
+            with_deps += [p for p in store.get_many(d.parent_uuid for d in b.dependencies) if p not in with_deps]
+            with_deps.append(b)
+        found = with_deps
+    model.add_bundles(store, target, found)
 
 
 @add.command("text")
 @click.argument("text")
 @worksheet_option
 @library_errors
-def add_text(text, ws):
+def add_text(text, ws, dest):
     """Append markup or a directive (e.g. '% display table run'); newlines make several lines."""
     from .worksheets import model
 
     store = Store.find()
-    model.add_text(store, model.get(store, ws), text)
+    model.add_text(store, target_worksheet(store, ws, dest), text)
+
+
+@add.command("worksheet")
+@click.argument("worksheets", nargs=-1, required=True)
+@worksheet_option
+@library_errors
+def add_worksheet(worksheets, ws, dest):
+    """Append worksheet lines (subworksheets) to a worksheet."""
+    from .worksheets import model
+    from .worksheets.parse import WORKSHEET, Item
+
+    store = Store.find()
+    target = target_worksheet(store, ws, dest)
+    subs = [model.get(store, w, with_items=False) for w in worksheets]
+    model.add_items(store, target, [Item(WORKSHEET, s.uuid, 0, subworksheet_uuid=s.uuid) for s in subs])
 
 
 @click.command()
-@click.argument("worksheet")
-@click.option("-f", "--file", "path", type=click.Path(exists=True, dir_okay=False), required=True,
+@click.argument("bundles", nargs=-1, required=True)
+@click.option("-n", "--index", type=click.IntRange(min=1), help="Which occurrence of the bundle (1 = the last).")
+@click.option("-w", "--worksheet-spec", "ws", help="The worksheet (default: the current one).")
+@library_errors
+def detach(bundles, index, ws):
+    """Take bundles off a worksheet without deleting them (`cl detach B`; -n N: its N-th last occurrence)."""
+    store = Store.find()
+    target = target_worksheet(store, ws, None)
+    found = [store.resolve(on_worksheet(store, b, target.name)) for b in expand_specs(bundles)]
+    with store.tx():
+        for b in found:
+            rows = store.db.execute("SELECT id FROM worksheet_item WHERE worksheet_uuid = ? AND bundle_uuid = ? "
+                                    "ORDER BY sort_key DESC, id DESC", (target.uuid, b.uuid)).fetchall()
+            if not rows:
+                raise UsageError(f"bundle {b.uuid} ({b.name}) is not on worksheet {target.name}")
+            if index is not None and index > len(rows):
+                raise UsageError(f"bundle {b.uuid} is on {target.name} {len(rows)} time(s), not {index}")
+            if index is None and len(rows) > 1:
+                raise UsageError(f"bundle {b.uuid} is on {target.name} {len(rows)} times; say which with -n N "
+                                 "(1 = the last)")
+            store.db.execute("DELETE FROM worksheet_item WHERE id = ?", (rows[(index or 1) - 1][0],))
+    for b in found:
+        click.echo(b.uuid)
+
+
+@click.command()
+@click.argument("worksheet", required=False)
+@click.option("-f", "--file", "path", type=click.Path(exists=True, dir_okay=False, allow_dash=True),
               help="Replace the worksheet's source with this file ('-' for stdin).")
 @click.option("-n", "--name", help="Rename the worksheet.")
 @click.option("-t", "--title", help="Set the title.")
+@click.option("-T", "--tags", "--tag", "tags", multiple=True, help="New tags: `wedit WS -T a b` (every word up to "
+              "the next option, as CodaLab); `-T` alone clears them.")
+@click.option("-o", "--owner-spec", hidden=True)
+@click.option("--freeze", is_flag=True, hidden=True)
+@click.option("--unfreeze", is_flag=True, hidden=True)
+@click.option("--anonymous", is_flag=True, hidden=True)
+@click.option("--not-anonymous", is_flag=True, hidden=True)
 @library_errors
-def wedit(worksheet, path, name, title):
-    """Replace a worksheet's source with a file (`cl wedit WS -f FILE`)."""
+def wedit(worksheet, path, name, title, tags, owner_spec, freeze, unfreeze, anonymous, not_anonymous):
+    """Edit a worksheet (`cl wedit [WS] -f FILE|-`, `-n NAME`, `-t TITLE`, `-T TAG...`); WS defaults to the
+    current one."""
     from .worksheets import model
 
+    if owner_spec or freeze or unfreeze or anonymous or not_anonymous:
+        raise refuse("worksheet owners, freezing and anonymity", "a codalite store has one user")
     store = Store.find()
-    text = read_text(path, "-f")
-    ws = model.set_source(store, model.get(store, worksheet), text, name, title)
+    name_ = worksheet or current_worksheet(store)
+    if name_ is None:
+        raise UsageError("which worksheet? give its name, or choose one with `codalite work WS`")
+    if path is None and name is None and title is None and not tags:
+        raise UsageError("nothing to edit: give -f FILE (or - for stdin), -n NAME, -t TITLE or -T TAG... "
+                         "(codalite opens no editor)")
+    ws = model.get(store, name_)
+    if name is not None:
+        from . import spec
+        spec.check_name(name)
+    text = read_text(path, "-f") if path else None
+    if name is not None and name != ws.name and store.worksheet_row(name) is not None:
+        raise UsageError(f"a worksheet named {name!r} already exists; pick another name")
+    with store.tx():  # all or nothing
+        if text is not None:
+            model.set_source(store, ws, text)
+        if name is not None:
+            store.db.execute("UPDATE worksheet SET name = ? WHERE uuid = ?", (name, ws.uuid))
+        if title is not None:
+            store.db.execute("UPDATE worksheet SET title = ? WHERE uuid = ?", (title, ws.uuid))
+        if tags:
+            store.set_config_value(TAGS + ws.uuid, json.dumps([t for t in tags if t]))
     click.echo(ws.uuid)
+
+
+TAGS = "worksheet_tags:"  # a worksheet's tags live in the store's config table (the schema has no column)
+
+
+def worksheet_tags(store, uuid):
+    return json.loads(store.config_value(TAGS + uuid, "[]"))
 
 
 @click.command()
@@ -108,11 +187,18 @@ def wedit(worksheet, path, name, title):
 @library_errors
 def wls(keywords, uuid_only):
     """List stored worksheets (and the project's worksheets/*.ws files)."""
-    from .cli import print_table
     from .worksheets import model
 
     store = Store.find()
+    tags = [k.partition("=")[2] for k in keywords if k.startswith(("tag=", "tags="))]
+    keywords = [k for k in keywords if not k.startswith(("tag=", "tags="))]
+    bad = [k for k in keywords if "=" in k and k.partition("=")[0] not in ("name", ".limit", ".offset")]
+    if bad:
+        raise UsageError(f"wls keyword {bad[0]!r} is not supported here: use words, name=, tag= and .limit= "
+                         "(one user: owner= and group= have no meaning)")
     found = model.list_worksheets(store, keywords)
+    for t in tags:  # tag=a,b: any of them, as CodaLab
+        found = [w for w in found if set(t.split(",")) & set(worksheet_tags(store, w.uuid))]
     if uuid_only:
         click.echo("\n".join(w.uuid for w in found))
         return
@@ -241,4 +327,7 @@ def trace(table, row, column):
         click.echo(line)
 
 
-COMMANDS = [new, add, wedit, wls, print_, serve, export, verify, trace]
+wsearch = click.Command("wsearch", callback=wls.callback, params=wls.params,
+                        help="The same as `codalite wls` (CodaLab's alias).", short_help="The same as `codalite wls`.")
+
+COMMANDS = [new, add, detach, wedit, wls, wsearch, print_, serve, export, verify, trace]
