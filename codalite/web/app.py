@@ -8,7 +8,9 @@ What a page may do is fenced in on every response: a Host check (a page on anoth
 rebind its own name to 127.0.0.1 and read us, so only names that cannot be rebound are served),
 a CSP without inline script, nosniff, no referrer. Bundle files are a run's output, anything at
 all: they are served as text, images or downloads, never as HTML or SVG in our origin, and only
-when their realpath stays inside the bundle. Worksheets come only from the store or the
+when their realpath stays inside the bundle. An SVG is an image only where an <img> asks for it
+(`?raw=1&image=1`: image/svg+xml under the sandboxing FILE_CSP, inert in an <img>, and its script
+blocked if opened on its own); opened plainly it is text, like HTML. Worksheets come only from the store or the
 project's worksheets/ folder, never from a path in the URL.
 """
 
@@ -25,7 +27,8 @@ import markupsafe
 
 from ..errors import CodaliteError, UsageError
 from ..store import Store
-from ..worksheets import interpret, model, parse, render
+from ..search import search as search_bundles
+from ..worksheets import curves, examples, interpret, model, parse, plot, render
 from ..worksheets.genpath import apply_func
 from . import graph
 
@@ -93,6 +96,8 @@ class App:
                 return 200, ctype + "; charset=utf-8", f.read(), {}
         if parts[0] == "search":
             return self.search(query.get("q", [""])[0])
+        if parts == ["examples"]:
+            return self.examples(query)
         if parts[0] == "worksheets" and (len(parts) == 2 or parts[2:] == ["blocks"]):
             return self.worksheet(parts[1], fragment=len(parts) == 3)
         if parts[0] == "bundles" and len(parts) >= 2:
@@ -101,8 +106,10 @@ class App:
                 return self.bundle(uuid)
             if rest == ["graph.svg"]:
                 return 200, "image/svg+xml", graph.svg(self.store, self.bundle_of(uuid).uuid, self.links), {}
+            if rest == ["curves.svg"]:
+                return self.curves_svg(uuid, query.get("panel", ["loss"])[0])
             if rest[0] == "files":
-                return self.files(uuid, "/".join(rest[1:]), raw="raw" in query)
+                return self.files(uuid, "/".join(rest[1:]), raw="raw" in query, image="image" in query)
             if rest[0] == "tail" and len(rest) == 2:
                 try:
                     offset = int(query.get("offset", ["0"])[0] or 0)
@@ -176,7 +183,9 @@ class App:
         children = sorted(s.get_many(s.children(b.uuid)), key=lambda c: -c.id)
         metadata = sorted((k, pretty(k, v)) for k, v in b.metadata.items())
         # graph.svg builds its SVG by hand and escapes every name and attribute it writes
-        body = self.page("bundle.html", b=b, parents=parents, children=children, metadata=metadata,
+        recs = self.training_log(b)
+        panels = [p for p, keys in zip(("loss", "metrics"), curves.default_panels(recs.rows)) if keys] if recs else []
+        body = self.page("bundle.html", b=b, parents=parents, children=children, metadata=metadata, curves=panels,
                          environment=b.runspec.get("environment"), graph=markupsafe.Markup(graph.svg(s, b.uuid, self.links)),
                          hosts=model.host_worksheets(s, b.uuid), entries=self.listing(b, ""),
                          stdout=self.head(b, "stdout"), stderr=self.head(b, "stderr"))
@@ -225,7 +234,7 @@ class App:
         except (NotFound, OSError):
             return None, 0
 
-    def files(self, uuid, subpath, raw=False):
+    def files(self, uuid, subpath, raw=False, image=False):
         b = self.bundle_of(uuid)
         path = self.path_of(b, subpath)
         if os.path.isdir(path):
@@ -233,21 +242,71 @@ class App:
             return 200, "text/html", body, {}
         data = self.read(b, subpath, None if raw else MAX_VIEW)
         if raw:
-            return self.raw(path, data)
+            return self.raw(path, data, image)
         body = self.page("files.html", b=b, subpath=subpath, entries=None, text=data.decode(errors="replace"),
                          truncated=os.path.getsize(path) > MAX_VIEW)
         return 200, "text/html", body, {}
 
-    def raw(self, path, data):
+    def raw(self, path, data, image=False):
         """A bundle file's bytes, inert: raster images as images, text (HTML and SVG included) as
-        text/plain, anything else as a download; sandboxed by FILE_CSP whatever it is."""
+        text/plain, anything else as a download; sandboxed by FILE_CSP whatever it is. An SVG asked
+        for as an image (image=1, from an <img>) is image/svg+xml: an <img> never runs its script,
+        and FILE_CSP (no script, sandbox) keeps it inert if the URL is opened on its own."""
         headers = {"Content-Security-Policy": FILE_CSP}
-        ctype = IMAGE_TYPES.get(os.path.splitext(path)[1].lower())
+        ext = os.path.splitext(path)[1].lower()
+        ctype = IMAGE_TYPES.get(ext) or ("image/svg+xml" if image and ext == ".svg" else None)
         if ctype is None and b"\0" in data[:8192]:
             ctype = "application/octet-stream"
             headers["Content-Disposition"] = "attachment; filename*=UTF-8''" + \
                 urllib.parse.quote(os.fsencode(os.path.basename(path)))
         return 200, ctype or "text/plain; charset=utf-8", data, headers
+
+    # pictures: training curves, examples side by side ------------------------------------------
+    def training_log(self, b):
+        """The bundle's Hugging Face log (log_history.json, or while it runs its newest checkpoint's)."""
+        return curves.read_records(self.store, b, curves.LIVE_FALLBACK)
+
+    def curves_svg(self, uuid, panel):
+        """The loss or metric curves of one fine-tune, as an image (the bundle page reloads it while live)."""
+        b = self.bundle_of(uuid)
+        recs = self.training_log(b)
+        if recs is None:
+            raise NotFound(f"bundle {b.uuid} has no log_history.json (nor a checkpoint's trainer_state.json)")
+        losses, metrics = curves.default_panels(recs.rows)
+        keys = losses if panel == "loss" else metrics
+        live = not b.final
+        trajectories = [{"uuid": b.uuid, "name": b.name, "key": k, "live": live, "truncated": recs.truncated,
+                         "points": curves.points(recs.rows, "step", k)} for k in keys]
+        title = f"{b.name}: {'loss' if panel == 'loss' else 'metrics'} per step ({recs.source})"
+        return 200, "image/svg+xml", plot.svg(trajectories, "step", None, title=title), {}
+
+    def examples(self, query):
+        def arg(name, default=""):
+            return query.get(name, [default])[0]
+        s = self.store
+        bundles = [self.bundle_of(u) for u in query.get("b", [])]
+        q = arg("q")
+        if q.strip():
+            found = search_bundles(s, q.split())
+            if not isinstance(found, list):
+                raise NotFound(f"{q!r} is a count, not a list of score bundles")
+            bundles += found
+        if not bundles:
+            return 200, "text/html", self.page("examples.html", block=None, q=q), {}
+        try:
+            model_index = int(arg("model")) if arg("model") else None
+            offset = max(0, int(arg("offset") or 0))
+            block = examples.block(s, bundles, arg("metric") or None, arg("qtype") or None, arg("verdict") or "all",
+                                   model_index, offset, 50)
+        except ValueError as e:
+            raise NotFound(str(e)) from None
+        body = self.page("examples.html", block=block, q=q,
+                         table=examples.to_html(block, self.links, lambda im: self.links.image(im.uuid, im.path),
+                                                more_link=False),
+                         prev=examples.page_url(self.links, block, offset=max(0, offset - 50)) if offset else None,
+                         next=examples.page_url(self.links, block, offset=offset + 50)
+                         if offset + 50 < block.total else None)
+        return 200, "text/html", body, {}
 
     def tail(self, uuid, name, offset):
         """New bytes of stdout/stderr from offset, and whether more may come."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from .. import spec
 from ..errors import CodaliteError
 from ..search import search
-from . import curves, model
+from . import curves, examples, model
 from .genpath import FIELDS, FileReader, apply_func, bundle_genpath, display, is_file_genpath, split_file_genpath, walk
 from .parse import BUNDLE, DIRECTIVE, MARKUP, WORKSHEET, Item
 
@@ -427,12 +427,12 @@ class Interpreter:
             path = genpath_arg()
             props = parse_properties(args[1:])
             try:
-            if curves.is_records_path(path):  # codalite: JSON logs, keys x= and y=K1,K2 (one series each)
-                blocks.append(self.records_graph(uuids, path, props))
-                return
                 maxlines = int(props.get("maxlines", DEFAULT_CONTENTS_MAX_LINES))
             except ValueError:
                 raise WorksheetError("maxlines must be integer") from None
+            if curves.is_records_path(path):  # codalite: JSON logs, keys x= and y=K1,K2 (one series each)
+                blocks.append(self.records_graph(uuids, path, props))
+                return
             trajectories = []
             for u in uuids:
                 b = self.bundles.get(u)
@@ -441,7 +441,22 @@ class Interpreter:
                 trajectories.append({"uuid": u, "name": display(name), "path": path,
                                      "points": graph_points(lines or []), "live": bool(b and not b.final)})
             blocks.append(GraphBlock(trajectories, props.get("xlabel"), props.get("ylabel")))
+        elif mode == "examples":  # codalite: questions, images, reference and each score bundle's answers
+            blocks.append(self.examples_block(uuids, parse_properties(args)))
         else:
+            raise WorksheetError("Unknown display mode: %s" % mode)
+
+    def examples_block(self, uuids, props):
+        """`% display examples [metric=K] [qtype=T] [verdict=right|wrong|disagree] [model=I] [limit=N]`."""
+        try:
+            limit = int(props.get("limit", 20))
+            model_index = int(props["model"]) if "model" in props else None
+            return examples.block(self.store, [b for b in (self.bundles.get(u) for u in uuids) if b],
+                                  props.get("metric"), props.get("qtype"), props.get("verdict", "all"),
+                                  model_index, 0, limit)
+        except ValueError as e:
+            raise WorksheetError(f"display examples: {e}") from None
+
     def records_graph(self, uuids, path, props):
         """One series per bundle and y key, from a JSON (list of objects, or trainer_state.json's
         log_history) or JSON-lines file; a running fine-tune's log_history.json is read from its
@@ -463,9 +478,6 @@ class Interpreter:
                     "points": curves.points(recs.rows, x, k) if recs and k else []})
         ylabel = props.get("ylabel") or (ys[0] if len(ys) == 1 else None)
         return GraphBlock(trajectories, props.get("xlabel") or x, ylabel)
-
-
-            raise WorksheetError("Unknown display mode: %s" % mode)
 
 
 def read_head(store, bundle, path, maxlines):

@@ -14,6 +14,8 @@ import jinja2
 import markupsafe
 
 from . import interpret as I
+from .examples import ExamplesBlock, text_lines
+from .examples import to_html as examples_html
 
 TEMPLATES = os.path.join(os.path.dirname(__file__), "templates")
 MIN_COL = 8
@@ -73,6 +75,8 @@ def block_lines(block, width=100):
         return [graph_line(t) for t in block.trajectories]
     if isinstance(block, I.SchemaBlock):
         return ["[SchemaBlock]"]  # what `cl print` shows for one
+    if isinstance(block, ExamplesBlock):
+        return text_lines(block, table_lines, width)
     if isinstance(block, I.WorksheetsBlock):
         return [f"[worksheet {name}]{{{{{uuid}}}}}" + (f"  {title}" if title and title != name else "")
                 for uuid, name, title in block.worksheets]
@@ -150,6 +154,10 @@ class Links:
     def raw(self, uuid, path):
         return self.file(uuid, path) + "?raw=1"
 
+    def image(self, uuid, path):
+        """For <img>: `codalite serve` serves an SVG as an image only when asked (else as text)."""
+        return self.raw(uuid, path) + ("&image=1" if path.lower().endswith(".svg") else "")
+
     def worksheet(self, uuid):
         return f"{self.base}/worksheets/{uuid}"
 
@@ -160,6 +168,7 @@ def environment(extra_dirs=()):
     env.filters["markdown"] = lambda text: markupsafe.Markup(_markdown().render(text))
     env.globals["graph_svg"] = graph_svg
     env.globals["rows_html"] = rows_html
+    env.globals["examples_html"] = examples_html
     return env
 
 
@@ -207,7 +216,7 @@ def to_html(store, interpreted, title, base_url="", standalone=True, env=None):
     links = Links(base_url)
 
     def image_src(block):
-        return (standalone and image_data_uri(store, block)) or links.raw(block.uuid, block.path)
+        return (standalone and image_data_uri(store, block)) or links.image(block.uuid, block.path)
 
     template = env.get_template("worksheet_page.html" if standalone else "blocks.html")
     return template.render(title=title, blocks=interpreted.blocks, links=links, image_src=image_src)

@@ -35,4 +35,16 @@
     };
     setTimeout(refresh, 2000);
   }
+  // Filters (examples page): a changed choice applies at once (the button stays for no-script use).
+  var filters = document.querySelector("form[data-autosubmit]");
+  if (filters) {
+    filters.querySelectorAll("select").forEach(function (sel) {
+      sel.addEventListener("change", function () { filters.submit(); });
+    });
+  }
+  // Live images (a running fine-tune's curves): reload every data-refresh ms until the page reloads.
+  document.querySelectorAll("img[data-refresh]").forEach(function (img) {
+    var base = img.getAttribute("src");
+    setInterval(function () { img.src = base + "&t=" + Date.now(); }, +img.dataset.refresh);
+  });
 })();
