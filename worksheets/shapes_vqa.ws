@@ -64,6 +64,30 @@ says little (yes/no); they are kept to show that the pipeline computes them.
 % display table finetune
 % search name=finetune-% name=.sort .limit=100
 
+## Training curves (every seed overlaid; live from the newest checkpoint while a fine-tune runs)
+
+Training loss per logged step and dev loss per evaluation:
+
+% display graph /log_history.json y=loss,eval_loss
+% search name=finetune-% name=.sort .limit=100
+
+Dev exact match of the generated answers per evaluation, overall and by question type:
+
+% display graph /log_history.json y=eval_exact,eval_exact_shape,eval_exact_color
+% search name=finetune-% name=.sort .limit=100
+
+## What the models answer (test questions; `codalite serve` has the full page, filterable)
+
+Shape questions, each with its image, the reference and every score bundle's answer (✓ right, ✗ wrong):
+
+% display examples qtype=shape limit=12
+% search name=score-% name=.sort .limit=100
+
+Color questions a model got wrong:
+
+% display examples qtype=color verdict=wrong limit=12
+% search name=score-% name=.sort .limit=100
+
 ## The NLI scorer (MiniLM cross-encoder trained on the domain)
 
 % schema nli
