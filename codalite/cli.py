@@ -160,19 +160,30 @@ def init(directory):
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.argument("paths", nargs=-1, type=click.Path(exists=True))
+@click.option("-c", "--contents", help="Upload this text as a one-file bundle (`cl upload -c TEXT`).")
 @metadata_options
 @click.option("-L", "--follow-symlinks", is_flag=True, help="Copy what symlinks point to.")
 @click.option("--force", is_flag=True, help="Make a new bundle even if identical contents exist.")
 @memo_options
 @worksheet_spec_option
-def upload(paths, name, description, tags, follow_symlinks, force, no_memo, memoize, worksheet_spec):
+def upload(paths, contents, name, description, tags, follow_symlinks, force, no_memo, memoize, worksheet_spec):
     """Upload files or directories as a dataset bundle; prints its uuid.
 
     Example: codalite upload data/ -n raw"""
+    if bool(paths) == (contents is not None):
+        raise click.UsageError("give the paths to upload, or -c TEXT (not both)")
     store = open_store(create=True)
     force = memo_mode(store, force, no_memo, memoize)
-    bundle, reused = store.upload(paths, name, description, tags, follow_symlinks, bool(force))
+    if contents is not None:  # as CodaLab: a file bundle holding the text, named `contents` by default
+        import tempfile
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "contents")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(contents)
+            bundle, reused = store.upload([path], name, description, tags, False, bool(force))
+    else:
+        bundle, reused = store.upload(paths, name, description, tags, follow_symlinks, bool(force))
     echo_uuid(bundle, reused)
     land(store, [bundle], worksheet_spec)
 
@@ -624,8 +635,13 @@ def kill(bundles):
 @click.option("-r", "--recursive", is_flag=True, help="Also delete every bundle that depends on them.")
 @click.option("--force", is_flag=True, help="Delete even if other bundles depend on them.")
 @click.option("-i", "--dry-run", is_flag=True, help="Only print what would be deleted.")
-def rm(bundles, recursive, force, dry_run):
+@click.option("-d", "--data-only", is_flag=True, hidden=True)
+def rm(bundles, recursive, force, dry_run, data_only):
     """Delete bundles and their contents."""
+    if data_only:
+        raise click.UsageError("`rm -d` (keep a bundle's metadata, drop its contents) is a CodaLab feature codalite "
+                               "does not have: a bundle is its contents (memo and fsck rely on them); "
+                               "`codalite rm` deletes both")
     store = Store.find()
     for uuid in store.rm(resolve_all(store, bundles), recursive, force, dry_run):
         click.echo(uuid)
