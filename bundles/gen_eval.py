@@ -11,8 +11,13 @@ Distributed: every rank gets the same number of records (the last one repeated; 
 after the gather), so every rank makes the same number of generate() calls, as sharded models
 (FSDP, ZeRO-3) need; those also generate with synced_gpus. Rows are gathered so every rank logs the
 same means; only the main process writes files.
+
+gen_compile (`finetune --compile-generation`): the fast decoding path of bundles.generation (static KV
+cache + compiled decoding step); infer must then be run with --compile-generation too, so test is
+generated as dev was. Each eval logs eval_gen_seconds and eval_gen_tokens_s (generated tokens per second).
 """
 import contextlib
+import time
 from pathlib import Path
 
 from transformers import Trainer
@@ -32,7 +37,7 @@ def padded_shard(n, rank, world):
 
 class GenEvalTrainer(Trainer):
     def __init__(self, *args, gen_records=(), batcher=None, metric_fns=(), gen_batch_size=32, max_new_tokens=256,
-                 predictions_dir=None, fast_loss=True, **kwargs):
+                 predictions_dir=None, fast_loss=True, gen_compile=False, **kwargs):
         super().__init__(*args, **kwargs)
         self.gen_records = list(gen_records)
         self.batcher = batcher
@@ -41,6 +46,7 @@ class GenEvalTrainer(Trainer):
         self.max_new_tokens = max_new_tokens
         self.predictions_dir = Path(predictions_dir) if predictions_dir else None
         self.fast_loss = fast_loss
+        self.gen_compile = gen_compile
         if fast_loss:
             # Have Trainer count the answer tokens of the whole accumulated batch (num_items_in_batch)
             # and treat our loss as already scaled for gradient accumulation: answer_loss divides by it.
@@ -85,9 +91,11 @@ class GenEvalTrainer(Trainer):
         ctx, model = self.generation_model()
         if acc.is_main_process and acc.num_processes > 1:
             log(f"eval generation: {type(self.model_wrapped).__name__} -> {type(model).__name__}, {len(idx)} per rank")
+        t0 = time.perf_counter()
         with ctx, precision(model, self.args.bf16):  # --bf16: as training does, fp32 weights under autocast
             results = generate(model, self.batcher, records, self.gen_batch_size, self.max_new_tokens,
-                               synced_gpus=self.sharded() and acc.num_processes > 1)
+                               synced_gpus=self.sharded() and acc.num_processes > 1, compile=self.gen_compile)
+        gen_seconds = time.perf_counter() - t0
         preds = [r["prediction"] for r in results]
         _, scores = score_rows(self.metric_fns, preds, [r["reference"] for r in records])
         rows = [{"index": i, "id": rec["id"], "qtype": rec.get("qtype"), "prediction": p,
@@ -99,6 +107,9 @@ class GenEvalTrainer(Trainer):
         rows = sorted({r["index"]: r for r in rows}.values(), key=lambda r: r["index"])  # drop the padding
         metrics = summarize(rows)
         metrics["gen_hit_limit"] = sum(r["hit_limit"] for r in rows)
+        # this rank's generation time (ranks generate in parallel); tokens of every rank, padding included
+        metrics["gen_seconds"] = gen_seconds
+        metrics["gen_tokens_s"] = sum(len(r["tokens"]) for r in results) * acc.num_processes / gen_seconds
         if metrics["gen_hit_limit"] and acc.is_main_process:
             log(f"warning: {metrics['gen_hit_limit']} of {len(rows)} generations hit --max-new-tokens "
                 f"{self.max_new_tokens} (truncated answers; raise it)")

@@ -50,6 +50,8 @@ def main(argv=None):
                    help="control: permute the images across the records (seeded; no record keeps its own "
                         "image when that is possible; shuffled_images.jsonl says which it got): an answer "
                         "that needs the image should then get worse")
+    p.add_argument("--compile-generation", action="store_true",
+                   help="static KV cache + torch.compile'd decoding (CUDA graphs): as finetune --compile-generation")
     p.add_argument("--merge", action="store_true",
                    help="merge the LoRA adapter into the weights (~2x faster on CPU; not bit-identical to the eval loop)")
     args = p.parse_args(argv)
@@ -79,7 +81,8 @@ def main(argv=None):
         records = shuffle_images(records, args.shuffle_images)
     t0 = time.time()
     with precision(model, args.bf16):
-        results = generate(model, Batcher(processor, args.data), records, args.batch_size, args.max_new_tokens)
+        results = generate(model, Batcher(processor, args.data), records, args.batch_size, args.max_new_tokens,
+                           compile=args.compile_generation)
     seconds = time.time() - t0
     rows = [{"id": r["id"], "qtype": r.get("qtype"), "prediction": res["prediction"], "reference": r["reference"],
              "gen_len": len(res["tokens"]), "hit_limit": res["hit_limit"]} for r, res in zip(records, results)]
@@ -93,6 +96,8 @@ def main(argv=None):
                     [{"id": r["id"], "image": r.get("image"), "own_image": r["own_image"]} for r in records])
     save_args(out, args)
     write_json(out / "metrics.json", {"n": len(rows), "gen_seconds": seconds, "examples_per_s": len(rows) / seconds,
+                                      "gen_tokens_s": sum(len(r["tokens"]) for r in results) / seconds,
+                                      "compile_generation": args.compile_generation,
                                       "gen_hit_limit": hit, "threads": threads,
                                       "shuffle_images": args.shuffle_images})
     log(f"infer: {len(rows)} predictions in {seconds:.1f}s ({len(rows) / seconds:.1f}/s)")
