@@ -87,6 +87,9 @@ def parse_args(argv=None):
                    help="comma list of: exact, token_f1, nli")
     g.add_argument("--best-metric", default="nli_bidir", help="metric that picks the checkpoint (eval_ prefix optional)")
     g.add_argument("--gen-batch-size", type=int, default=32, help="generation batch size")
+    g.add_argument("--compile-generation", action="store_true",
+                   help="fast eval generation: static KV cache + torch.compile'd decoding (CUDA graphs); "
+                        "give infer --compile-generation too")
     g.add_argument("--max-new-tokens", type=int, default=256,
                    help="generation length cap (LLaVA descriptions run 80-200 tokens); eval_gen_hit_limit "
                         "counts the answers it cut")
@@ -219,7 +222,7 @@ def build_trainer(args, model, processor, batcher, train, dev, metric_fns, out, 
                        data_collator=batcher, processing_class=processor, gen_records=dev if evaluating else (), batcher=batcher,
                        metric_fns=metric_fns, gen_batch_size=args.gen_batch_size,
                        max_new_tokens=args.max_new_tokens, predictions_dir=out / "predictions",
-                       fast_loss=args.fast_loss)
+                       fast_loss=args.fast_loss, gen_compile=getattr(args, "compile_generation", False))
 
 
 def final_metrics(trainer, extra):
