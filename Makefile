@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install system-deps test demo demo-smollm2 bench clean
+.PHONY: install system-deps test test-fast demo demo-smollm2 bench clean
 
 install: $(VENV)/.installed
 
@@ -28,6 +28,12 @@ system-deps:
 
 test: install system-deps
 	$(PY) -m pytest -q --durations=15
+
+# What to run on every change (under 30 s): unit tests of pure logic, no worker or subprocess
+# (tests/unit, and the pure-parsing files of the end-to-end directories). `make test` runs everything.
+FAST_TESTS := tests/unit tests/engine/test_spec.py tests/engine/test_codalab_fidelity.py tests/worksheets/test_genpath.py
+test-fast: install
+	$(PY) -m pytest -q $(FAST_TESTS)
 
 # The offline study: easy-vqa -> a tiny VLM trained on one-word answers, 3 seeds -> test answers (and
 # the image-shuffle control) -> answer accuracy vs the blind prior, then its worksheet in the terminal

@@ -48,8 +48,39 @@ def venv_of(python):
     return root if os.path.exists(os.path.join(root, "pyvenv.cfg")) else None
 
 
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
 def tree_rss(pid):
-    """Resident memory of a process and all its descendants, in bytes; None when it is gone."""
+    """Resident memory of a process and all its descendants, in bytes; None when it is gone.
+    Walks /proc/PID/task/*/children (the subtree only: sampled 4 times a second per run, a scan of
+    every process on the machine, as psutil's children() does, would cost the worker ~1% a run)."""
+    try:
+        return _proc_tree_rss(pid)
+    except FileNotFoundError:  # the process is gone
+        return None
+    except OSError:  # no /proc/PID/task/*/children (a kernel without it): ask psutil
+        return _psutil_tree_rss(pid)
+
+
+def _proc_tree_rss(pid):
+    total, stack, root = 0, [pid], True
+    while stack:
+        p = stack.pop()
+        try:
+            with open(f"/proc/{p}/statm", "rb") as f:
+                total += int(f.read().split()[1]) * PAGE
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children", "rb") as f:
+                    stack.extend(int(c) for c in f.read().split())
+        except (FileNotFoundError, ProcessLookupError):
+            if root:
+                raise FileNotFoundError(pid) from None
+        root = False
+    return total
+
+
+def _psutil_tree_rss(pid):
     try:
         root = psutil.Process(pid)
         procs = [root] + root.children(recursive=True)

@@ -8,8 +8,10 @@ import errno
 import fcntl
 import glob
 import os
+import selectors
 import shutil
 import sqlite3
+import stat
 import subprocess
 import sys
 import tempfile
@@ -17,48 +19,22 @@ import time
 
 import psutil
 
-from . import hashing, sandbox, spec
+from . import hashing, launch, sandbox, spec
 from .bundle import CREATED, FAILED, KILLED, READY
 from .runtime import LocalProcess, kill_group, run_environment, venv_of
 from .store import remove_tree
 
 MEMORY_SAMPLE_S = 0.25
-
-
-def _lock_path(store):
-    return os.path.join(store.home, "worker.lock")
+LOOK_ANYWAY_S = 1.0  # a sleeping worker looks at least this often (a wake it could not get: another user's)
 
 
 def worker_alive(store):
-    fd = os.open(_lock_path(store), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # closing releases a lock we may have taken
-    return False
+    return launch.worker_alive(store.home)
 
 
 def ensure_worker(store):
-    """Start a background worker unless one is alive (or was just started)."""
-    marker = os.path.join(store.home, "worker.spawned")
-    try:
-        if time.time() - os.stat(marker).st_mtime < 2.0:
-            return
-    except FileNotFoundError:
-        pass
-    if worker_alive(store):
-        return
-    with open(marker, "w"):
-        pass
-    log = open(os.path.join(store.home, "worker.log"), "ab")
-    env = dict(os.environ, CODALITE_HOME=store.home)
-    subprocess.Popen(
-        [sys.executable, "-m", "codalite", "worker", "--exit-when-idle"], env=env, cwd=store.home,
-        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True,
-    )
-    log.close()
+    """Start a background worker unless one is alive (or was just started); wake a sleeping one."""
+    launch.ensure_worker(store.home)
 
 
 def detect_gpus():
@@ -79,6 +55,15 @@ class Job:
         self.scratch = scratch  # the run's private /tmp when sandboxed
         self.failure = None
         self.next_sample = process.started + 0.05
+        try:  # readable when the process exits: the worker sleeps on it instead of polling
+            self.exit_fd = os.pidfd_open(process.pid)
+        except (AttributeError, OSError):  # no pidfd (old kernel) or not our child: poll it
+            self.exit_fd = None
+
+    def close(self):
+        if self.exit_fd is not None:
+            os.close(self.exit_fd)
+            self.exit_fd = None
 
 
 class Worker:
@@ -93,6 +78,8 @@ class Worker:
         self.jobs = {}
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.lock_fd = None
+        self.wake_fd = None
+        self.dirty = True  # something was submitted since staged runs were last looked at
         self.unconfined = sandbox.problem()  # None: runs are confined (see sandbox.py)
         if self.unconfined:
             self.log(f"runs are not sandboxed: {self.unconfined}")
@@ -100,7 +87,7 @@ class Worker:
     # --- lifecycle -------------------------------------------------------------------------
 
     def acquire(self, timeout=2.0):
-        self.lock_fd = os.open(_lock_path(self.store), os.O_RDWR | os.O_CREAT, 0o644)
+        self.lock_fd = os.open(launch.lock_path(self.store.home), os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.time() + timeout
         while True:
             try:
@@ -120,30 +107,89 @@ class Worker:
         self.lock_fd = None
 
     def serve(self):
-        """Run until idle (with exit_when_idle) or forever. Returns False if another worker runs."""
+        """Run until idle (with exit_when_idle) or forever. Returns False if another worker runs.
+        Between rounds that change nothing it sleeps until an event: a submission or kill (a byte
+        in worker.wake, see launch.wake), a run's exit (its pidfd), or a deadline of its own."""
         if not self.acquire():
             return False
-        self.recover()
-        idle_since = time.time()
-        while True:
-            busy = self.step()
-            if busy or self.jobs:
-                idle_since = time.time()
-            elif self.exit_when_idle and time.time() - idle_since > self.idle_seconds:
-                self.release()
-                # a run submitted while we were deciding to leave saw the lock held: look once more
-                if not self.pending() or not self.acquire(timeout=0):
-                    return True
-                idle_since = time.time()
-            if not busy:
-                time.sleep(self._nap())
+        self._open_wake()
+        try:
+            self.recover()
+            idle_since, woken = time.time(), True
+            while True:
+                # a round only to sample the runs' memory reads nothing from the store
+                busy = self.step() if woken else self._check_running()
+                if busy or self.jobs:
+                    idle_since = time.time()
+                elif self.exit_when_idle and time.time() - idle_since > self.idle_seconds:
+                    self.release()
+                    # a run submitted while we were deciding to leave saw the lock held: look once more
+                    if not self.pending() or not self.acquire(timeout=0):
+                        return True
+                    idle_since = time.time()
+                woken = True
+                if not busy:
+                    woken = self._sleep(idle_since)
+        finally:
+            self._close_wake()
 
-    def _nap(self):
-        """Poll quickly while a run is young (most short runs end within milliseconds), slowly after."""
-        if not self.jobs:
-            return self.poll
-        youngest = time.time() - max(j.process.started for j in self.jobs.values())
-        return min(self.poll, max(0.0005, youngest / 10))
+    def _open_wake(self):
+        path = launch.wake_path(self.store.home)
+        try:
+            os.mkfifo(path, 0o622)  # others may wake it (a store shared by a group), not read it
+        except FileExistsError:
+            pass
+        except OSError as e:  # e.g. a filesystem without FIFOs: poll instead
+            self.log(f"no wake-up FIFO ({e}); polling")
+            return
+        if not stat.S_ISFIFO(os.lstat(path).st_mode):
+            return
+        # read-write: the FIFO always has a writer (us), so it never reads as at end of file
+        self.wake_fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+
+    def _close_wake(self):
+        if self.wake_fd is not None:
+            os.close(self.wake_fd)
+            self.wake_fd = None
+
+    def _sleep(self, idle_since):
+        """Wait for the next event or deadline; polling only what has no file descriptor. Returns
+        False when only a memory sample is due (the round need not look at the store)."""
+        now = time.time()
+        look = now + (LOOK_ANYWAY_S if self.wake_fd is not None else self.poll)
+        deadlines = [look]
+        if self.exit_when_idle and not self.jobs:
+            deadlines.append(idle_since + self.idle_seconds + 0.01)
+        for j in self.jobs.values():
+            if j.exit_fd is None:  # poll quickly while a run is young (most end within milliseconds)
+                deadlines.append(now + min(self.poll, max(0.0005, (now - j.process.started) / 10)))
+            if j.memory:
+                deadlines.append(j.next_sample)
+            if j.time_limit:
+                deadlines.append(j.process.started + j.time_limit)
+        timeout = max(0.0, min(deadlines) - now)
+        sampling_only = min(deadlines) < look and all(
+            j.exit_fd is not None and not (j.time_limit and j.process.started + j.time_limit <= min(deadlines))
+            for j in self.jobs.values())
+        with selectors.DefaultSelector() as sel:
+            if self.wake_fd is not None:
+                sel.register(self.wake_fd, selectors.EVENT_READ)
+            for j in self.jobs.values():
+                if j.exit_fd is not None:
+                    sel.register(j.exit_fd, selectors.EVENT_READ)
+            if not sel.get_map():
+                time.sleep(timeout)
+                return True
+            events = sel.select(timeout)
+            for key, _ in events:
+                if key.fd == self.wake_fd:
+                    self.dirty = True
+                    try:
+                        while os.read(self.wake_fd, 4096):
+                            pass
+                    except BlockingIOError:
+                        pass
+            return bool(events) or not sampling_only
 
     def pending(self):
         return self.store.pending_count()
@@ -158,6 +204,9 @@ class Worker:
             if pid and _is_run_process(pid, s.run_dir(b.uuid)):
                 kill_group(pid)
             self._salvage(b)
+            # the dead worker's sandboxed run had a private /tmp that nobody else will delete
+            for scratch in glob.glob(os.path.join(glob.escape(tempfile.gettempdir()), f"codalite-{b.uuid}-*")):
+                remove_tree(scratch)
             s.fail(b.uuid, f"The worker died while this run was {b.state} (killed or crashed); "
                    f"rerun it with `codalite mimic {b.uuid}`")
             self.log(f"recovered {b.uuid}: worker died while it was {b.state}")
@@ -174,6 +223,7 @@ class Worker:
     def step(self):
         """Stage, start and finish what can be; True if anything changed."""
         busy = self._stage_created()
+        self.dirty |= busy  # staged just now: a make needs no CPU, an impossible request fails at once
         busy |= self._handle_kills()
         busy |= self._start_staged()
         busy |= self._check_running()
@@ -213,6 +263,11 @@ class Worker:
         return [c for c in self.cpus if c not in used_cpus], [g for g in self.gpus if g not in used_gpus], mem
 
     def _start_staged(self):
+        """Start the staged runs that fit. Skipped while every CPU is taken and nothing was submitted
+        since the last look (they were all read then: nothing new could start or fail)."""
+        if not self.dirty and not self._free()[0]:
+            return False
+        self.dirty = False
         started = False
         for b in self.store.staged():
             if b.bundle_type == "make":
@@ -304,13 +359,14 @@ class Worker:
                 if job.time_limit and now - job.process.started > job.time_limit:
                     job.failure = "Time limit exceeded."
                     job.process.kill()
-                elif job.memory and now >= job.next_sample:
+                elif job.memory and now >= job.next_sample - 0.01:  # sample every due run in one round
                     job.next_sample = now + MEMORY_SAMPLE_S
                     if job.process.sample_memory() > job.memory:
                         job.failure = f"Memory limit {job.bundle.metadata['request_memory']} exceeded."
                         job.process.kill()
                 continue
             del self.jobs[uuid]
+            job.close()
             self._guarded(job.bundle, "finishing", self._finish, job, code)
             changed = True
         return changed

@@ -180,14 +180,14 @@ def submit(store, recipe, path_env, retry_failed=False, only=None):
 
 def wait_all(store, bundles, on_progress=None, poll=0.25):
     """Wait until every bundle is final; on_progress(done_count, total, latest states)."""
-    from ..worker import ensure_worker
+    from ..launch import ensure_worker
 
     pending = {b.uuid for b in bundles if not b.final}
     states = {b.uuid: b for b in bundles}
     last_check = 0.0
     while True:
         if pending and time.time() - last_check > 1.0:  # a worker must be there to drain them
-            ensure_worker(store)
+            ensure_worker(store.home)
             last_check = time.time()
         for u in list(pending):
             b = store.get(u)

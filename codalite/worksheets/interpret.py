@@ -175,10 +175,8 @@ class Interpreter:
     # bundles --------------------------------------------------------------------------------
     def load(self, uuids):
         missing = [u for u in dict.fromkeys(uuids) if u not in self.bundles]
-        for i in range(0, len(missing), 500):
-            chunk = missing[i:i + 500]
-            for b in self.store.query(f"uuid IN ({','.join('?' * len(chunk))})", chunk):
-                self.bundles[b.uuid] = b
+        for b in self.store.get_many(missing):
+            self.bundles[b.uuid] = b
         for u in missing:
             self.bundles.setdefault(u, None)
 
@@ -186,8 +184,7 @@ class Interpreter:
         if uuid not in self.names:
             b = self.bundles.get(uuid)
             if b is None:
-                row = self.store.db.execute("SELECT name FROM bundle WHERE uuid = ?", (uuid,)).fetchone()
-                self.names[uuid] = row[0] if row else None
+                self.names[uuid] = self.store.name_of(uuid)
             else:
                 self.names[uuid] = b.name
         return self.names[uuid]
@@ -244,7 +241,7 @@ class Interpreter:
             try:
                 if item.type == BUNDLE:
                     if not item.bundle_uuid:
-                        item.bundle_uuid = resolve_bundle_spec(self.store, item.value)
+                        item.bundle_uuid = model.resolve_bundle_spec(self.store, item.value)
                     out.append((item, None))
                 elif item.type == WORKSHEET:
                     try:
@@ -535,14 +532,6 @@ def wsearch(store, keywords):
             words.append(kw)
     found = [] if none else model.list_worksheets(store, words)
     return found[offset : offset + limit]
-
-
-def resolve_bundle_spec(store, text):
-    """A bundle line's spec -> uuid. A full uuid is kept even when the bundle is gone (it renders
-    as <invalid>, as in CodaLab); a name or prefix must resolve."""
-    if spec.UUID_RE.match(text):
-        return text
-    return store.resolve(text).uuid
 
 
 def interpret(store, items):

@@ -77,11 +77,17 @@ def count_items(store, uuid):
     return store.db.execute("SELECT COUNT(*) FROM worksheet_item WHERE worksheet_uuid = ?", (uuid,)).fetchone()[0]
 
 
+def resolve_bundle_spec(store, text):
+    """A bundle line's spec -> uuid. A full uuid is kept even when the bundle is gone (it renders
+    as <invalid>, as in CodaLab); a name or prefix must resolve."""
+    if spec.UUID_RE.match(text):
+        return text
+    return store.resolve(text).uuid
+
+
 def resolve_items(store, items):
     """Bind bundle and worksheet lines to uuids at write time, as CodaLab does; a spec that does
     not resolve is an error here (the user is told which line)."""
-    from .interpret import resolve_bundle_spec
-
     for item in items:
         try:
             if item.type == BUNDLE:
