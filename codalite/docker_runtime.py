@@ -108,6 +108,40 @@ def container_env(env, uuid, gpus):
     return keep
 
 
+def container_spec(command, uuid, volumes, environment, cpus=(), gpus=(), memory=0, network=False, env_vars=None,
+                   user=None):
+    """The arguments of containers.create for one run: GPUs are a device request for exactly the
+    worker's assigned device ids (what `docker run --gpus '"device=2,3"'` sends), seen inside as 0..n-1."""
+    import docker
+
+    environment = dict(environment)
+    environment.update(env_vars or {})
+    kwargs = dict(
+        command=["/bin/bash", "-c", f"( {command}\n) >stdout 2>stderr"], entrypoint="",
+        working_dir=f"/{uuid}", environment=environment, user=user, volumes=volumes,
+        name=f"codalite_run_{uuid}", labels={"codalite.uuid": uuid},
+        cpuset_cpus=",".join(str(c) for c in cpus) if cpus else None,
+        nano_cpus=int(len(cpus) * 1e9) if cpus else None,
+        network_mode="bridge" if network else "none",
+    )
+    if memory:
+        kwargs.update(mem_limit=int(memory), memswap_limit=int(memory))
+    if gpus:
+        kwargs["device_requests"] = [docker.types.DeviceRequest(device_ids=[str(g) for g in gpus],
+                                                                capabilities=[["gpu"]])]
+    return kwargs
+
+
+def start_failure(error, gpus):
+    """One line for a container that could not be created or started."""
+    msg = str(error).splitlines()[0][:300]
+    if gpus and ("could not select device driver" in msg or "nvidia" in msg.lower()):
+        said = "no device driver for GPUs" if "could not select device driver" in msg else msg
+        return (f"the run requests {len(gpus)} GPU(s) but this Docker engine cannot give GPUs to containers "
+                f"(docker: {said}; install the NVIDIA Container Toolkit and restart dockerd, or drop --request-gpus)")
+    return f"docker could not start the run: {msg}"
+
+
 class DockerProcess:
     """One run's container."""
 
@@ -138,31 +172,23 @@ class DockerProcess:
             self.mount_points.append((point, link))
             volumes[host_path] = {"bind": f"{inside}/{key}", "mode": "ro"}
         st = os.stat(cwd)
-        environment = container_env(env, uuid, gpus)
-        environment.update(env_vars or {})
-        kwargs = dict(
-            command=["/bin/bash", "-c", f"( {command}\n) >stdout 2>stderr"], entrypoint="",
-            working_dir=inside, environment=environment, user=user or f"{st.st_uid}:{st.st_gid}",
-            volumes=volumes, detach=True, name=f"codalite_run_{uuid}", labels={"codalite.uuid": uuid},
-            cpuset_cpus=",".join(str(c) for c in cpus) if cpus else None,
-            nano_cpus=int(len(cpus) * 1e9) if cpus else None,
-            network_mode="bridge" if network else "none",
-        )
-        if memory:
-            kwargs.update(mem_limit=int(memory), memswap_limit=int(memory))
-        if gpus:
-            kwargs["device_requests"] = [docker.types.DeviceRequest(device_ids=[str(g) for g in gpus],
-                                                                    capabilities=[["gpu"]])]
+        kwargs = container_spec(command, uuid, volumes, container_env(env, uuid, gpus), cpus, gpus, memory, network,
+                                env_vars, user or f"{st.st_uid}:{st.st_gid}")
         try:
             try:
                 self.client.containers.get(kwargs["name"]).remove(force=True)  # left by a dead worker
             except docker.errors.NotFound:
                 pass
-            self.container = self.client.containers.run(img.id, **kwargs)
+            self.container = self.client.containers.create(img.id, **kwargs)
+            try:
+                self.container.start()
+            except docker.errors.DockerException:
+                self.container.remove(force=True)  # created but not started: leave nothing behind
+                raise
             self.container.reload()
         except docker.errors.DockerException as e:
             self._restore_mount_points()
-            raise DockerStartError(f"docker could not start the run: {str(e).splitlines()[0][:300]}") from None
+            raise DockerStartError(start_failure(e, gpus)) from None
         self.pid = int(self.container.attrs["State"].get("Pid") or 0)
         self.started = time.time()
         self.memory_max = 0
