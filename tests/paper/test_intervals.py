@@ -205,7 +205,7 @@ def test_worksheet_ci_post_processor(store, tmp_path, one_seed):
     ws = ("% schema s\n% add model /cell.json:model\n% add a /per_example.jsonl 'ci exact qtype=a'\n"
           "% add wilson /per_example.jsonl 'ci exact wilson %.2f'\n% add mean /scores.json:exact_a %.3f\n"
           "% display table s\n% search name=score-% .limit=10\n")
-    (block,) = [b for b in interpret(store, parse(ws)).blocks if hasattr(b, "rows")]
+    (block,) = [b for b in interpret(store, parse(ws)).blocks if b.mode == "table"]
     base = next(b for b in one_seed if b.name == "score-base-s1")
     row = next(r for r in block.rows if r.cells[0].text == "base")
     vals = list(per_example(store, base).values())
