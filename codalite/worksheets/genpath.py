@@ -13,7 +13,6 @@ import getpass
 import json
 import os
 import re
-import shlex
 import stat
 
 import yaml
@@ -165,6 +164,13 @@ def _render_dep(dep, names, anonymous, show_key=True, show_uuid=False):
     return a + b + ("/" + dep.parent_path if dep.parent_path else "")
 
 
+def codalab_quote(token):
+    """CodaLab's formatting.quote, which `args` uses (not a shell's quoting: `$x` stays unquoted)."""
+    if " " in token or '"' in token:
+        return '"' + token.replace('"', '\\"') + '"'
+    return token
+
+
 def bundle_genpath(bundle, genpath, names, host_worksheets=None):
     """The value of a non-file genpath for a bundle. names(uuid) -> a parent's name or None."""
     deps = bundle.dependencies
@@ -182,11 +188,11 @@ def bundle_genpath(bundle, genpath, names, host_worksheets=None):
             return None
         args = [bundle.bundle_type] + [_render_dep(d, names, anonymous, show_uuid=True) for d in deps]
         if bundle.command:
-            args.append(shlex.quote(bundle.command))
-        for key, value in bundle.metadata.items():
+            args.append(codalab_quote(bundle.command))
+        for key, value in sorted(bundle.metadata.items()):  # CodaLab's server gives them sorted by key
             if key.startswith("request_") and value:
                 flag = "--" + key.replace("_", "-")
-                args += [flag] if isinstance(value, bool) else [flag, shlex.quote(str(value))]
+                args += [flag] if isinstance(value, bool) else [flag, codalab_quote(str(value))]
         return " ".join(args)
     if genpath == "summary":
         return summary(bundle, names)
@@ -280,11 +286,31 @@ def head_lines(path, max_lines):
     with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
             raise IsADirectoryError(path)
-        # read(n) allocates n bytes up front: ask only for what the file holds
-        limit = max_lines * 1024  # CodaLab reads at most 1 KiB per line
+        # as CodaLab's summarize_file: at most 1 KiB per line; a file longer than that is cut there
+        # and its cut last line dropped, a whole file's last line gets the newline it lacks
+        limit = max_lines * 1024
         size = os.fstat(f.fileno()).st_size
-        data = f.read(min(size, limit) + 1)
-    return data.decode(errors="replace").splitlines(True)[:max_lines]
+        data = f.read(min(size, limit))  # read(n) allocates n bytes up front: no more than the file holds
+    lines = data.decode(errors="replace").splitlines(True)[:max_lines]
+    if lines and not lines[-1].endswith("\n"):
+        if size > limit:
+            lines.pop()
+        else:
+            lines[-1] += "\n"
+    return lines
+
+
+def dependency_target(store, bundle, subpath):
+    """A path missing from a bundle whose first part is a dependency's key is that dependency's
+    path, as CodaLab's download_manager.get_target_info reads `run/KEY/file`: (parent, path) or None."""
+    head, _, rest = subpath.partition("/")
+    for dep in bundle.dependencies:
+        if dep.child_path == head:
+            parent = store.get_many([dep.parent_uuid])
+            if not parent:
+                return None
+            return parent[0], "/".join(p for p in (dep.parent_path, rest) if p)
+    return None
 
 
 class FileReader:
@@ -300,7 +326,7 @@ class FileReader:
         self.cache = {}  # per render: bundles still running
         self.bundles = os.path.realpath(os.path.join(store.home, "bundles"))
 
-    def info(self, bundle, subpath):
+    def info(self, bundle, subpath, depth=0):
         key = (bundle.uuid, subpath)
         ready = bundle.state == READY
         cache = self.ready if ready else self.cache
@@ -320,7 +346,10 @@ class FileReader:
         if real == base or real.startswith(base + os.sep):
             try:
                 info = parse_contents(head_lines(real, MAX_LINES))
-            except OSError:  # missing, a directory, not a regular file, unreadable: no value
+            except FileNotFoundError:  # not in the bundle: maybe in one of its dependencies
+                target = dependency_target(self.store, bundle, subpath) if depth < 32 else None
+                info = None if target is None else self.info(*target, depth + 1)
+            except OSError:  # a directory, not a regular file, unreadable: no value
                 info = None
         if ready and len(cache) > self.MAX_CACHED:
             cache.clear()

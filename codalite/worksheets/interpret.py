@@ -14,10 +14,11 @@ import os
 from dataclasses import dataclass, field
 
 from .. import spec
-from ..errors import CodaliteError
+from ..errors import CodaliteError, PathEscape
 from ..search import search
 from . import curves, examples, model
-from .genpath import FIELDS, FileReader, apply_func, bundle_genpath, display, is_file_genpath, split_file_genpath, walk
+from .genpath import (FIELDS, FileReader, apply_func, bundle_genpath, dependency_target, display, head_lines,
+                      is_file_genpath, split_file_genpath, walk)
 from .parse import BUNDLE, DIRECTIVE, MARKUP, WORKSHEET, Item
 
 DEFAULT_CONTENTS_MAX_LINES = 10
@@ -477,21 +478,22 @@ class Interpreter:
         return GraphBlock(trajectories, props.get("xlabel") or x, ylabel)
 
 
-def read_head(store, bundle, path, maxlines):
-    """The first lines of a file in a bundle; ['<directory>'] for a directory; None if missing."""
+def read_head(store, bundle, path, maxlines, depth=0):
+    """The first lines of a file in a bundle (or, as CodaLab, in the dependency its path starts
+    with); ['<directory>'] for a directory; None if missing."""
     try:
         full = store.path_in(bundle, path)
-    except CodaliteError:
+    except PathEscape:
         return None
+    except CodaliteError:
+        target = dependency_target(store, bundle, path) if depth < 32 else None
+        return None if target is None else read_head(store, *target, maxlines, depth + 1)
     if os.path.isdir(full):
         return ["<directory>"]
-    with open(full, "rb") as f:
-        lines = []
-        for line in f:
-            lines.append(line.decode(errors="replace"))
-            if len(lines) >= maxlines:
-                break
-    return lines
+    try:
+        return head_lines(full, maxlines)  # as CodaLab reads them (and never blocked by a FIFO)
+    except OSError:
+        return None
 
 
 def graph_points(lines):

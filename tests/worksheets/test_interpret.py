@@ -147,7 +147,7 @@ def test_record_contents_graph_hidden_and_file_formats(store, study):
     assert rec["acc:"].text == "0.9" and rec["layers:"].text == "2" and rec["second:"].text == "0.75"
     assert rec["deps:"].text == ":SNLI,:src"
     assert rec["src:"].text == "src"
-    assert rec["args:"].text.startswith(f"run SNLI:{study['data'].uuid} src:{study['src'].uuid} 'python3 src/train.py")
+    assert rec["args:"].text.startswith(f"run SNLI:{study['data'].uuid} src:{study['src'].uuid} \"python3 src/train.py")
     assert "--request-memory 2g" in rec["args:"].text
     assert rec["stdout:"].text == "StandardOutput" and rec["stdout:"].path == "/stdout"
     assert blocks[1].lines == ["epoch\tloss\n", "0\t1.000\n"]
@@ -216,3 +216,32 @@ def test_durations_of_a_year_as_codalab():
     assert spec.parse_duration("1y") == 365 * 86400
     assert spec.format_duration(400 * 86400) == "1y35d"  # CodaLab's duration_str
     assert spec.format_duration(2 * 86400 + 3600) == "2d1h"
+
+
+def test_genpaths_read_through_a_dependency_key_and_args_as_codalab(store, study):
+    """CodaLab's get_target_info: `run/KEY/file` missing from the run is KEY's file (`% add x
+    /SNLI/train.txt:a`); never outside a bundle. `args` quotes as CodaLab's formatting.quote and lists
+    request flags sorted, as its server returns them."""
+    r = study["runs"][0]
+    _, table = run(store, f"% schema s\n% add x /SNLI/train.txt:a\n% add up /SNLI/../../x\n% add args\n"
+                          f"% display table s\n{{{r.uuid}}}\n% display contents /src/train.py maxlines=1\n{{{r.uuid}}}")[:2]
+    x, up, args = cells(table)[0]
+    assert x == "b\tentailment" and up == ""
+    assert args.startswith(f'run SNLI:{study["data"].uuid} src:{study["src"].uuid} "python3 src/train.py 0.1 0.1"')
+    flags = [a for a in args.split() if a.startswith("--")]
+    assert flags == sorted(flags)
+    contents = run(store, f"% display contents /src/train.py maxlines=1\n{{{r.uuid}}}")[0]
+    assert contents.lines == ["import json, sys\n"]
+
+
+def test_file_heads_as_codalab_reads_them(tmp_path):
+    """summarize_file: a whole file's last line gets its newline; a file cut at 1 KiB per line
+    drops its cut last line."""
+    from codalite.worksheets.genpath import head_lines
+
+    (tmp_path / "a").write_text("x\ny")
+    assert head_lines(str(tmp_path / "a"), 10) == ["x\n", "y\n"]
+    (tmp_path / "b").write_text("z" * 1500 + "\nrest\n")
+    assert head_lines(str(tmp_path / "b"), 1) == []  # 1 KiB read, no whole line in it
+    (tmp_path / "c").write_text("ok\n" + "z" * 3000)
+    assert head_lines(str(tmp_path / "c"), 2) == ["ok\n"]
