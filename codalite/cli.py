@@ -172,7 +172,7 @@ def upload(paths, contents, name, description, tags, follow_symlinks, force, no_
 
     Example: codalite upload data/ -n raw"""
     if bool(paths) == (contents is not None):
-        raise click.UsageError("give the paths to upload, or -c TEXT (not both)")
+        raise click.UsageError("Missing argument 'PATHS...': give the paths to upload, or -c TEXT (not both)")
     store = open_store(create=True)
     force = memo_mode(store, force, no_memo, memoize)
     if contents is not None:  # as CodaLab: a file bundle holding the text, named `contents` by default

@@ -29,7 +29,8 @@ def target_worksheet(store, ws, dest):
         raise UsageError("give the worksheet once (-w or --dest-worksheet)")
     name = ws or dest or current_worksheet(store)
     if name is None:
-        raise UsageError("no worksheet: give -w WS (or --dest-worksheet WS), or choose one with `codalite work WS`")
+        raise UsageError("Missing option '-w' WS (or --dest-worksheet WS): no current worksheet; "
+                         "choose one with `codalite work WS`")
     if "::" in name:
         raise refuse(f"another instance's worksheet ({name})", "push bundles with `codalite push --remote NAME`")
     return model.get(store, name)

@@ -258,6 +258,32 @@ R = "recipes"
 RECIPE_FILES = {"data/x.txt": "1 2 3\n"}
 
 
+# issue 13: CodaLab's verbs
+case(E, "edit-nothing", ["edit", "raw"], 2, "nothing to edit")
+case(E, "edit-immutable-field", ["edit", "raw", "-f", "data_size", "1"], 2, "is not editable")
+case(E, "edit-bad-name", ["edit", "raw", "-n", "bad name"], 2, "invalid bundle name")
+case(E, "edit-freeze", ["edit", "raw", "--freeze"], 2, "CodaLab server feature")
+case(E, "edit-unknown", ["edit", "nosuch", "-n", "x"], 1, "no bundle matches")
+case(E, "download-unknown", ["download", "nosuch"], 1, "no bundle matches")
+case(E, "download-missing-path", ["download", "raw/nope", "-o", "out"], 1, "no such path")
+case(E, "cp-refused", ["cp", "raw", "lab::"], 2, "codalite push")
+case(E, "work-none", ["work"], 2, "no current worksheet")
+case(E, "work-unknown", ["work", "nosuch"], 1, "no worksheet matches")
+case(E, "work-instance", ["work", "lab::ws"], 2, "CodaLab server feature")
+case(E, "config-unknown", ["config", "nope"], 2, "unknown setting")
+case(E, "config-bad-value", ["config", "memo", "maybe"], 2, "on or off")
+case(E, "run-no-memo-and-m", ["run", "--no-memo", "-m", "true"], 2, "cannot be combined")
+case(E, "mimic-not-upstream", ["mimic", "code", "raw", "code"], 2, "was not made from")
+case(E, "macro-missing", ["macro", "nosuchmacro", "raw"], 1, "nosuchmacro-in1")
+case(E, "macro-bad-input-name", ["macro", "M", "bad name:raw"], 2, "malformed macro input")
+case(E, "rm-data-only", ["rm", "-d", "raw"], 2, "rm -d")
+case(E, "detach-no-ws", ["detach", "raw"], 2, "Missing option")
+case(E, "help-unknown", ["help", "nope"], 2, "no command 'nope'")
+case(E, "gls-refused", ["gls"], 2, "CodaLab server feature")
+case(E, "upload-contents-and-path", ["upload", "-c", "x", "data"], 2, "not both", {"data/x.txt": "1"})
+case(E, "info-range-huge", ["info", "^1-99999"], 2, "too long")
+
+
 def recipe_case(id, text, code, fragment, command="plan", extra=()):
     name = f"r_{id}.yaml"
     files = dict(RECIPE_FILES, **{name: text})
