@@ -7,7 +7,7 @@
 #   4. `docker commit` that container with the image's environment (offline by default, GPUs visible).
 #
 #   images/gpu/build.sh [--rebuild] [--cpu] [IMAGE]     default IMAGE: codalite/run-gpu:0.1
-#     --rebuild  redo everything (the debootstrap rootfs and the base too)
+#     --rebuild  redo everything (the debootstrap rootfs and the base too); without it an existing IMAGE is kept
 #     --cpu      torch's CPU wheel instead (from PIP_FIND_LINKS, e.g. /opt/wheels; PyPI's torch is the CUDA one)
 # Caches: $CODALITE_STACK_DIR/images (rootfs, default /var/cache/codalite-stack/images) and .../pip
 # (pip's download cache: a rebuild does not download the ~4 GB of CUDA wheels again).
@@ -36,6 +36,9 @@ log() { echo "[images/gpu/build.sh $(date +%T)] $*" >&2; }
 
 command -v docker >/dev/null || { echo "build.sh: error: docker is not installed (apt-get install docker.io)" >&2; exit 1; }
 docker info >/dev/null 2>&1 || { echo "build.sh: error: no Docker engine (start dockerd; tests/codalab/stack.sh docker does)" >&2; exit 1; }
+if [ "$REBUILD" = 0 ] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
+  echo "$IMAGE"; exit 0  # already built (--rebuild redoes it)
+fi
 command -v debootstrap >/dev/null || {
   apt-get -o DPkg::Lock::Timeout=600 update -qq
   DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq debootstrap >/dev/null
