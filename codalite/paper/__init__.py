@@ -1,9 +1,15 @@
-"""Paper tables: declared once, computed from the store, exported to LaTeX/Markdown/CSV with a
-provenance JSON per table, verified and traced back to their executions."""
+"""Paper tables and figures: declared once, computed from the store, exported to LaTeX/Markdown/CSV
+(figures also SVG) with a provenance JSON each, verified and traced back to their executions."""
 
-from .declare import TableSpec, load
+from . import figure, table
+from .declare import FigureSpec, TableSpec, load
 from .export import export
-from .table import compute
 from .verify import trace, verify
 
-__all__ = ["TableSpec", "compute", "export", "load", "trace", "verify"]
+
+def compute(store, spec):
+    """The table or figure a declaration describes, from the store as it is now."""
+    return (figure.compute if isinstance(spec, FigureSpec) else table.compute)(store, spec)
+
+
+__all__ = ["FigureSpec", "TableSpec", "compute", "export", "load", "trace", "verify"]

@@ -1,4 +1,4 @@
-"""Paper table declarations: YAML beside a worksheet (`*.yaml`), or fenced ```paper blocks in it.
+r"""Paper table declarations: YAML beside a worksheet (`*.yaml`), or fenced ```paper blocks in it.
 
     name: nli                      # file names: nli.tex, nli.md, nli.csv, nli.provenance.json
     caption: NLI entailment by model and LoRA rank
@@ -20,6 +20,18 @@
                                    # bundle per cell), or none
     baseline: blind                # optional: mark cells that differ from this row's cell
     test: paired_bootstrap         # the paired test over the same examples: or mcnemar
+
+Figures (training curves) are declared beside the tables, under `figures:`:
+
+    figures:
+      - name: curves               # curves.svg (Markdown embeds it), curves.tex (\input it), curves.csv
+        caption: Training loss     # LaTeX, passed through
+        bundles: [name=finetune-%] # which bundles, as for tables (ready ones only)
+        file: /log_history.json    # a JSON log in each bundle (curves.py reads it)
+        x: step
+        y: [loss, eval_loss]       # one line per bundle and key
+        label: name                # the legend's name of each bundle: a genpath (newest bundle wins
+                                   # when two share a label, e.g. a forced rerun)
 """
 
 import os
@@ -44,6 +56,20 @@ class Examples(BaseModel):
     @classmethod
     def as_text(cls, v):  # `{seed: 1}` in YAML is a number; the file's values are compared as text
         return {k: str(x) for k, x in v.items()} if isinstance(v, dict) else v
+
+
+def _keywords(bundles):
+    """The search, limited to finished bundles and not capped at CodaLab's default 10."""
+    kws = list(bundles)
+    if not any(k.startswith("state=") for k in kws):
+        kws.append("state=ready")
+    if not any(k.startswith(".limit=") for k in kws):
+        kws.append(".limit=1000000")
+    return kws
+
+
+def _words(v):
+    return v.split() if isinstance(v, str) else v
 
 
 class TableSpec(BaseModel):
@@ -74,7 +100,7 @@ class TableSpec(BaseModel):
     @field_validator("bundles", mode="before")
     @classmethod
     def split_keywords(cls, v):
-        return v.split() if isinstance(v, str) else v
+        return _words(v)
 
     @field_validator("format")
     @classmethod
@@ -86,41 +112,84 @@ class TableSpec(BaseModel):
         return v
 
     def keywords(self):
-        """The search, limited to finished bundles and not capped at CodaLab's default 10."""
-        kws = list(self.bundles)
-        if not any(k.startswith("state=") for k in kws):
-            kws.append("state=ready")
-        if not any(k.startswith(".limit=") for k in kws):
-            kws.append(".limit=1000000")
-        return kws
+        return _keywords(self.bundles)
+
+
+class FigureSpec(BaseModel):
+    """A training-curve figure: one line per selected bundle and y key, read from a JSON log."""
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    caption: str = ""
+    bundles: list[str] = Field(min_length=1)
+    file: str = Field("/log_history.json", pattern=r"^/.*\.(json|jsonl)$")
+    x: str = "step"
+    y: list[str] = Field(min_length=1)
+    label: str = "name"
+    xlabel: str | None = None
+    ylabel: str | None = None
+
+    @field_validator("bundles", mode="before")
+    @classmethod
+    def split_keywords(cls, v):
+        return _words(v)
+
+    @field_validator("y", mode="before")
+    @classmethod
+    def split_keys(cls, v):  # `y: loss,eval_loss` as in `% display graph`
+        return [k.strip() for k in v.split(",") if k.strip()] if isinstance(v, str) else v
+
+    def keywords(self):
+        return _keywords(self.bundles)
 
 
 FENCE_RE = re.compile(r"^```paper\s*\n(.*?)^```\s*$", re.S | re.M)
 
 
-def _validate(data, where):
+def _validate(data, where, kind=TableSpec):
     try:
-        return TableSpec.model_validate(data)
+        return kind.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "table"
+        loc = ".".join(str(p) for p in err["loc"]) or ("table" if kind is TableSpec else "figure")
         raise UsageError(f"{where}: {loc}: {err['msg']}") from None
 
 
 def parse_declarations(text, where):
-    """YAML text (one table, or `tables: [...]`) -> [TableSpec]."""
+    """YAML text (one table, or `tables: [...]` and/or `figures: [...]`) -> [TableSpec | FigureSpec]."""
     from ..recipes.schema import load_yaml
 
     try:
         data = load_yaml(text)  # refuses duplicated keys, which YAML would silently keep the last of
     except yaml.YAMLError as e:
         raise UsageError(f"{where}: not valid YAML ({str(e).splitlines()[0]})") from None
-    if isinstance(data, dict) and "tables" in data:
-        data = data["tables"]
+    figures = []
+    if isinstance(data, dict) and ("tables" in data or "figures" in data):
+        other = sorted(set(data) - {"tables", "figures"})
+        if other:  # a misspelt `figure:` would otherwise be dropped without a word
+            raise UsageError(f"{where}: unknown key {other[0]!r} beside tables/figures")
+        figures = data.get("figures") or []
+        if not isinstance(figures, list) or not all(isinstance(d, dict) for d in figures):
+            raise UsageError(f"{where}: `figures:` is a list of figures (mappings)")
+        data = data.get("tables") or []
     items = data if isinstance(data, list) else [data]
     if not all(isinstance(d, dict) for d in items):
         raise UsageError(f"{where}: expected a table (a mapping) or `tables:` with a list of them")
-    return [_validate(d, f"{where}: table {i}" if len(items) > 1 else where) for i, d in enumerate(items)]
+    specs = [_validate(d, f"{where}: table {i}" if len(items) > 1 else where) for i, d in enumerate(items)]
+    specs += [_validate(d, f"{where}: figure {i}", FigureSpec) for i, d in enumerate(figures)]
+    if not specs:
+        raise UsageError(f"{where}: declares no table and no figure")
+    return specs
+
+
+def _unique(specs, where):
+    """Two declarations of one name would write the same files, the second silently replacing the first."""
+    seen = set()
+    for s in specs:
+        if s.name in seen:
+            raise UsageError(f"{where}: two tables or figures are named {s.name!r}; their files would collide")
+        seen.add(s.name)
+    return specs
 
 
 def load(path):
@@ -134,5 +203,6 @@ def load(path):
         blocks = FENCE_RE.findall(text)
         if not blocks:
             raise UsageError(f"{path}: no ```paper block declares a table")
-        return [t for i, b in enumerate(blocks) for t in parse_declarations(b, f"{path}: paper block {i + 1}")]
-    return parse_declarations(text, path)
+        return _unique([t for i, b in enumerate(blocks)
+                        for t in parse_declarations(b, f"{path}: paper block {i + 1}")], path)
+    return _unique(parse_declarations(text, path), path)

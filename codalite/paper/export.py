@@ -185,7 +185,12 @@ def provenance(store, table, base_url, source):
 
 
 def export(store, table, out_dir, base_url, source=""):
-    """Write <name>.tex/.md/.csv/.provenance.json into out_dir; returns the paths."""
+    """Write <name>.tex/.md/.csv/.provenance.json into out_dir (a figure: also <name>.svg, figure.py);
+    returns the paths."""
+    from .figure import Figure, export as export_figure  # figure.py imports this module
+
+    if isinstance(table, Figure):
+        return export_figure(store, table, out_dir, base_url, source)
     os.makedirs(out_dir, exist_ok=True)
     name = table.spec.name
     files = {
