@@ -88,13 +88,18 @@ def compute(store, spec):
     bundles = search(store, spec.keywords())
     if not bundles:
         raise TableError(f"figure {spec.name}: no ready bundle matches {' '.join(spec.bundles)}")
-    bundles.sort(key=lambda b: b.id)  # oldest first: the newest of two with one label wins (a rerun)
+    bundles.sort(key=lambda b: b.id)  # oldest first: the newest of a rerun wins
     interp, chosen = Interpreter(store), {}
     for b in bundles:
         v = interp.value(b, spec.label, None)
         if v is None:
             raise TableError(f"figure {spec.name}: bundle {b.uuid} ({b.name}) has no label ({spec.label}); "
                              "fix `label` or narrow `bundles`")
+        old = chosen.get(display(v))
+        if old is not None and old.command != b.command:  # not a rerun: two runs one legend entry can't tell apart
+            raise TableError(f"figure {spec.name}: bundles {old.uuid} and {b.uuid} are both labelled "
+                             f"{display(v)!r} ({spec.label}) but ran different commands; set `label` to a "
+                             "genpath that tells them apart or narrow `bundles`")
         chosen[display(v)] = b
     order = sorted(chosen, key=lambda lab: _sort_key((lab,)))
     series = [s for lab in order for s in read_series(store, spec, chosen[lab], lab)]
@@ -173,7 +178,8 @@ def to_latex(fig, base_url):
     spec, ts = fig.spec, trajectories(fig)
     uuids = list(dict.fromkeys(t["uuid"] for t in ts))
     keys = list(dict.fromkeys(t["key"] for t in ts))
-    cols = 1 if len(ts) <= 3 else 2
+    # two legend columns when there are many short names (a column is about 27 \scriptsize characters wide)
+    cols = 2 if len(ts) > 3 and max(len(plot.label_of(t, len(keys) > 1)) for t in ts) <= 26 else 1
     legend_h = ROW * math.ceil(len(ts) / cols) + 4
     y0 = legend_h + BOTTOM  # the plot area's bottom
     pw = W - LEFT - RIGHT
@@ -200,9 +206,9 @@ def to_latex(fig, base_url):
     out += [rf"\put({LEFT},{_num(y0)}){{\line(1,0){{{pw}}}}}", rf"\put({LEFT},{_num(y0 + PLOT_H)}){{\line(1,0){{{pw}}}}}",
             rf"\put({LEFT},{_num(y0)}){{\line(0,1){{{PLOT_H}}}}}", rf"\put({LEFT + pw},{_num(y0)}){{\line(0,1){{{PLOT_H}}}}}",
             "}%"]
-    out += [rf"\put({_num(sx(v))},{_num(y0 - 3)}){{\makebox(0,0)[t]{{\scriptsize {tex(plot.fmt(v))}}}}}" for v in xt]
+    out += [rf"\put({_num(sx(v))},{_num(y0 - 6)}){{\makebox(0,0)[t]{{\scriptsize {tex(plot.fmt(v))}}}}}" for v in xt]
     out += [rf"\put({LEFT - 3},{_num(sy(v))}){{\makebox(0,0)[r]{{\scriptsize {tex(plot.fmt(v))}}}}}" for v in yt]
-    out.append(rf"\put({_num(LEFT + pw / 2)},{_num(y0 - 19)}){{\makebox(0,0)[t]{{\footnotesize {tex(spec.xlabel or spec.x)}}}}}")
+    out.append(rf"\put({_num(LEFT + pw / 2)},{_num(y0 - 21)}){{\makebox(0,0)[t]{{\footnotesize {tex(spec.xlabel or spec.x)}}}}}")
     if ylabel(spec):
         out.append(rf"\put(6,{_num(y0 + PLOT_H / 2)}){{\makebox(0,0){{\rotatebox{{90}}{{\footnotesize {tex(ylabel(spec))}}}}}}}")
     for i, t in enumerate(ts):

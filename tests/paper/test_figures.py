@@ -14,7 +14,9 @@ from picture_helpers import fake_finetunes
 
 from codalite import paper
 from codalite.cli import cli
-from codalite.errors import UsageError
+from codalite.errors import CodaliteError, UsageError
+
+DEMO_YAML = os.path.join(os.path.dirname(__file__), "..", "..", "worksheets", "shapes_vqa.yaml")
 
 DECL = r"""figures:
   - name: curves
@@ -156,3 +158,54 @@ def test_figure_declaration_mistakes_are_one_line(store, runs, tmp_path):
     assert f"figure f: bundle {runs[0].uuid} (ft-0.5): no record of /log_history.json has both 'step' and " \
            "'eval_bleu' as numbers" in r.output
     assert not (tmp_path / "out" / "f.svg").exists()
+
+
+def test_a_rerun_replaces_its_twin_and_two_different_runs_with_one_label_are_refused(store, runs, tmp_path):
+    (spec, _) = paper.load(str(tmp_path / "figs.yaml"))
+    (again,) = fake_finetunes(store, tmp_path, lrs=(0.5,))  # the same command again (a forced rerun)
+    fig = paper.compute(store, spec)
+    assert [b.uuid for b in fig.bundles] == [again.uuid, runs[1].uuid]
+    (other,) = fake_finetunes(store, tmp_path, lrs=(2.0,), names="ft-0.5")  # another run, the same name
+    with pytest.raises(CodaliteError, match=rf"bundles {again.uuid} and {other.uuid} are both labelled 'ft-0.5' "
+                                            r"\(name\) but ran different commands"):
+        paper.compute(store, spec)
+
+
+# the keys bundles.finetune logs with --metrics exact on easy-vqa (gen_eval: eval_exact_<qtype>)
+DEMO_FT = r'''
+import json, sys
+seed = int(sys.argv[sys.argv.index("--seed") + 1])
+hist = [{"loss": 3.0 - s / 400 - seed / 10, "grad_norm": 1.0, "learning_rate": 1e-3, "epoch": s / 800, "step": s}
+        for s in range(80, 801, 80)]
+for s in (400, 800):
+    hist.append({"eval_loss": 2.0 - s / 1000, "eval_exact": s / 2000 + seed / 100, "eval_exact_shape": 0.34,
+                 "eval_exact_color": s / 1600, "eval_exact_yesno": 0.6, "eval_runtime": 1.0, "step": s})
+json.dump(hist, open("log_history.json", "w"))
+'''
+
+
+def test_the_demo_declares_its_fine_tunes_curves(store, tmp_path):
+    """worksheets/shapes_vqa.yaml's figures: the tiny VLM's three seeds (not the smollm2 profile's
+    fine-tune of the same name), loss and dev exact per evaluation."""
+    from picture_helpers import drain, upload_script
+
+    code = upload_script(store, tmp_path, "ft", DEMO_FT)
+    cmds = [(f"python3 ft.py --seed {s} --full --lr 1e-3", f"finetune-seed{s}") for s in (0, 1, 2)]
+    cmds.append(("python3 ft.py --seed 0 --lora-r 8 --train-projector", "finetune-seed0"))  # --profile smollm2
+    made = [store.run(c, [("ft.py", code.uuid)], name=n, start_worker=False)[0] for c, n in cmds]
+    drain(store)
+    figs = [s for s in paper.load(DEMO_YAML) if isinstance(s, paper.FigureSpec)]
+    assert [s.name for s in figs] == ["shapes_vqa_loss", "shapes_vqa_dev_exact"]
+    out = tmp_path / "paper"
+    for spec in figs:
+        paper.export(store, paper.compute(store, spec), str(out), "http://127.0.0.1:8765")
+    prov = json.loads((out / "shapes_vqa_dev_exact.provenance.json").read_text())
+    assert [b["uuid"] for b in prov["bundles"]] == [b.uuid for b in made[:3]]
+    assert [(s["label"], s["key"], s["n_points"]) for s in prov["series"]][:3] == [
+        ("finetune-seed0", "eval_exact", 2), ("finetune-seed0", "eval_exact_shape", 2),
+        ("finetune-seed0", "eval_exact_color", 2)]
+    assert len(prov["series"]) == 9
+    loss = json.loads((out / "shapes_vqa_loss.provenance.json").read_text())
+    assert [s["n_points"] for s in loss["series"]] == [10, 2] * 3
+    n, problems = paper.verify(store, str(out))
+    assert (n, problems) == (15, [])
