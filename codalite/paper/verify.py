@@ -277,6 +277,11 @@ def find_table(text, search_dirs):
 
 def trace(store, path, row, column):
     """The chain of executions behind one cell: [str] lines, oldest execution first."""
+    from .figure import is_figure
+
+    if is_figure(path):  # else: "not a provenance file", which it is
+        raise UsageError(f"{path} is a figure's: trace names table cells; the figure's bundles and their "
+                         "executions are listed in that file")
     prov, spec = load(path)
     cell = next((c for c in prov["cells"] if c["row"] == row and c["column"] == column), None)
     if cell is None:
