@@ -211,19 +211,23 @@ def wls(keywords, uuid_only):
 
 
 @click.command(name="print")
-@click.argument("worksheet")
+@click.argument("worksheet", required=False)
 @click.option("--html", "html_out", type=click.Path(dir_okay=False), help="Write a static HTML page here.")
 @click.option("-r", "--raw", is_flag=True, help="Print the source, bundle lines regenerated.")
 @click.option("--base-url", default="http://127.0.0.1:8765", show_default=True,
               help="Where bundle links point in HTML (`codalite serve`, or a CodaLab instance).")
 @library_errors
 def print_(worksheet, html_out, raw, base_url):
-    """Render a worksheet (stored name/uuid, or a .ws file) in the terminal or as HTML."""
+    """Render a worksheet (stored name/uuid, or a .ws file; default: the current one) in the terminal or as HTML."""
     from rich.console import Console
 
     from .worksheets import interpret, model, render
 
     store = Store.find()
+    worksheet = worksheet or current_worksheet(store)  # `cl print` prints the current worksheet
+    if worksheet is None:
+        raise UsageError("Missing argument 'WORKSHEET': no current worksheet; name one or choose it with "
+                         "`codalite work WS`")
     try:
         ws = model.open_worksheet(store, worksheet)
     except UnicodeDecodeError as e:

@@ -393,6 +393,7 @@ case(W, "wedit-unknown-bundle-line", ["wedit", "ws1", "-f", "dangling.ws"], 1, "
 case(W, "wedit-unknown-ws", ["wedit", "nosuch", "-f", "ok2.ws"], 1, "no worksheet matches", {"ok2.ws": "x\n"})
 case(W, "print-unknown", ["print", "nosuch"], 1, "no worksheet matches")
 case(W, "print-missing-file", ["print", "nope.ws"], 2, "no such worksheet file")
+case(W, "print-no-worksheet", ["print"], 2, "no current worksheet")
 case(W, "print-nonutf8-file", ["print", "latin.ws"], 2, "not UTF-8", {"latin.ws": b"\xff\xfe\n"})
 case(W, "print-nonutf8-arg", ["print", "w" + FF], 2, "not valid UTF-8")
 case(W, "print-bad-markup", ["print", "bad.ws"], 0, "Error in source line", {"bad.ws": BAD_MARKUP})
