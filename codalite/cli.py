@@ -6,6 +6,7 @@ durations), 1 for failures found while working (unknown bundle, failed run, corr
 
 import datetime
 import json
+import logging
 import math
 import os
 import shlex
@@ -28,6 +29,11 @@ from .store import NO_MEMO, Store, validate_requests
 
 
 def main():
+    # the library's notices (e.g. the store's first run recording its python) as `codalite: ...` on stderr
+    notices = logging.StreamHandler()
+    notices.setFormatter(logging.Formatter("codalite: %(message)s"))
+    logging.getLogger("codalite").addHandler(notices)
+    logging.getLogger("codalite").propagate = False
     argv = sys.argv[1:]
     # `codalite run key:b ... --- python train.py --lr 0.1`: the rest of argv is the command
     if "---" in argv:

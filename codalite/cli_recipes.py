@@ -70,8 +70,8 @@ def run_recipe(path, retry_failed, only, dry_run, no_wait, remote, profile):
                              on_progress=lambda what, n: click.echo(f"{remote}: {what} {n}", err=True))
     else:
         results = recipes.submit(store, r, path_env, retry_failed, set(only))
-    submitted = [(c, b, hit) for c, b, hit in results if hit is not None]
-    hits = sum(1 for _, _, hit in submitted if hit)
+    submitted = [(c, b, o) for c, b, o in results if o is not recipes.Outcome.NOT_SUBMITTED]
+    hits = sum(1 for _, _, o in submitted if o is recipes.Outcome.MEMO_HIT)
     ws = recipes.record_on_worksheet(store, r, [b for _, b, _ in results])
     click.echo(f"{len(results)} cells: {hits} memo hits, {len(submitted) - hits} "
                f"{'ran on ' + remote if remote else 'to run'} (worksheet {ws.name})", err=True)
@@ -82,8 +82,8 @@ def run_recipe(path, retry_failed, only, dry_run, no_wait, remote, profile):
     else:
         states = _wait(store, [b for _, b, _ in submitted])
     failed = [f"{c.name} ({states[b.uuid].state})" for c, b, _ in submitted if states[b.uuid].state != "ready"]
-    not_run = [f"{c.name} (not run)" for c, b, hit in results
-               if hit is None and (not only or c.step in only) and not (b and b.state == "ready")]
+    not_run = [f"{c.name} (not run)" for c, b, o in results
+               if o is recipes.Outcome.NOT_SUBMITTED and (not only or c.step in only) and not (b and b.state == "ready")]
     click.echo(f"{len(results) - len(failed) - len(not_run)} cells ready"
                + (f", {len(failed)} failed" if failed else "") + (f", {len(not_run)} not run" if not_run else ""))
     if failed or not_run:

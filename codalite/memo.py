@@ -6,26 +6,33 @@ interpreter, or a docker image) and its declared env vars. Volatile things (name
 left out: they do not change what a run computes.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import blake3
+
+from .bundle import READY, Bundle
 
 MEMO_VERSION = 1
 
 
-def canonical(obj):
+def canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def digest(obj):
+def digest(obj: Any) -> str:
     return blake3.blake3(canonical(obj).encode()).hexdigest()
 
 
-def memo_inputs(bundle_type, command, deps, environment, env_vars, exclude_patterns):
+def memo_inputs(bundle_type: str, command: str | None, deps: Iterable[Sequence[Any]], environment: str | None,
+                env_vars: dict[str, str], exclude_patterns: Iterable[str]) -> dict[str, Any]:
     """deps: [(key, parent_content_hash, parent_path)]."""
     return {
         "v": MEMO_VERSION,
@@ -38,11 +45,12 @@ def memo_inputs(bundle_type, command, deps, environment, env_vars, exclude_patte
     }
 
 
-def memo_key(inputs):
+def memo_key(inputs: dict[str, Any]) -> str:
     return digest(inputs)
 
 
-def explain(new, old, packages_of):
+def explain(new: dict[str, Any], old: dict[str, Any],
+            packages_of: Callable[[str], dict[str, str] | None]) -> list[str]:
     """Lines saying which parts of two memo inputs differ. packages_of(fingerprint) -> {name: version}
     (with "python": its version and interpreter), or None for a fingerprint it does not know."""
     lines = []
@@ -75,7 +83,20 @@ def explain(new, old, packages_of):
     return lines
 
 
-def _package_diff(old, new):
+def why(mine: dict[str, Any] | None, other: Bundle | None,
+        packages_of: Callable[[str], dict[str, str] | None]) -> list[str]:
+    """Why a run with memo inputs `mine` was not a memo hit: what differs from `other`, an earlier
+    run of the same name or command (None when there is none)."""
+    if not mine:
+        return ["this bundle's memo key is not known yet: a dependency has not finished"]
+    if other is None:
+        return ["no earlier run with this name or command: this is the first of its kind"]
+    return explain(mine, other.runspec["memo_inputs"], packages_of) or [
+        f"same memo key as {other.uuid} ({other.state}): "
+        + ("it was rerun because that one did not finish ready" if other.state != READY else "it was rerun with --force")]
+
+
+def _package_diff(old: dict[str, str] | None, new: dict[str, str] | None) -> list[str]:
     if old is None or new is None:
         return []
     out = []
@@ -90,12 +111,12 @@ def _package_diff(old, new):
 _PROBE = "import json,site,sys;print(json.dumps([sys.version,[p for p in sys.path if p.endswith('-packages')]]))"
 
 
-def python_on_path(path_env):
+def python_on_path(path_env: str) -> tuple[str | None, str | None]:
     exe = shutil.which("python3", path=path_env) or shutil.which("python", path=path_env)
     return os.path.realpath(exe) if exe else None, exe
 
 
-def executable_of(exe):
+def executable_of(exe: str) -> str:
     """What an interpreter calls itself (sys.executable): a venv's python keeps its venv path, a
     pyenv shim gives the real interpreter. Raises ValueError when exe is not a working Python."""
     try:
@@ -109,7 +130,7 @@ def executable_of(exe):
     return found
 
 
-def site_dirs(exe):
+def site_dirs(exe: str) -> tuple[str, list[str]]:
     """(version, site-packages dirs) of a Python executable; in-process when it is this one."""
     if exe and os.path.realpath(exe) == os.path.realpath(sys.executable) and _same_prefix(exe):
         return sys.version, [p for p in sys.path if p.endswith("-packages") and os.path.isdir(p)]
@@ -118,14 +139,14 @@ def site_dirs(exe):
     return version, [d for d in dirs if os.path.isdir(d)]
 
 
-def _same_prefix(exe):
+def _same_prefix(exe: str) -> bool:
     # a venv's python is a symlink to the base interpreter: compare the venv dirs, not the binary
     return os.path.dirname(os.path.dirname(os.path.abspath(exe))) == sys.prefix or os.path.realpath(
         os.path.dirname(os.path.dirname(exe))
     ) == os.path.realpath(sys.prefix)
 
 
-def packages_in(dirs):
+def packages_in(dirs: Iterable[str]) -> dict[str, str]:
     """{name: version} from the *.dist-info / *.egg-info names in site-packages dirs."""
     pkgs = {}
     for d in dirs:
@@ -137,11 +158,11 @@ def packages_in(dirs):
     return pkgs
 
 
-def dirs_stamp(dirs):
+def dirs_stamp(dirs: Iterable[str]) -> list[list[Any]]:
     """Installing or removing a package changes its site-packages dir's mtime (a dir that is gone
     drops out, so the stamp no longer matches)."""
     return [[d, os.stat(d).st_mtime_ns] for d in dirs if os.path.isdir(d)]
 
 
-def fingerprint(version, packages):
+def fingerprint(version: str, packages: dict[str, str]) -> str:
     return "py:" + digest({"python": version.split()[0], "packages": packages})[:32]

@@ -10,15 +10,20 @@ crash can leave an orphan directory or a run that never finished, never a ready 
 partial contents.
 """
 
+from __future__ import annotations
+
 import json
+import logging
 import os
 import re
 import shutil
 import sqlite3
 import stat
 import subprocess
-import sys
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, NamedTuple
 
 from . import db, hashing, launch, memo, spec
 from .bundle import (
@@ -33,30 +38,48 @@ from .errors import (
 DIRNAME = ".codalite"
 NO_MEMO = "no-memo"  # force=NO_MEMO: a new run that later runs never reuse (CodaLab's plain `cl run`)
 NOT_FINAL = (CREATED, STAGED) + ACTIVE_STATES
+# The library's notices (the store's first run records its interpreter): the CLI prints them on
+# stderr; a program using the library sees them through logging.
+log = logging.getLogger("codalite")
+
+DepSpec = tuple[str, "str | spec.Target"]  # (key, target text or parsed Target)
+
+
+class Created(NamedTuple):
+    """What `Store.run`, `make` and `upload` give: the bundle, and whether it is an existing one
+    (a memo hit, or an upload with the same contents and name)."""
+    bundle: Bundle
+    memo_hit: bool
+
+
+class Why(NamedTuple):
+    """`Store.why`: the earlier run compared with (None when there is none), and what differs."""
+    other: Bundle | None
+    lines: list[str]
 
 
 class Store:
     """A codalite store. `Store.find()` locates it upward from cwd (like git) or via CODALITE_HOME."""
 
-    def __init__(self, home):
+    def __init__(self, home: str) -> None:
         self.home = os.path.abspath(home)
         if not os.path.isdir(os.path.join(self.home, "bundles")):
             raise StoreNotFound(self.home)
         self.db = db.connect(os.path.join(self.home, "codalite.db"))
-        self._environments = {}  # interpreter -> (site-packages stamp, fingerprint), checked on each use
-        self._found = {}  # PATH -> the python found there, while the store has none recorded
+        self._environments: dict[str, tuple[list[list[Any]], str]] = {}  # interpreter -> (site-packages stamp, fingerprint), checked on each use
+        self._found: dict[str, str] = {}  # PATH -> the python found there, while the store has none recorded
 
     # --- opening ---------------------------------------------------------------------------
 
     @classmethod
-    def init(cls, directory="."):
+    def init(cls, directory: str = ".") -> Store:
         home = os.path.join(os.path.abspath(directory), DIRNAME)
         for sub in ("bundles", "runs", "tmp"):
             os.makedirs(os.path.join(home, sub), exist_ok=True)
         return cls(home)
 
     @classmethod
-    def locate(cls, start=None):
+    def locate(cls, start: str | None = None) -> str | None:
         """The store's directory, or None: $CODALITE_HOME, else .codalite in start or a parent."""
         if os.environ.get("CODALITE_HOME"):
             return os.path.abspath(os.environ["CODALITE_HOME"])
@@ -70,27 +93,27 @@ class Store:
             d = parent
 
     @classmethod
-    def find(cls, start=None):
+    def find(cls, start: str | None = None) -> Store:
         home = cls.locate(start)
         if home is None or not os.path.isdir(os.path.join(home, "bundles")):
             raise StoreNotFound(home or os.path.abspath(start or os.getcwd()))
         return cls(home)
 
-    def close(self):
+    def close(self) -> None:
         self.db.close()
 
-    def tx(self):
+    def tx(self) -> AbstractContextManager[Any]:
         return db.transaction(self.db)
 
     # --- paths -----------------------------------------------------------------------------
 
-    def bundle_dir(self, uuid):
+    def bundle_dir(self, uuid: str) -> str:
         return os.path.join(self.home, "bundles", uuid)
 
-    def run_dir(self, uuid):
+    def run_dir(self, uuid: str) -> str:
         return os.path.join(self.home, "runs", uuid)
 
-    def tmp_dir(self, uuid):
+    def tmp_dir(self, uuid: str) -> str:
         """Where this process assembles uuid's contents: tmp/<pid>-<uuid>. The pid says who owns an
         entry: one whose process is gone is debris that the next writer (clean_tmp) deletes, and
         one whose process lives is never touched."""
@@ -98,12 +121,12 @@ class Store:
             self.clean_tmp()
         return os.path.join(self.home, "tmp", f"{os.getpid()}-{uuid}")
 
-    def location(self, bundle):
+    def location(self, bundle: Bundle) -> str:
         """Where a bundle's contents are now: its working directory while it runs."""
         final = self.bundle_dir(bundle.uuid)
         return final if os.path.lexists(final) else self.run_dir(bundle.uuid)
 
-    def path_in(self, bundle, subpath=""):
+    def path_in(self, bundle: Bundle, subpath: str = "") -> str:
         """The real filesystem path of bundle/subpath: every reader (cat, make, genpaths, the web UI)
         comes here. Refuses what resolves outside the bundle (through '..' or a symlink, also a
         bundle that is itself a link) and what is not a regular file or directory (a FIFO a run
@@ -127,7 +150,7 @@ class Store:
 
     # --- reading ---------------------------------------------------------------------------
 
-    def _bundles(self, rows):
+    def _bundles(self, rows: Iterable[sqlite3.Row]) -> list[Bundle]:
         rows = list(rows)
         deps = {}
         uuids = [r["uuid"] for r in rows]
@@ -149,19 +172,20 @@ class Store:
             for r in rows
         ]
 
-    def query(self, where="1", params=(), order="id DESC", limit=None, offset=0):
+    def query(self, where: str = "1", params: Sequence[Any] = (), order: str = "id DESC", limit: int | None = None,
+              offset: int = 0) -> list[Bundle]:
         sql = f"SELECT * FROM bundle WHERE {where} ORDER BY {order}"
         if limit is not None:
             sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
         return self._bundles(self.db.execute(sql, params))
 
-    def get(self, uuid):
+    def get(self, uuid: str) -> Bundle:
         found = self.query("uuid = ?", (uuid,))
         if not found:
             raise BundleNotFound(uuid)
         return found[0]
 
-    def resolve(self, text):
+    def resolve(self, text: str | spec.BundleSpec) -> Bundle:
         """A bundle from what a user typed: uuid, unique uuid prefix, name (newest), name^N, ^N, or
         any of these after `worksheet//` (CodaLab: a name or ^N counts that worksheet's bundle items,
         newest item first; a uuid or prefix is found wherever it is)."""
@@ -190,7 +214,7 @@ class Store:
             raise BundleNotFound(shown)
         return found[0]
 
-    def worksheet_row(self, text):
+    def worksheet_row(self, text: str) -> sqlite3.Row | None:
         """A stored worksheet's row from its uuid, unique uuid prefix or name; None when none matches."""
         if spec.UUID_PREFIX_RE.match(text or ""):
             rows = self.db.execute("SELECT * FROM worksheet WHERE uuid LIKE ? LIMIT 2", (text + "%",)).fetchall()
@@ -200,7 +224,7 @@ class Store:
             rows = self.db.execute("SELECT * FROM worksheet WHERE name = ?", (text,)).fetchall()
         return rows[0] if rows else None
 
-    def worksheet_uuid(self, text):
+    def worksheet_uuid(self, text: str) -> str:
         """A stored worksheet's uuid (see worksheet_row), for WS//bundle targets and search keywords."""
         row = self.worksheet_row(text)
         if row is None:
@@ -208,13 +232,13 @@ class Store:
                                 "worksheets hold bundles for WS//bundle, not worksheet files)")
         return row["uuid"]
 
-    def worksheet_bundle_uuids(self, worksheet_uuid):
+    def worksheet_bundle_uuids(self, worksheet_uuid: str) -> set[str]:
         """The uuids of the bundles a stored worksheet's items show."""
         return {r[0] for r in self.db.execute(
             "SELECT bundle_uuid FROM worksheet_item WHERE worksheet_uuid = ? AND bundle_uuid IS NOT NULL",
             (worksheet_uuid,))}
 
-    def _resolve_on_worksheet(self, worksheet, s, shown):
+    def _resolve_on_worksheet(self, worksheet: str, s: spec.BundleSpec, shown: str) -> Bundle:
         ws = self.worksheet_uuid(worksheet)
         where, params = "i.worksheet_uuid = ? AND i.bundle_uuid IS NOT NULL", [ws]
         if s.base:
@@ -228,7 +252,8 @@ class Store:
             raise BundleNotFound(shown)
         return found[0]
 
-    def resolve_target(self, text):
+    def resolve_target(self, text: str | spec.Target) -> tuple[Bundle, str]:
+        """A bundle and a subpath in it from `[ws//]bundle[/subpath]`."""
         t = text if isinstance(text, spec.Target) else spec.parse_target(text)
         if t.worksheet is not None:
             if not t.spec.is_uuid:
@@ -236,19 +261,19 @@ class Store:
             self.worksheet_uuid(t.worksheet)
         return self.resolve(t.spec), t.subpath
 
-    def children(self, uuid):
+    def children(self, uuid: str) -> list[str]:
         rows = self.db.execute("SELECT DISTINCT child_uuid FROM dependency WHERE parent_uuid = ?", (uuid,))
         return [r[0] for r in rows]
 
-    def ls(self, limit=20):
+    def ls(self, limit: int = 20) -> list[Bundle]:
         return self.query(limit=limit)
 
-    def get_or_none(self, uuid):
+    def get_or_none(self, uuid: str) -> Bundle | None:
         """The bundle with this uuid, or None (deleted meanwhile, or never in this store)."""
         found = self.query("uuid = ?", (uuid,))
         return found[0] if found else None
 
-    def get_many(self, uuids):
+    def get_many(self, uuids: Iterable[str]) -> list[Bundle]:
         """The bundles with these uuids that exist, in the order given (unknown ones left out)."""
         uuids, found = list(uuids), {}
         for i in range(0, len(uuids), 500):
@@ -257,31 +282,31 @@ class Store:
                 found[b.uuid] = b
         return [found[u] for u in uuids if u in found]
 
-    def exists(self, uuid):
+    def exists(self, uuid: str) -> bool:
         return self.db.execute("SELECT 1 FROM bundle WHERE uuid = ?", (uuid,)).fetchone() is not None
 
-    def name_of(self, uuid):
+    def name_of(self, uuid: str) -> str | None:
         """A bundle's name, or None when there is no such bundle."""
         row = self.db.execute("SELECT name FROM bundle WHERE uuid = ?", (uuid,)).fetchone()
         return row[0] if row else None
 
-    def newest(self, name):
+    def newest(self, name: str) -> Bundle | None:
         """The newest bundle of this name, or None."""
         found = self.query("name = ?", (name,), limit=1)
         return found[0] if found else None
 
-    def ready_upload(self, content_hash, name):
+    def ready_upload(self, content_hash: str, name: str) -> Bundle | None:
         """The newest ready bundle of this name with these contents, or None (an upload to reuse)."""
         found = self.query("content_hash = ? AND name = ? AND state = ?", (content_hash, name, READY), limit=1)
         return found[0] if found else None
 
-    def newer_upload(self, name, after_id, content_hash):
+    def newer_upload(self, name: str, after_id: int, content_hash: str | None) -> Bundle | None:
         """The newest ready upload of this name made after bundle id after_id, with other contents."""
         found = self.query("name = ? AND bundle_type = 'dataset' AND state = ? AND id > ? AND content_hash != ?",
                            (name, READY, after_id, content_hash or ""), limit=1)
         return found[0] if found else None
 
-    def count(self, state=None):
+    def count(self, state: str | None = None) -> int:
         """How many bundles (in this state)."""
         if state is None:
             return self.db.execute("SELECT COUNT(*) FROM bundle").fetchone()[0]
@@ -289,32 +314,32 @@ class Store:
 
     # --- what the worker reads ---------------------------------------------------------------
 
-    def pending_count(self):
+    def pending_count(self) -> int:
         """Bundles created or staged: work a worker still has to do."""
         return self.db.execute("SELECT COUNT(*) FROM bundle WHERE state IN (?, ?)", (CREATED, STAGED)).fetchone()[0]
 
-    def stageable(self):
+    def stageable(self) -> list[Bundle]:
         """Created bundles whose parents are all final, oldest first (the rest would be looked at in
         vain)."""
         return self.query(f"state = '{CREATED}' AND NOT EXISTS (SELECT 1 FROM dependency d JOIN bundle p ON "
                           "p.uuid = d.parent_uuid WHERE d.child_uuid = bundle.uuid AND p.state NOT IN "
                           f"({','.join(repr(s) for s in FINAL_STATES)}))", order="id")
 
-    def staged(self):
+    def staged(self) -> list[Bundle]:
         """Staged bundles, highest request_priority first, then oldest."""
         return self.query("state = ?", (STAGED,), order="json_extract(metadata, '$.request_priority') DESC, id")
 
-    def active(self):
+    def active(self) -> list[Bundle]:
         """Bundles preparing, running or finalizing."""
         return self.query(f"state IN ({','.join('?' * len(ACTIVE_STATES))})", ACTIVE_STATES)
 
-    def kill_requests(self):
+    def kill_requests(self) -> list[str]:
         """uuids of active bundles whose kill was requested (`codalite kill`)."""
         rows = self.db.execute(f"SELECT uuid FROM bundle WHERE kill_requested = 1 AND state IN "
                                f"({','.join('?' * len(ACTIVE_STATES))})", ACTIVE_STATES)
         return [r[0] for r in rows]
 
-    def integrity(self, uuid):
+    def integrity(self, uuid: str) -> tuple[str | None, str | None] | None:
         """(stat signature, content hash) recorded for a bundle, or None when it is gone."""
         row = self.db.execute("SELECT stat_sig, content_hash FROM bundle WHERE uuid = ?", (uuid,)).fetchone()
         return (row["stat_sig"], row["content_hash"]) if row else None
@@ -360,34 +385,36 @@ class Store:
 
     # --- named transitions: each says whether it happened ----------------------------------------
 
-    def fail(self, uuid, message, **metadata):
+    def fail(self, uuid: str, message: str, **metadata: Any) -> bool:
         """created/staged/preparing/running/finalizing -> failed, with its failure_message. A final
         bundle (ready, failed, killed) never changes: returns False."""
         return self._change(uuid, FAILED, dict(metadata, failure_message=message), from_states=NOT_FINAL)
 
-    def start(self, uuid):
+    def start(self, uuid: str) -> bool:
         """staged -> preparing: the worker claims a run; False when it is no longer staged (killed)."""
         return self._change(uuid, PREPARING, from_states=(STAGED,))
 
-    def running(self, uuid, metadata):
+    def running(self, uuid: str, metadata: dict[str, Any]) -> bool:
         """preparing -> running, with what the worker knows of the process (pid, cpus, sandbox)."""
         return self._change(uuid, RUNNING, metadata, from_states=(PREPARING,))
 
-    def finalizing(self, uuid):
+    def finalizing(self, uuid: str) -> bool:
         """running -> finalizing: the process exited; its outputs are being kept."""
         return self._change(uuid, FINALIZING, from_states=(PREPARING, RUNNING))
 
-    def finish(self, uuid, state, metadata, content_hash, is_dir, stat_sig):
+    def finish(self, uuid: str, state: str, metadata: dict[str, Any], content_hash: str | None, is_dir: bool | None,
+               stat_sig: str | None) -> bool:
         """-> ready, failed or killed, with the published contents' hash and signature."""
         assert state in FINAL_STATES, state
         return self._change(uuid, state, metadata, from_states=NOT_FINAL, content_hash=content_hash,
                             is_dir=is_dir, stat_sig=stat_sig)
 
-    def set_stat_sig(self, uuid, sig):
+    def set_stat_sig(self, uuid: str, sig: str) -> bool:
         """Record a bundle's new stat signature (touched, contents unchanged)."""
         return self._change(uuid, stat_sig=sig)
 
-    def publish(self, src, uuid, content_hash=None, size=None):
+    def publish(self, src: str, uuid: str, content_hash: str | None = None,
+                size: int | None = None) -> tuple[str, int, str]:
         """Make assembled contents the bundle's: read-only, renamed into place. Returns (hash, size,
         stat signature); the hash and size are computed unless the caller has them already."""
         content_hash = content_hash or hashing.hash_path(src)
@@ -399,7 +426,8 @@ class Store:
         hashing.set_read_only(final)
         return content_hash, size, hashing.stat_signature(final)
 
-    def upload(self, paths, name=None, description="", tags=(), follow_symlinks=False, force=False):
+    def upload(self, paths: Sequence[str], name: str | None = None, description: str = "", tags: Iterable[str] = (),
+               follow_symlinks: bool = False, force: bool = False) -> Created:
         """Upload files or directories as one dataset bundle. Returns (bundle, reused).
 
         Identical contents under the same name return the existing bundle (unless force).
@@ -435,7 +463,7 @@ class Store:
             if not force:
                 same = self.ready_upload(content_hash, name)
                 if same:
-                    return same, True
+                    return Created(same, True)
             is_dir = os.path.isdir(tmp) and not os.path.islink(tmp)
             md = default_metadata("dataset", name, description, tags)
             md["data_size"] = size
@@ -445,7 +473,7 @@ class Store:
             raise CodaliteError(f"upload failed: {e.strerror or e}" + (f": {e.filename}" if e.filename else "")) from None
         finally:
             remove_tree(tmp)
-        return self.get(uuid), False
+        return Created(self.get(uuid), False)
 
     def _publish_new(self, tmp, uuid, insert):
         """Rename assembled contents into bundles/ and insert their row in one transaction, so a
@@ -474,8 +502,9 @@ class Store:
         except sqlite3.Error:  # e.g. a full disk: the bundle is ready; its signature can wait
             pass
 
-    def add_imported(self, tmp, uuid, bundle_type, state, metadata, command=None, deps=(), runspec=None,
-                     is_dir=None, content_hash=None, memo_key=None):
+    def add_imported(self, tmp: str, uuid: str, bundle_type: str, state: str, metadata: dict[str, Any],
+                     command: str | None = None, deps: Iterable[Dependency] = (), runspec: dict[str, Any] | None = None,
+                     is_dir: bool | None = None, content_hash: str | None = None, memo_key: str | None = None) -> Bundle:
         """Publish contents assembled in tmp (fetched from a CodaLab server) as bundle uuid with its own
         row, replacing what an earlier import of the same uuid left: row and contents land together."""
         def insert():
@@ -487,7 +516,7 @@ class Store:
         self._publish_new(tmp, uuid, insert)
         return self.get(uuid)
 
-    def resolve_deps(self, deps, allow_failed):
+    def resolve_deps(self, deps: Iterable[DepSpec], allow_failed: bool) -> list[Dependency]:
         """[(key, target text or Target)] -> [Dependency], checking keys and parents' states."""
         out, keys = [], set()
         for key, target in deps:
@@ -505,7 +534,8 @@ class Store:
             out.append(Dependency(key, parent.uuid, subpath))
         return out
 
-    def memo_inputs(self, bundle_type, command, deps, runspec, metadata):
+    def memo_inputs(self, bundle_type: str, command: str | None, deps: Sequence[Dependency], runspec: dict[str, Any],
+                    metadata: dict[str, Any]) -> dict[str, Any] | None:
         """The memo inputs of a bundle, or None while a dependency has no content hash yet."""
         hashes = {}
         for d in deps:
@@ -520,7 +550,7 @@ class Store:
             runspec.get("environment"), runspec.get("env_vars", {}), metadata.get("exclude_patterns", []),
         )
 
-    def memo_match(self, key, exclude_uuid=None):
+    def memo_match(self, key: str, exclude_uuid: str | None = None) -> Bundle | None:
         """The newest bundle with this memo key that is ready, else one still on its way; never a failure."""
         found = self.query(
             "memo_key = ? AND state NOT IN (?, ?, 'worker_offline') AND uuid != ?",
@@ -528,7 +558,7 @@ class Store:
         )
         return found[0] if found else None
 
-    def memo_matches(self, keys):
+    def memo_matches(self, keys: Iterable[str]) -> dict[str, Bundle]:
         """memo_match for many keys at once: {key: bundle} (a recipe plan asks for every cell of a step)."""
         keys, out = list(keys), {}
         for i in range(0, len(keys), 500):
@@ -538,8 +568,9 @@ class Store:
                 out.setdefault(b.memo_key, b)
         return out
 
-    def run(self, command, deps=(), name=None, description="", tags=(), requests=None, env_vars=None,
-            force=False, path_env=None, start_worker=True):
+    def run(self, command: str, deps: Iterable[DepSpec] = (), name: str | None = None, description: str = "",
+            tags: Iterable[str] = (), requests: dict[str, Any] | None = None, env_vars: dict[str, str] | None = None,
+            force: bool | str = False, path_env: str | None = None, start_worker: bool = True) -> Created:
         """Create a run bundle (or find its memo twin). Returns (bundle, memo_hit).
 
         deps: [(key, target)]. requests: CodaLab run metadata (request_*, exclude_patterns, ...).
@@ -560,7 +591,8 @@ class Store:
             runspec.update(environment=self.local_environment(python), path=path, python=python)
         return self._create("run", command, dependencies, md, runspec, force, start_worker)
 
-    def make(self, deps, name=None, description="", tags=(), force=False, start_worker=True):
+    def make(self, deps: Sequence[DepSpec], name: str | None = None, description: str = "", tags: Iterable[str] = (),
+             force: bool | str = False, start_worker: bool = True) -> Created:
         """A make bundle: the given targets copied into one bundle (`key:target`; a single target
         with an empty key makes the bundle that target itself)."""
         md = default_metadata("make", spec.check_name(name) if name else "make", description, tags)
@@ -569,7 +601,8 @@ class Store:
         dependencies = self.resolve_deps(deps, False)
         return self._create("make", None, dependencies, md, {}, force, start_worker)
 
-    def _create(self, bundle_type, command, dependencies, md, runspec, force, start_worker):
+    def _create(self, bundle_type: str, command: str | None, dependencies: list[Dependency], md: dict[str, Any],
+                runspec: dict[str, Any], force: bool | str, start_worker: bool) -> Created:
         inputs = self.memo_inputs(bundle_type, command, dependencies, runspec, md)
         memoize = force != NO_MEMO  # a no-memo run (not a function of its inputs) is never a memo target
         key = memo.memo_key(inputs) if inputs and memoize else None
@@ -586,12 +619,12 @@ class Store:
                 self._insert(uuid, bundle_type, STAGED if ready else CREATED, md, command=command,
                              deps=dependencies, runspec=runspec, memo_key=key)
         if hit:
-            return hit, True
+            return Created(hit, True)
         if start_worker:
             launch.ensure_worker(self.home)
-        return self.get(uuid), False
+        return Created(self.get(uuid), False)
 
-    def run_environment(self, image, path_env):
+    def run_environment(self, image: str | None, path_env: str | None) -> str:
         """The environment part of a run's memo key: its docker image, or the fingerprint of the
         store's interpreter (path_env only matters while none is recorded: see interpreter)."""
         if image:  # the image's digest when an engine has it, so a retagged image is a new environment
@@ -599,7 +632,7 @@ class Store:
             return f"docker:{resolve_digest(image) or image}"
         return self.local_environment(self.interpreter(path_env))
 
-    def local_environment(self, python):
+    def local_environment(self, python: str) -> str:
         """Fingerprint of a Python interpreter's environment (version and installed distributions),
         cached until a package is installed or removed there."""
         cached = self._environments.get(python)
@@ -625,7 +658,7 @@ class Store:
         self._environments[python] = (memo.dirs_stamp(dirs), fp)
         return fp
 
-    def packages_of(self, fingerprint):
+    def packages_of(self, fingerprint: str) -> dict[str, str] | None:
         """{name: version} of an environment, with "python": its version and interpreter (for `why`)."""
         row = self.db.execute("SELECT * FROM environment WHERE fingerprint = ?", (fingerprint,)).fetchone()
         if row is None:
@@ -635,7 +668,7 @@ class Store:
 
     # --- the project's environment: the interpreter local runs use -------------------------------
 
-    def interpreter(self, path_env=None, record=False):
+    def interpreter(self, path_env: str | None = None, record: bool = False) -> str:
         """The Python interpreter local runs use: the one in the store's config. While none is
         recorded, the python on path_env (the caller's PATH), recorded when record is set (the
         store's first run). Fails, never falls back, when the recorded one is gone."""
@@ -661,17 +694,17 @@ class Store:
             with self.tx():  # two first runs at once: one records, both use what it recorded
                 added = self.db.execute("INSERT OR IGNORE INTO config VALUES ('python', ?)", (python,)).rowcount
                 python = self.recorded_interpreter()
-            if added:
-                print(f"codalite: this store's runs use {python} from now on, whatever your PATH; "
-                      "change it with `codalite env set PATH_TO_PYTHON`", file=sys.stderr)
+            if added:  # said once per store, when it happens (the CLI prints it on stderr)
+                log.warning("this store's runs use %s from now on, whatever your PATH; "
+                            "change it with `codalite env set PATH_TO_PYTHON`", python)
         return python
 
-    def recorded_interpreter(self):
+    def recorded_interpreter(self) -> str | None:
         """The interpreter in the store's config, or None before the first run (no checks)."""
         row = self.db.execute("SELECT value FROM config WHERE key = 'python'").fetchone()
         return row[0] if row else None
 
-    def set_interpreter(self, python):
+    def set_interpreter(self, python: str) -> tuple[str | None, str]:
         """Record the interpreter local runs use from now on (a path, or a command on PATH).
         Returns (previous or None, new): runs whose environment differs are new runs."""
         found = python if os.sep in python else shutil.which(python)
@@ -688,7 +721,7 @@ class Store:
 
     # --- staging (called by the worker) ------------------------------------------------------
 
-    def stage(self, bundle):
+    def stage(self, bundle: Bundle) -> str:
         """Move a created bundle on once its parents are final: failed (a parent failed), ready (its
         memo twin finished meanwhile: contents shared by hard links), or staged. Returns the new state."""
         parents = [self.get(d.parent_uuid) for d in bundle.dependencies]
@@ -713,7 +746,7 @@ class Store:
         return STAGED if self._change(bundle.uuid, STAGED, from_states=(CREATED,), memo_key=key,
                                       runspec=json.dumps(runspec)) else self.get(bundle.uuid).state
 
-    def share_contents(self, uuid, twin):
+    def share_contents(self, uuid: str, twin: Bundle) -> bool:
         """Finish a bundle as a copy of its ready memo twin; hard links cost no space. Returns whether
         it became ready (else it failed, saying why, or was killed meanwhile)."""
         tmp = self.tmp_dir(uuid)
@@ -735,7 +768,8 @@ class Store:
 
     # --- other verbs -----------------------------------------------------------------------
 
-    def kill(self, bundle):
+    def kill(self, bundle: Bundle) -> None:
+        """Kill a bundle that is not final: at once when it has not started, else by the worker."""
         if bundle.final:
             raise BundleStateError(f"bundle {bundle.uuid} ({bundle.name}) is already {bundle.state}")
         with self.tx():
@@ -746,7 +780,7 @@ class Store:
             self.db.execute("UPDATE bundle SET kill_requested = 1 WHERE uuid = ?", (bundle.uuid,))
         launch.wake(self.home)  # a sleeping worker stops the run now, not at its next look
 
-    def descendants(self, uuids, depth=None):
+    def descendants(self, uuids: Sequence[str], depth: int | None = None) -> list[str]:
         """Every bundle downstream of the given ones (breadth first, up to depth levels)."""
         seen, frontier, level = [], list(uuids), 0
         while frontier and (depth is None or level < depth):
@@ -759,7 +793,8 @@ class Store:
             frontier, level = nxt, level + 1
         return seen
 
-    def rm(self, bundles, recursive=False, force=False, dry_run=False):
+    def rm(self, bundles: Sequence[Bundle], recursive: bool = False, force: bool = False,
+           dry_run: bool = False) -> list[str]:
         """Delete bundles (with their descendants if recursive). Returns the uuids removed."""
         uuids = [b.uuid for b in bundles]
         if recursive:
@@ -796,7 +831,8 @@ class Store:
             remove_tree(path)
         return uuids
 
-    def wait(self, bundle, timeout=None, on_poll=None):
+    def wait(self, bundle: Bundle, timeout: float | None = None,
+             on_poll: Callable[[Bundle], None] | None = None) -> Bundle:
         """Block until the bundle is final; returns it. Starts a worker or recovers orphaned runs
         when no worker is alive."""
         start, delay, last_check = time.time(), 0.01, 0.0
@@ -814,26 +850,21 @@ class Store:
             time.sleep(delay)
             delay = min(delay * 1.5, 0.25)
 
-    def why(self, bundle):
-        """Explain a bundle's memo key against the nearest earlier run of the same name or command.
-        Returns (other bundle or None, [lines])."""
+    def why(self, bundle: Bundle) -> Why:
+        """Explain a bundle's memo key against the nearest earlier run of the same name or command."""
         mine = bundle.runspec.get("memo_inputs")
-        if not mine:
-            return None, ["this bundle's memo key is not known yet: a dependency has not finished"]
+        other = None
         for where, params in (("name = ?", (bundle.name,)), ("command = ?", (bundle.command,))):
+            if not mine:
+                break
             earlier = self.query(f"{where} AND id < ? AND bundle_type = ?", (*params, bundle.id, bundle.bundle_type))
-            earlier = [b for b in earlier if b.runspec.get("memo_inputs")]
-            if earlier:
-                other = earlier[0]
-                lines = memo.explain(mine, other.runspec["memo_inputs"], self.packages_of)
-                if not lines:
-                    lines = [f"same memo key as {other.uuid} ({other.state}): "
-                             + ("it was rerun because that one did not finish ready"
-                                if other.state != READY else "it was rerun with --force")]
-                return other, lines
-        return None, ["no earlier run with this name or command: this is the first of its kind"]
+            other = next((b for b in earlier if b.runspec.get("memo_inputs")), None)
+            if other:
+                break
+        return Why(other, memo.why(mine, other, self.packages_of))
 
-    def mimic(self, old, new=None, name=None, depth=10, force=False, start_worker=True):
+    def mimic(self, old: Bundle, new: Bundle | None = None, name: str | None = None, depth: int = 10,
+              force: bool | str = False, start_worker: bool = True) -> list[tuple[Bundle, Bundle]]:
         """Rerun bundles by analogy (`cl mimic`). With one bundle, rerun it (forced). With old and
         new, rerun everything downstream of old with new in its place. Returns [(old, new_bundle)]."""
         if new is None:
@@ -864,7 +895,7 @@ class Store:
             done.append((b, nb))
         return done
 
-    def fsck(self):
+    def fsck(self) -> list[str]:
         """Re-verify every ready bundle's content hash. Returns a list of problems (strings)."""
         problems = []
         for b in self.query(f"state = '{READY}'", order="id"):
@@ -880,13 +911,13 @@ class Store:
                             "`codalite fsck --repair` deletes it")
         return problems
 
-    def leftovers(self):
+    def leftovers(self) -> list[str]:
         """Debris that fsck --repair deletes: tmp/ entries of processes that are gone (interrupted
         uploads, makes, rms) and runs/ directories of bundles that are not running."""
         return [f"tmp/{e}" for e in self._tmp_entries() if not _owner_alive(e)] + \
                [f"runs/{e}" for e in self._stale_runs()]
 
-    def repair(self):
+    def repair(self) -> list[str]:
         """Delete the debris crashes leave (see leftovers, and bundles/ directories without a row);
         put back the contents of an rm that was killed before it committed. Returns what it did."""
         done = self.clean_tmp(report=True, unowned=True)
@@ -899,7 +930,7 @@ class Store:
                 done.append(f"deleted runs/{entry} (its bundle is not running)")
         return done
 
-    def clean_tmp(self, report=False, unowned=False):
+    def clean_tmp(self, report: bool = False, unowned: bool = False) -> list[str] | None:
         """Delete tmp/ entries whose owning process is gone (tmp_dir names them <pid>-...), and roll
         back a killed rm (its rows are still there: its contents go back to bundles/). Called by
         every command that writes, so a killed upload's partial copy does not stay for long.
@@ -956,11 +987,11 @@ class Store:
 
     # --- the store's settings, a current worksheet, editable metadata (`cl` verbs) ------------------
 
-    def config_value(self, key, default=None):
+    def config_value(self, key: str, default: str | None = None) -> str | None:
         row = self.db.execute("SELECT value FROM config WHERE key = ?", (key,)).fetchone()
         return row[0] if row else default
 
-    def set_config_value(self, key, value):
+    def set_config_value(self, key: str, value: str | None) -> None:
         """Set (or with None, delete) one of the store's settings."""
         with self.tx():
             if value is None:
@@ -970,7 +1001,7 @@ class Store:
 
     EDITABLE = ("name", "description", "tags", "license", "source_url")  # and any key not generated by a run
 
-    def edit_metadata(self, bundle, changes):
+    def edit_metadata(self, bundle: Bundle, changes: dict[str, Any]) -> Bundle:
         """`cl edit`: change a bundle's editable metadata (name, description, tags, ...). Its contents,
         command, dependencies, state and memo key stay as they are: they are what the bundle is."""
         from .bundle import RUN_REQUESTS as requests
@@ -996,7 +1027,7 @@ class Store:
                             (json.dumps(md), md.get("name"), bundle.uuid))
         return self.get(bundle.uuid)
 
-    def ancestors(self, uuid, depth=None):
+    def ancestors(self, uuid: str, depth: int | None = None) -> set[str]:
         """Every bundle upstream of uuid (its parents, theirs, ... up to depth levels)."""
         seen, frontier, level = set(), [uuid], 0
         while frontier and (depth is None or level < depth):
@@ -1009,8 +1040,9 @@ class Store:
             frontier, level = nxt, level + 1
         return seen
 
-    def mimic_analogy(self, olds, news, output=None, name=None, depth=10, force=False, start_worker=True,
-                      dry_run=False):
+    def mimic_analogy(self, olds: Sequence[Bundle], news: Sequence[Bundle], output: Bundle | None = None,
+                      name: str | None = None, depth: int = 10, force: bool | str = False, start_worker: bool = True,
+                      dry_run: bool = False) -> list[tuple[Bundle, Bundle | None]]:
         """`cl mimic A1.. [X] B1..`: rerun the bundles downstream of the old inputs (and, given X, only
         those that X was made from, X included) with each old input replaced by its new one.
         Returns [(old, new_bundle)] in creation order; name goes to the last (X's copy)."""
@@ -1045,7 +1077,7 @@ class Store:
         return done
 
 
-def validate_requests(requests):
+def validate_requests(requests: dict[str, Any]) -> dict[str, Any]:
     """Check run metadata values the way `cl run` does; returns them normalized."""
     out = {}
     for key, value in requests.items():
@@ -1078,7 +1110,8 @@ def validate_requests(requests):
     return out
 
 
-def run_metadata(command, name=None, description="", tags=(), requests=None):
+def run_metadata(command: str, name: str | None = None, description: str = "", tags: Iterable[str] = (),
+                 requests: dict[str, Any] | None = None) -> dict[str, Any]:
     """A run's metadata, the one way for local runs, remote runs and recipe cells: CodaLab's defaults,
     its name (checked; from the command's first word when not given), the checked requests."""
     if not command or not command.strip():
@@ -1089,13 +1122,13 @@ def run_metadata(command, name=None, description="", tags=(), requests=None):
     return md
 
 
-def default_name(text):
+def default_name(text: str) -> str:
     """A valid bundle name from a file name or command word ('my data.csv' -> 'my_data.csv')."""
     name = "".join(c if c.isalnum() or c in "_.-" else "_" for c in os.path.basename(text.rstrip("/")))
     return name if name and (name[0].isalpha() or name[0] == "_") else "_" + name
 
 
-def remove_tree(path):
+def remove_tree(path: str) -> None:
     """Remove a file or tree, restoring the write bits that finished bundles drop: on directories
     only (what unlinking needs), never through a link, never on files (they may be hard links
     shared with another bundle, which must stay read-only)."""
@@ -1108,7 +1141,7 @@ def remove_tree(path):
         os.unlink(path)
 
 
-def _owner_alive(entry):
+def _owner_alive(entry: str) -> bool:
     """Whether the process that named a tmp/ entry <pid>-... still runs (another user's counts).
     Entries without a pid (made by older versions) have no owner."""
     m = re.match(r"(\d+)-", entry)

@@ -7,22 +7,31 @@ done locally are pushed first); then all are waited for and pulled back, so work
 tables read them like local runs.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
 from .. import spec
 from ..bundle import Bundle, Dependency
 from ..errors import UsageError
-from ..recipes.plan import BLOCKED, DONE, FAILED_, cell_labels, cell_parents, plan
-from ..store import run_metadata
+from ..recipes.plan import DONE, Outcome, Submitted, cell_labels, cell_parents, plan, skipped
+from ..recipes.schema import Recipe, Step
+from ..store import Store, run_metadata
 from . import remotes
 from .sync import DEFAULT_GPU_IMAGE, DEFAULT_IMAGE, Journal, _worksheet, bundle_doc, pull, push, wait_remote
 
 
-def server_environment(step):
+def server_environment(step: Step) -> str:
     """The memo key's environment of a step run on the server: its image (the server's default)."""
     return f"docker:{step.request.docker_image or (DEFAULT_GPU_IMAGE if step.request.gpus else DEFAULT_IMAGE)}"
 
 
-def run_recipe(store, recipe, name, retry_failed=False, only=None, on_progress=None, prompt=None):
-    """Returns [(cell, bundle or None, memo_hit or None)] like recipes.submit, after waiting."""
+def run_recipe(store: Store, recipe: Recipe, name: str, retry_failed: bool = False, only: Iterable[str] | None = None,
+               on_progress: Callable[[str, Any], None] | None = None,
+               prompt: Callable[[str], str] | None = None) -> list[Submitted]:
+    """What happened to each cell, like recipes.submit, after waiting (NEW: ran on the server)."""
+    only = set(only or ())
     for step_name, step in recipe.steps.items():
         if step.env:
             raise UsageError(f"step {step_name} sets env vars, which CodaLab runs cannot take; "
@@ -33,12 +42,11 @@ def run_recipe(store, recipe, name, retry_failed=False, only=None, on_progress=N
     for cell in plan(store, recipe, "", environment=server_environment):  # cells carry status and bundle
         if cell.status == DONE:
             made[cell.name] = cell.bundle.uuid
-            out.append((cell, cell.bundle, True))
+            out.append(Submitted(cell, cell.bundle, Outcome.MEMO_HIT))
             continue
         parents = cell_parents(cell, uploaded, made)
-        if parents is None or (cell.status in (FAILED_, BLOCKED) and not retry_failed) or (
-                only and cell.step not in only):
-            out.append((cell, cell.bundle, None))
+        if parents is None or skipped(cell, parents, retry_failed, only):
+            out.append(Submitted(cell, cell.bundle, Outcome.NOT_SUBMITTED))
             continue
         deps = [Dependency(key, uuid, sub) for key, uuid, sub in parents]
         step = recipe.steps[cell.step]
@@ -47,7 +55,7 @@ def run_recipe(store, recipe, name, retry_failed=False, only=None, on_progress=N
         b = Bundle.planned(spec.new_uuid(), "run", cell.command, md, deps)
         made[cell.name] = b.uuid
         planned.append((cell, b))
-        out.append((cell, b, False))
+        out.append(Submitted(cell, b, Outcome.NEW))
     if not planned:
         return out
     client = remotes.client(store, name, prompt)
@@ -69,5 +77,5 @@ def run_recipe(store, recipe, name, retry_failed=False, only=None, on_progress=N
             journal.set(b.uuid, "pulled")
     finally:
         client.close()
-    return [(c, pulled.get(b.uuid, store.get(b.uuid)) if b is not None and b.uuid in mine else b, hit)
-            for c, b, hit in out]
+    return [Submitted(c, pulled.get(b.uuid, store.get(b.uuid)) if b is not None and b.uuid in mine else b, outcome)
+            for c, b, outcome in out]

@@ -3,10 +3,11 @@
 import shlex
 
 from .plan import cells, env_vars
+from .schema import Recipe
 
 
-def export_cl(recipe):
-    def var(name):
+def export_cl(recipe: Recipe) -> str:
+    def var(name: str) -> str:
         return "b_" + name.replace("-", "_").replace(".", "_")
 
     lines = ["#!/usr/bin/env bash", f"# recipe {recipe.name}, written by `codalite recipe export-cl`", "set -euo pipefail", ""]
@@ -15,7 +16,7 @@ def export_cl(recipe):
     lines.append("")
     for cell in cells(recipe):
         step = recipe.steps[cell.step]
-        deps = [f"{key}:${{{var(cname)}}}" + (f"/{sub}" if sub else "") for key, (_, _, cname), sub in cell.deps]
+        deps = [f"{d.key}:${{{var(d.cell)}}}" + (f"/{d.subpath}" if d.subpath else "") for d in cell.deps]
         command = cell.command
         envs = env_vars(recipe, cell)
         if envs:  # cl has no env flag: set them in the command itself

@@ -6,35 +6,70 @@ earlier bundle of that cell exists but its inputs (code, data, environment) have
 *failed* when the newest try with these inputs failed (only --retry-failed reruns it).
 """
 
+from __future__ import annotations
+
+import enum
 import itertools
 import os
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import memo
-from ..bundle import FAILED, FINAL_STATES, KILLED, READY
+from ..bundle import FAILED, KILLED, READY, Bundle
 from ..hashing import hash_path
-from .schema import RecipeError, cell_name, render
+from .schema import Recipe, RecipeError, cell_name, render
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 DONE, MISSING, STALE, FAILED_, RUNNING, BLOCKED = "done", "missing", "stale", "failed", "running", "blocked"
+
+
+class Dep(NamedTuple):
+    """A cell's dependency: ./key is an upload (kind "upload", cell = the upload's name) or a cell
+    of another step (kind "step", name = the step, cell = that cell's name), at subpath."""
+    key: str
+    kind: str
+    name: str
+    cell: str
+    subpath: str
 
 
 @dataclass
 class Cell:
     step: str
-    values: dict
+    values: dict[str, Any]
     name: str
     command: str
     status: str = MISSING
-    bundle: object = None  # the bundle behind the status, if any
-    deps: list = field(default_factory=list)  # [(key, ("upload"|"step", name, cell name), subpath)]
+    bundle: Bundle | None = None  # the bundle behind the status, if any
+    deps: list[Dep] = field(default_factory=list)
 
     @property
-    def label(self):
+    def label(self) -> str:
         return " ".join(f"{k}={v}" for k, v in self.values.items())
 
 
-def _render(recipe, step, field, text, values):
+class Outcome(enum.Enum):
+    """What `submit` did with a cell."""
+    NOT_SUBMITTED = "not submitted"  # failed or blocked without --retry-failed, or a step left out by `only`
+    MEMO_HIT = "memo hit"  # done already (the plan found it, or memoization returned a twin)
+    NEW = "new"  # a new run was created
+
+
+class Submitted(NamedTuple):
+    cell: Cell
+    bundle: Bundle | None  # None only when the cell was not submitted and never ran
+    outcome: Outcome
+
+    @property
+    def submitted(self) -> bool:
+        return self.outcome is not Outcome.NOT_SUBMITTED
+
+
+def _render(recipe: Recipe, step: str, field: str, text: str, values: dict[str, Any]) -> str:
     """A template of a step for one cell; what fails while evaluating it (a division by zero, an
     undefined attribute, a sandbox limit) is the recipe's mistake, named with step and cell."""
     try:
@@ -45,19 +80,19 @@ def _render(recipe, step, field, text, values):
                           f"the template fails for {cell}: {type(e).__name__}: {e}") from None
 
 
-def _deps(recipe, step, values):
+def _deps(recipe: Recipe, step: str, values: dict[str, Any]) -> list[Dep]:
     out = []
     for key, target in recipe.steps[step].deps.items():
         base, _, sub = target.partition("/")
         if base in recipe.uploads:
-            out.append((key, ("upload", base, base), sub))
+            out.append(Dep(key, "upload", base, base, sub))
         else:
             proj = {v: values[v] for v in recipe.step_vars[base]}
-            out.append((key, ("step", base, cell_name(base, proj)), sub))
+            out.append(Dep(key, "step", base, cell_name(base, proj), sub))
     return out
 
 
-def cells(recipe):
+def cells(recipe: Recipe) -> list[Cell]:
     """Every step x cell, in dependency order."""
     out = []
     for step in recipe.order:
@@ -68,7 +103,7 @@ def cells(recipe):
     return out
 
 
-def cell_labels(recipe, cell):
+def cell_labels(recipe: Recipe, cell: Cell) -> tuple[str, list[str]]:
     """(description, tags) of a cell's bundle: the tags say which recipe, step and cell made it
     (`verify` finds the recipe by them)."""
     description = recipe.steps[cell.step].description or f"recipe {recipe.name}: {cell.step} {cell.label}".strip()
@@ -78,107 +113,134 @@ def cell_labels(recipe, cell):
     return description, tags
 
 
-def env_vars(recipe, cell):
+def env_vars(recipe: Recipe, cell: Cell) -> dict[str, str]:
     values = {**recipe.vars, **cell.values}
     return {k: _render(recipe, cell.step, f"env.{k}", str(v), values) for k, v in recipe.steps[cell.step].env.items()}
 
 
-def plan(store, recipe, path_env, environment=None):
+def cell_status(key: str | None, match: Bundle | None, previous: Bundle | None,
+                upstream_failed: bool) -> tuple[str, Bundle | None]:
+    """A cell's status and the bundle behind it.
+
+    key: the cell's memo key, None while an upstream cell is not done (its inputs are not known).
+    match: the ready (else live) bundle with that key. previous: the newest bundle of the cell's
+    name. upstream_failed: an upstream cell is failed or blocked.
+    """
+    if key is None:  # it will (re)run after its upstream cells
+        if previous and not previous.final:
+            return RUNNING, previous
+        if upstream_failed:
+            return BLOCKED, previous
+        return (STALE, previous) if previous else (MISSING, None)
+    if match:
+        return (DONE if match.state == READY else RUNNING), match
+    if previous and previous.state in (FAILED, KILLED) and previous.memo_key == key:
+        return FAILED_, previous  # the newest try with these very inputs failed
+    return (STALE, previous) if previous else (MISSING, None)
+
+
+def plan(store: Store, recipe: Recipe, path_env: str,
+         environment: Callable[[Any], str] | None = None) -> list[Cell]:
     """The status of every cell, without changing anything. environment(step) gives the memo
     key's environment of a step (default: where a local run would run, the store's recorded
     interpreter or the step's docker image, whatever path_env; remote runs differ)."""
-    environment = environment or (lambda step: store.run_environment(step.request.docker_image, path_env))
-    uploads = {}
-    for name in recipe.uploads:
-        h = hash_path(recipe.upload_path(name))
-        uploads[name] = (h, store.ready_upload(h, name))
-    done = {}  # cell name -> ready bundle with current inputs
-    environments = {}  # step name -> environment fingerprint
+    env_of = environment or (lambda step: store.run_environment(step.request.docker_image, path_env))
+    upload_hash = {name: hash_path(recipe.upload_path(name)) for name in recipe.uploads}
+    done: dict[str, Bundle] = {}  # cell name -> ready bundle with current inputs
+    status: dict[str, str] = {}  # cell name -> its status
     result = []
     for step_name, group in itertools.groupby(cells(recipe), key=lambda c: c.step):
-        step, group = recipe.steps[step_name], list(group)
-        keys = {}  # cell name -> memo key, for the cells whose inputs are all known
-        for cell in group:
-            hashes = []
-            for key, (kind, name, cname), sub in cell.deps:
-                if kind == "upload":
-                    hashes.append((key, uploads[name][0], sub))
-                elif cname in done:
-                    hashes.append((key, done[cname].content_hash, sub))
-            if len(hashes) == len(cell.deps):
-                if step_name not in environments:
-                    environments[step_name] = environment(step)
-                keys[cell.name] = memo.memo_key(memo.memo_inputs(
-                    "run", cell.command, hashes, environments[step_name], env_vars(recipe, cell), step.exclude_patterns))
+        step, group_cells = recipe.steps[step_name], list(group)
+        keys = _memo_keys(recipe, step_name, group_cells, upload_hash, done, lambda: env_of(step))
         matches = store.memo_matches(keys.values())  # one query per step, not per cell
-        for cell in group:  # a step's cells never depend on each other
+        for cell in group_cells:  # a step's cells never depend on each other
             key = keys.get(cell.name)
             match = matches.get(key) if key else None
             previous = None if match else store.newest(cell.name)
-            if key is None:  # an upstream cell is not done: this one will (re)run after it
-                blocked = any(c.status in (FAILED_, BLOCKED) for c in result if c.name in {d[1][2] for d in cell.deps})
-                if previous and previous.state not in FINAL_STATES:
-                    cell.status, cell.bundle = RUNNING, previous
-                elif blocked:
-                    cell.status, cell.bundle = BLOCKED, previous
-                elif previous:
-                    cell.status, cell.bundle = STALE, previous
-            elif match and match.state == READY:
-                cell.status, cell.bundle = DONE, match
+            upstream_failed = any(status.get(d.cell) in (FAILED_, BLOCKED) for d in cell.deps if d.kind == "step")
+            cell.status, cell.bundle = cell_status(key, match, previous, upstream_failed)
+            if cell.status == DONE and match:
                 done[cell.name] = match
-            elif match:
-                cell.status, cell.bundle = RUNNING, match
-            elif previous and previous.state in (FAILED, KILLED) and previous.memo_key == key:
-                cell.status, cell.bundle = FAILED_, previous
-            elif previous:
-                cell.status, cell.bundle = STALE, previous
+            status[cell.name] = cell.status
             result.append(cell)
     return result
 
 
-def cell_parents(cell, uploaded, made):
+def _memo_keys(recipe: Recipe, step_name: str, group: list[Cell], upload_hash: dict[str, str],
+               done: dict[str, Bundle], environment: Callable[[], str]) -> dict[str, str]:
+    """cell name -> memo key, for the cells of one step whose inputs are all known (every upstream
+    cell done); the step's environment is asked for once, and only when a key needs it."""
+    step, keys, env = recipe.steps[step_name], {}, None
+    for cell in group:
+        hashes = []
+        for d in cell.deps:
+            if d.kind == "upload":
+                hashes.append((d.key, upload_hash[d.name], d.subpath))
+            elif d.cell in done:
+                hashes.append((d.key, done[d.cell].content_hash, d.subpath))
+        if len(hashes) < len(cell.deps):
+            continue
+        env = env if env is not None else environment()
+        keys[cell.name] = memo.memo_key(memo.memo_inputs(
+            "run", cell.command, hashes, env, env_vars(recipe, cell), step.exclude_patterns))
+    return keys
+
+
+def cell_parents(cell: Cell, uploaded: dict[str, str], made: dict[str, str]) -> list[tuple[str, str, str]] | None:
     """[(key, parent uuid, subpath)] of a cell, or None while a parent has no bundle to point at.
     uploaded: upload name -> uuid; made: cell name -> uuid."""
     out = []
-    for key, (kind, name, cname), sub in cell.deps:
-        parent = uploaded[name] if kind == "upload" else made.get(cname)
+    for d in cell.deps:
+        parent = uploaded[d.name] if d.kind == "upload" else made.get(d.cell)
         if parent is None:
             return None
-        out.append((key, parent, sub))
+        out.append((d.key, parent, d.subpath))
     return out
 
 
-def submit(store, recipe, path_env, retry_failed=False, only=None):
+def submit(store: Store, recipe: Recipe, path_env: str, retry_failed: bool = False,
+           only: Iterable[str] | None = None) -> list[Submitted]:
     """Upload what changed and create the runs of every cell that is not done; memoization makes
-    done cells free. Returns [(cell, bundle or None, memo_hit)] in dependency order; memo_hit is
-    None for cells not submitted (failed or blocked without retry, other steps with `only`)."""
+    done cells free. Returns what happened to each cell, in dependency order."""
+    only = set(only or ())
     uploaded = {}  # upload name -> uuid
     for name, u in recipe.uploads.items():
         description = getattr(u, "description", "") or f"recipe {recipe.name}: upload {name}"
         uploaded[name] = store.upload([recipe.upload_path(name)], name=name, description=description)[0].uuid
-    made, out = {}, []  # cell name -> uuid
+    made: dict[str, str] = {}  # cell name -> uuid
+    out = []
     for cell in plan(store, recipe, path_env):  # the plan's cells carry their status and bundle
-        status = cell.status
         parents = cell_parents(cell, uploaded, made)
-        skip = parents is None or (status in (FAILED_, BLOCKED) and not retry_failed) or (only and cell.step not in only)
-        if status == DONE:  # the plan found the ready bundle for these exact inputs
-            made[cell.name] = cell.bundle.uuid
-        if skip or status == DONE:  # memo_hit None: not submitted
-            out.append((cell, cell.bundle, None if skip else True))
+        if cell.status == DONE:  # the plan found the ready bundle for these exact inputs
+            made[cell.name] = cell.bundle.uuid  # type: ignore[union-attr]
+        if skipped(cell, parents, retry_failed, only):
+            out.append(Submitted(cell, cell.bundle, Outcome.NOT_SUBMITTED))
+            continue
+        if cell.status == DONE:
+            out.append(Submitted(cell, cell.bundle, Outcome.MEMO_HIT))
             continue
         step = recipe.steps[cell.step]
         requests = dict(step.request.metadata(), exclude_patterns=step.exclude_patterns)
         description, tags = cell_labels(recipe, cell)
-        deps = [(key, uuid + (f"/{sub}" if sub else "")) for key, uuid, sub in parents]
+        deps = [(key, uuid + (f"/{sub}" if sub else "")) for key, uuid, sub in parents]  # type: ignore[union-attr]
         bundle, hit = store.run(cell.command, deps, name=cell.name,
                                 description=description, tags=tags, requests=requests, env_vars=env_vars(recipe, cell),
                                 path_env=path_env, start_worker=False)
         made[cell.name] = bundle.uuid
-        out.append((cell, bundle, hit))
+        out.append(Submitted(cell, bundle, Outcome.MEMO_HIT if hit else Outcome.NEW))
     return out
 
 
-def wait_all(store, bundles, on_progress=None, poll=0.25):
+def skipped(cell: Cell, parents: Sequence[Any] | None, retry_failed: bool, only: set[str]) -> bool:
+    """Whether `submit` leaves a cell alone: a parent has no bundle, it failed or is blocked (unless
+    retried), or its step is not among `only`."""
+    return (parents is None or (cell.status in (FAILED_, BLOCKED) and not retry_failed)
+            or bool(only and cell.step not in only))
+
+
+def wait_all(store: Store, bundles: Sequence[Bundle],
+             on_progress: Callable[[int, int, dict[str, Bundle]], None] | None = None,
+             poll: float = 0.25) -> dict[str, Bundle]:
     """Wait until every bundle is final; on_progress(done_count, total, latest states)."""
     from ..launch import ensure_worker
 
