@@ -207,6 +207,22 @@ over two lines.
 {{{w['train']}}}
 
 
+% display record small
+% search tags={w['tag']} name=train
+% search tags={w['tag']} .floating
+
+% wsearch {w['pick_ws']}
+% wsearch name={w['runs_ws']}
+[a worksheet]{{{{{w['pick_ws']}}}}}
+{{{{{w['runs_ws']}}}}}
+% schema g
+% add name
+% add file /d/stats.json
+% display graph /d/curve.tsv display_name=name
+{{{w['train']}}}
+% display contents /d/sub/deep.txt
+{{{w['train']}}}
+
 % display table small
 % search tags={w['tag']} name=.sort
 % search tags={w['tag']} .count
@@ -254,6 +270,15 @@ def build_world(tmp, stack):
     w["broken"] = lite("run", ":notes", "echo partial; exit 3", "-n", "broken", *t, "-W", ok=False).stdout.strip()
     w["combo"] = lite.out("make", f"s:{w['data']}/stats.json", f"n:{w['notes']}", "-n", "combo", *t)
     w["floating"] = lite.out("run", "echo alone > alone.txt", "-n", "alone", *t, "-W")
+    # worksheets stored on both sides with the same bundle items (their uuids differ: the server mints
+    # them): what `ws//bundle`, `ws//^N`, `host_worksheet=` and `{{ws}}` lines resolve on
+    # (`cl run` adds its runs to `runs`; `pick` stays as it is, for `pick//^N`)
+    lines = "".join(f"{{{w[k]}}}\n" for k in ("data", "notes", "train", "broken", "combo"))
+    (tmp / "items.ws").write_text(lines)
+    for kind in ("runs", "pick"):
+        w[f"{kind}_ws"] = f"{tag}-{kind}"
+        w[f"{kind}_local"] = lite.out("new", w[f"{kind}_ws"])
+        lite("wedit", w[f"{kind}_ws"], "-f", "items.ws")
     (tmp / "worksheets").mkdir()
     path = tmp / "worksheets" / f"{w['ws']}.ws"
     path.write_text(worksheet_source(w))
@@ -262,23 +287,18 @@ def build_world(tmp, stack):
     lite("push", w["floating"], "--remote", "lab")
     store = Store.find(str(tmp))
     client = remotes.client(store, "lab")
+
+    def put(uuid, text):
+        client.request("POST", f"/worksheets/{uuid}/raw", content=text.encode(),
+                       headers={"Content-Type": "text/plain"}, ok=(200, 204))
+    for kind in ("runs", "pick"):
+        w[f"{kind}_remote"] = client.ensure_worksheet(w[f"{kind}_ws"])
+        put(w[f"{kind}_remote"], lines)
+    # the source as written (push binds `{{ws}}` lines to local uuids, which the server lacks)
+    put(w["ws_uuid"], path.read_text())
     # pushed bundles also landed on the remote's worksheet: empty it, so that on both sides the
     # worksheet file (here) and the pushed worksheet (there) are what hosts them
-    home = client.worksheet_uuid(f"{tag}-home")
-    client.request("POST", f"/worksheets/{home}/raw", content=b"", headers={"Content-Type": "text/plain"},
-                   ok=(200, 204))
-    # a worksheet stored on both sides with the same bundle items (its uuid differs: the server mints
-    # it): what `ws//bundle`, `ws//^N` and `host_worksheet=` resolve on
-    # (`cl run` adds its runs to `runs`; `pick` stays as it is, for `pick//^N`)
-    lines = "".join(f"{{{w[k]}}}\n" for k in ("data", "notes", "train", "broken", "combo"))
-    (tmp / "items.ws").write_text(lines)
-    for kind in ("runs", "pick"):
-        name = w[f"{kind}_ws"] = f"{tag}-{kind}"
-        w[f"{kind}_local"] = lite.out("new", name)
-        lite("wedit", name, "-f", "items.ws")
-        w[f"{kind}_remote"] = client.ensure_worksheet(name)
-        client.request("POST", f"/worksheets/{w[f'{kind}_remote']}/raw", content=lines.encode(),
-                       headers={"Content-Type": "text/plain"}, ok=(200, 204))
+    put(client.worksheet_uuid(f"{tag}-home"), "")
     w.update(store=store, client=client, path=str(path), lite=lite)
     return w
 
@@ -352,7 +372,7 @@ def cl_form(b):
                 "trajectories": [[t["bundle_uuid"], t["display_name"], t["target_genpath"], points(t.get("points", []))]
                                  for t in b["trajectories"]]}
     if mode == "subworksheets":
-        return {"mode": "worksheets", "worksheets": [[w["uuid"], w["name"], w.get("title")]
+        return {"mode": "worksheets", "worksheets": [[w["uuid"], w["name"], w.get("title") or ""]  # no title: None
                                                      for w in b["subworksheet_infos"]]}
     raise AssertionError(f"CodaLab block of unknown mode {mode}")
 
@@ -422,6 +442,10 @@ def test_worksheet_renders_the_same_blocks_rows_and_cells(world):
         if b.mode == "schema":
             genpaths.update({r[0]: r[1] for r in b.rows})
         lite_blocks.append(lite_form(b, lambda header: [genpaths.get(h, h) for h in header]))
+    same_ws = {w["runs_local"]: w["runs_remote"], w["pick_local"]: w["pick_remote"]}  # one worksheet, two uuids
+    for b in lite_blocks:
+        if b["mode"] == "worksheets":
+            b["worksheets"] = [[same_ws.get(u, u), n, t] for u, n, t in b["worksheets"]]
     source = open(w["path"]).read().splitlines()
     searches = [i + 1 for i, line in enumerate(source) if line.startswith("% search")]
     diffs = differences(lite_blocks, cl_blocks, searches)
