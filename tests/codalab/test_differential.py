@@ -600,10 +600,13 @@ def test_post_processors_give_what_codalab_gives(stack):
 def test_print_is_laid_out_as_cl_print(world, stack):
     """`cl print` and `codalite print` of the same worksheet: the same header lines, and the same
     Markdown (as typed), [SchemaBlock] and error lines in the same order (tables are laid out
-    differently: codalite wraps wide cells)."""
+    differently: codalite wraps wide cells); `print -r` regenerates the same bundle lines."""
     w = world
-    (theirs,) = cl_batch(stack, [["print", w["ws_uuid"]]], session=w["tag"] + "-print")
-    assert theirs["rc"] == 0, theirs["stderr"]
+    theirs, raw = cl_batch(stack, [["print", w["ws_uuid"]], ["print", "-r", w["pick_remote"]]],
+                           session=w["tag"] + "-print")
+    assert theirs["rc"] == 0 and raw["rc"] == 0, theirs["stderr"] + raw["stderr"]
+    # -r: the source with bundle lines regenerated (`[run train -- d:data : cp ...]{0x...}`)
+    assert w["lite"]("print", "-r", w["pick_ws"]).stdout.rstrip("\n") == raw["stdout"].rstrip("\n")
     ours = w["lite"]("print", w["path"]).stdout
 
     def header(text):
