@@ -18,11 +18,20 @@ key=.sort(-)       order by key (numbers as numbers; the last .sort wins); .last
 .mine              every bundle (a store has one user); .shared matches none (no groups)
 """
 
+from __future__ import annotations
+
 import datetime
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import spec
 from .errors import UsageError
+
+if TYPE_CHECKING:
+    from .bundle import Bundle
+    from .store import Store
 
 COLUMNS = {"uuid": "uuid", "id": "id", "bundle_type": "bundle_type", "state": "state", "command": "command",
            "name": "name", "memo_key": "memo_key"}
@@ -62,7 +71,7 @@ def _condition(expr, value, params):
     return f"{expr} LIKE ?" if "%" in value else f"{expr} = ? COLLATE NOCASE"
 
 
-def parse_date(value):
+def parse_date(value: str) -> int:
     """An ISO-8601 date or time -> epoch seconds, as CodaLab's `.before`/`.after` (dateutil's
     isoparse; a time without a zone is local time)."""
     v = value.strip()
@@ -78,20 +87,34 @@ def parse_date(value):
         raise UsageError(f"search: {value!r}: {DATE_HELP}") from None
 
 
+class Order(NamedTuple):
+    sql: str  # an ORDER BY expression over `bundle`
+    params: list[Any]
+
+
+class Sum(NamedTuple):
+    sql: str  # the summed expression over `bundle` (and `j`, a metadata value, when path is set)
+    params: list[Any]
+    path: str | None  # the metadata key's JSON path: one term per value of a list
+
+
+@dataclass
 class Query:
     """A compiled search: where/params, one sort, limit/offset, and the aggregate asked for."""
+    where: list[str] = field(default_factory=list)
+    params: list[Any] = field(default_factory=list)
+    order: Order | None = None
+    limit: int | None = DEFAULT_LIMIT
+    offset: int = 0
+    count: bool = False
+    sum: Sum | None = None
+    format: str | None = None  # a post-processor for .count and .sum
 
-    def __init__(self):
-        self.where, self.params = [], []
-        self.order = None  # (sql, params)
-        self.limit, self.offset = DEFAULT_LIMIT, 0
-        self.count, self.sum, self.format = False, None, None  # sum: (sql over `bundle`, params, json path)
-
-    def sql_where(self):
+    def sql_where(self) -> str:
         return " AND ".join(self.where) or "1"
 
 
-def compile_search(keywords, store=None):
+def compile_search(keywords: Sequence[str], store: Store | None = None) -> Query:
     """Keywords -> Query. `store` resolves names given to dependency=, host_worksheet= and finds
     bundles on worksheet files for .floating; without it those need uuids."""
     if len(keywords) > MAX_KEYWORDS:  # SQLite refuses expressions deeper than 1000 terms
@@ -200,9 +223,9 @@ def _keyword(q, raw, key, value, store):
             # CodaLab sorts every field but name as a number (MySQL's `field * 1`: '2g' -> 2, text -> 0);
             # among equal numbers its order is unspecified, and codalite orders those as text
             order = f"{col} COLLATE NOCASE{desc}" if key == "name" else f"({col} * 1){desc}, {col} COLLATE NOCASE{desc}"
-            q.order = (order, [])
+            q.order = Order(order, [])
         elif value == ".sum":
-            q.sum = (f"({col} * 1)", [], None)
+            q.sum = Sum(f"({col} * 1)", [], None)
         else:
             q.where.append(_condition(col, value, q.params))
     else:
@@ -214,15 +237,15 @@ def _keyword(q, raw, key, value, store):
             q.where.append(has + ")")  # CodaLab's join: only bundles that have the key
             q.params.append(_path(key))
             if value == ".sum":
-                q.sum = (f"({text} * 1)", [], _path(key))
+                q.sum = Sum(f"({text} * 1)", [], _path(key))
             else:
                 desc = " DESC" if value == ".sort-" else ""
                 first = (f"(SELECT {text} FROM json_each(bundle.metadata, ?) j WHERE j.type != 'null' "
                          f"ORDER BY j.key LIMIT 1)")
                 if key == "name":
-                    q.order = (f"{first} COLLATE NOCASE{desc}", [_path(key)])
+                    q.order = Order(f"{first} COLLATE NOCASE{desc}", [_path(key)])
                 else:
-                    q.order = (f"({first} * 1){desc}, {first} COLLATE NOCASE{desc}", [_path(key)] * 2)
+                    q.order = Order(f"({first} * 1){desc}, {first} COLLATE NOCASE{desc}", [_path(key)] * 2)
         else:
             params = [_path(key)]
             q.where.append(f"{has} AND {_condition(text, value, params)})")
@@ -272,7 +295,7 @@ def _format(fmt, value):
     return apply_func(fmt, value)
 
 
-def search(store, keywords):
+def search(store: Store, keywords: Sequence[str]) -> list[Bundle] | Any:
     """Bundles matching the keywords, or a number (formatted by .format=) for .count / field=.sum."""
     q = compile_search(list(keywords), store)
     store.db.create_function("codalab_float", 1, _py_float, deterministic=True)

@@ -7,8 +7,15 @@ interval from the same files.
 A cell's data is a matrix: one row per bundle (seed), one column per example, examples aligned by id.
 """
 
+from __future__ import annotations
+
 import json
 import warnings
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
 
 CONFIDENCE = 0.95
 RESAMPLES = 9999
@@ -29,7 +36,7 @@ class StatsError(ValueError):
     """Per-example data that cannot give the declared interval or test."""
 
 
-def parse_jsonl(text, where):
+def parse_jsonl(text: str, where: str) -> list[Any]:
     rows = []
     for i, line in enumerate(text.splitlines()):
         if line.strip():
@@ -40,7 +47,8 @@ def parse_jsonl(text, where):
     return rows
 
 
-def select(rows, column, where=None, id_key="id", source="examples"):
+def select(rows: Sequence[Any], column: str, where: dict[str, Any] | None = None, id_key: str = "id",
+           source: str = "examples") -> dict[Any, float]:
     """{id: value} of the rows whose columns equal `where`; every selected row needs a number."""
     out = {}
     for i, r in enumerate(rows):
@@ -59,7 +67,7 @@ def select(rows, column, where=None, id_key="id", source="examples"):
     return out
 
 
-def matrix(per_bundle, names):
+def matrix(per_bundle: Sequence[dict[Any, float]], names: Sequence[str]) -> tuple[list[Any], np.ndarray]:
     """(ids, k x n array) of several bundles' {id: value}; they must cover the same examples."""
     import numpy as np
 
@@ -71,7 +79,7 @@ def matrix(per_bundle, names):
     return ids, np.array([[vals[i] for i in ids] for vals in per_bundle])
 
 
-def _bootstrap(fn, sizes):
+def _bootstrap(fn: Callable[..., Any], sizes: list[int]) -> tuple[float, float]:
     """Percentile interval of fn(*index arrays), each index array resampled independently with
     replacement (an axis of size 1 stays fixed: there is nothing to resample)."""
     import numpy as np
@@ -95,11 +103,11 @@ def _bootstrap(fn, sizes):
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
-def _mean(M):
+def _mean(M: np.ndarray) -> Callable[..., Any]:
     return lambda s, e: M[s[..., :, None], e[..., None, :]].mean(axis=(-2, -1))
 
 
-def interval(M, method):
+def interval(M: np.ndarray, method: str) -> tuple[float, float]:
     """(low, high): over examples, and over bundles (rows) too when there are several."""
     if method == "wilson":
         if M.shape[0] != 1:
@@ -113,13 +121,13 @@ def interval(M, method):
     return _bootstrap(_mean(M), list(M.shape))
 
 
-def _successes(row):
+def _successes(row: np.ndarray) -> int:
     if not all(v in (0.0, 1.0) for v in row):
         raise StatsError("a Wilson interval or McNemar test needs 0/1 values per example; use bootstrap")
     return int(row.sum())
 
 
-def paired(M, B, test):
+def paired(M: np.ndarray, B: np.ndarray, test: str) -> tuple[bool, dict[str, float]]:
     """Compare a cell (M) with the baseline's cell (B) over the same examples (columns aligned):
     -> (significant, detail) where detail is the p-value (McNemar) or the difference's interval."""
     if test == "mcnemar":
@@ -138,7 +146,7 @@ def paired(M, B, test):
     return bool(low > 0 or high < 0), {"low": low, "high": high}
 
 
-def ci_text(values, method="bootstrap", fmt="%.3f"):
+def ci_text(values: Sequence[float], method: str = "bootstrap", fmt: str = "%.3f") -> str:
     """'mean [low, high] (n=N)' of one list of per-example values (the worksheet `ci` post-processor)."""
     import numpy as np
 

@@ -2,14 +2,23 @@
 aggregate the value over the rest (mean ± sample sd, with n); with per-example files declared, a 95%
 interval per cell and a paired test of each cell against a baseline row (stats.py)."""
 
+from __future__ import annotations
+
 import statistics
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from ..errors import CodaliteError
 from . import stats
 from ..search import search
 from ..worksheets.genpath import display
 from ..worksheets.interpret import Interpreter
+from .declare import TableSpec
+
+if TYPE_CHECKING:
+    from ..bundle import Bundle
+    from ..store import Store
 
 
 class TableError(CodaliteError):
@@ -18,9 +27,9 @@ class TableError(CodaliteError):
 
 @dataclass
 class Cell:
-    row: tuple
-    column: tuple
-    values: list  # [(uuid, float)], oldest first
+    row: tuple[str, ...]
+    column: tuple[str, ...]
+    values: list[tuple[str, float]]  # [(uuid, value)], oldest first
     mean: float
     sd: float | None  # None when n == 1
     text: str
@@ -29,49 +38,50 @@ class Cell:
     high: float | None = None
     n_examples: int | None = None  # examples per bundle, when per-example files are declared
     differs: bool | None = None  # significantly different from the baseline row's cell
-    test: dict | None = None  # the test's p-value or the difference's interval
+    test: dict[str, Any] | None = None  # the test's p-value or the difference's interval
 
     @property
-    def n(self):
+    def n(self) -> int:
         return len(self.values)
 
     @property
-    def uuids(self):
+    def uuids(self) -> list[str]:
         return [u for u, _ in self.values]
 
 
 @dataclass
 class Table:
-    spec: object
-    rows: list  # [tuple of row values]
-    columns: list
-    cells: dict = field(default_factory=dict)  # (row, column) -> Cell
+    spec: TableSpec
+    rows: list[tuple[str, ...]]
+    columns: list[tuple[str, ...]]
+    cells: dict[tuple[tuple[str, ...], tuple[str, ...]], Cell] = field(default_factory=dict)
 
-    def label(self, key):
+    def label(self, key: tuple[str, ...]) -> str:
         return " / ".join(key)
 
-    def usual_n(self):
+    def usual_n(self) -> int:
         return _usual([c.n for c in self.cells.values()])
 
-    def usual_examples(self):
+    def usual_examples(self) -> int | None:
         return _usual([c.n_examples for c in self.cells.values()])
 
-    def baseline_uuids(self, col):
+    def baseline_uuids(self, col: tuple[str, ...]) -> list[str]:
         base = self.cells.get((tuple(self.spec.baseline.split(" / ")), col)) if self.spec.baseline else None
         return base.uuids if base else []
 
 
-def _usual(ns):
+def _usual(ns: list[Any]) -> Any:
     return max(set(ns), key=ns.count) if ns else 0
 
 
-def number(v):
+def number(v: Any) -> float:
     if isinstance(v, bool):
         raise ValueError
     return float(v)
 
 
-def format_cell(spec, mean, sd, low=None, high=None):
+def format_cell(spec: TableSpec, mean: float, sd: float | None, low: float | None = None,
+                high: float | None = None) -> str:
     text = spec.format % mean
     if low is not None:  # the interval replaces the sd: it says what the sd of 2 seeds cannot
         return f"{text} [{spec.format % low}, {spec.format % high}]"
@@ -80,14 +90,15 @@ def format_cell(spec, mean, sd, low=None, high=None):
     return text
 
 
-def aggregate(spec, values):
+def aggregate(spec: TableSpec, values: Sequence[tuple[str, float]]) -> tuple[float, float | None, str]:
+    """(mean, sample sd or None for one value, the cell's text) of [(uuid, value)]."""
     nums = [v for _, v in values]
     mean = statistics.fmean(nums)
     sd = statistics.stdev(nums) if len(nums) > 1 else None
     return mean, sd, format_cell(spec, mean, sd)
 
 
-def _sort_key(values):
+def _sort_key(values: Iterable[str]) -> tuple:
     """Numbers in numeric order, then text."""
     def one(v):
         try:
@@ -97,7 +108,8 @@ def _sort_key(values):
     return tuple(one(v) for v in values)
 
 
-def read_values(store, spec, bundles):
+def read_values(store: Store, spec: TableSpec,
+                bundles: Iterable[Bundle]) -> list[tuple[Bundle, tuple, tuple, tuple, float]]:
     """[(bundle, row, column, over, value)] for the given bundles; fails naming the bundle."""
     interp = Interpreter(store)
     out = []
@@ -120,28 +132,35 @@ def read_values(store, spec, bundles):
     return out
 
 
-def compute(store, spec):
+def compute(store: Store, spec: TableSpec) -> Table:
     """The table the declaration describes, from the bundles its search finds now."""
     bundles = search(store, spec.keywords())
     if not bundles:
         raise TableError(f"table {spec.name}: no ready bundle matches {' '.join(spec.bundles)}")
     bundles.sort(key=lambda b: b.id)  # oldest first: with `over`, the newest of a duplicate wins
-    groups = {}
-    for b, row, col, over, value in read_values(store, spec, bundles):
-        cell = groups.setdefault((row, col), {})
-        cell[over if spec.over else b.uuid] = (b.uuid, value)
-    table = Table(spec, sorted({r for r, _ in groups}, key=_sort_key), sorted({c for _, c in groups}, key=_sort_key))
-    for (row, col), members in groups.items():
-        values = list(members.values())  # oldest first (insertion order)
-        mean, sd, text = aggregate(spec, values)
-        table.cells[(row, col)] = Cell(row, col, values, mean, sd, text)
+    table = tabulate(spec, [(b.uuid, row, col, over, value) for b, row, col, over, value
+                            in read_values(store, spec, bundles)])
     if spec.examples:
         add_statistics(store, table)
     mark_best(table)
     return table
 
 
-def read_examples(store, spec, uuid):
+def tabulate(spec: TableSpec, values: Iterable[tuple[str, tuple, tuple, tuple, float]]) -> Table:
+    """Group (uuid, row, column, over, value), oldest first, into cells and aggregate each: with
+    `over`, one value per over-key (the newest wins), else one per bundle."""
+    groups: dict[tuple, dict] = {}
+    for uuid, row, col, over, value in values:
+        groups.setdefault((row, col), {})[over if spec.over else uuid] = (uuid, value)
+    table = Table(spec, sorted({r for r, _ in groups}, key=_sort_key), sorted({c for _, c in groups}, key=_sort_key))
+    for (row, col), members in groups.items():
+        cell_values = list(members.values())  # oldest first (insertion order)
+        mean, sd, text = aggregate(spec, cell_values)
+        table.cells[(row, col)] = Cell(row, col, cell_values, mean, sd, text)
+    return table
+
+
+def read_examples(store: Store, spec: TableSpec, uuid: str) -> dict[Any, float]:
     """{example id: value} from a bundle's per-example file (read whole, not a genpath's first lines)."""
     b = store.get(uuid)
     ex = spec.examples
@@ -154,7 +173,7 @@ def read_examples(store, spec, uuid):
         raise TableError(f"table {spec.name}: {e}") from None
 
 
-def add_statistics(store, table):
+def add_statistics(store: Store, table: Table) -> None:
     """n, the interval and the baseline test of every cell, from its bundles' per-example files."""
     spec, data = table.spec, {}
     for key, c in table.cells.items():
@@ -194,7 +213,8 @@ def add_statistics(store, table):
             raise TableError(f"table {spec.name} [{table.label(row)}, {table.label(col)}]: {e}") from None
 
 
-def mark_best(table):
+def mark_best(table: Table) -> None:
+    """Mark the best cell of each column (max or min of what is printed; ties are all best)."""
     if table.spec.best == "none":
         return
     pick = max if table.spec.best == "max" else min
@@ -208,7 +228,7 @@ def mark_best(table):
             c.best = printed(table.spec, c.mean) == best
 
 
-def printed(spec, x):
+def printed(spec: TableSpec, x: float) -> float:
     try:
         return float(spec.format % x)
     except ValueError:  # a format with text around the number
