@@ -148,7 +148,7 @@ def _same_prefix(exe: str) -> bool:
 
 def packages_in(dirs: Iterable[str]) -> dict[str, str]:
     """{name: version} from the *.dist-info / *.egg-info names in site-packages dirs."""
-    pkgs = {}
+    pkgs: dict[str, str] = {}
     for d in dirs:
         for entry in os.listdir(d):
             for suffix in (".dist-info", ".egg-info"):

@@ -202,7 +202,7 @@ def _keyword(q, raw, key, value, store):
         if special:
             raise UsageError(f"search: {raw!r}: sorting or summing by dependency is not supported")
         dep_key = key.partition("/")[2]
-        params = []
+        params: list[Any] = []
         cond = _condition("d.parent_uuid", _uuid_values(value, store, "bundle"), params)
         if dep_key:
             cond += " AND d.child_path = ?"

@@ -152,7 +152,7 @@ class Store:
 
     def _bundles(self, rows: Iterable[sqlite3.Row]) -> list[Bundle]:
         rows = list(rows)
-        deps = {}
+        deps: dict[str, list[Dependency]] = {}
         uuids = [r["uuid"] for r in rows]
         for i in range(0, len(uuids), 500):
             chunk = uuids[i : i + 500]
@@ -560,12 +560,13 @@ class Store:
 
     def memo_matches(self, keys: Iterable[str]) -> dict[str, Bundle]:
         """memo_match for many keys at once: {key: bundle} (a recipe plan asks for every cell of a step)."""
-        keys, out = list(keys), {}
-        for i in range(0, len(keys), 500):
-            chunk = keys[i:i + 500]
+        wanted = list(keys)
+        out: dict[str, Bundle] = {}
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i:i + 500]
             for b in self.query(f"memo_key IN ({','.join('?' * len(chunk))}) AND state NOT IN (?, ?, 'worker_offline')",
                                 (*chunk, FAILED, KILLED), order=f"state = '{READY}' DESC, id DESC"):
-                out.setdefault(b.memo_key, b)
+                out.setdefault(b.memo_key or "", b)
         return out
 
     def run(self, command: str, deps: Iterable[DepSpec] = (), name: str | None = None, description: str = "",
@@ -579,7 +580,7 @@ class Store:
         md = run_metadata(command, name, description, tags, requests)
         dependencies = self.resolve_deps(deps, md["allow_failed_dependencies"])
         path_env = path_env if path_env is not None else os.environ.get("PATH", "")
-        runspec = {"env_vars": dict(env_vars or {})}
+        runspec: dict[str, Any] = {"env_vars": dict(env_vars or {})}
         if md["request_docker_image"]:  # the image is the environment; the host's PATH never enters it
             runspec.update(environment=self.run_environment(md["request_docker_image"], path_env), path=path_env)
         else:
@@ -639,7 +640,7 @@ class Store:
         if cached and memo.dirs_stamp([d for d, _ in cached[0]]) == cached[0]:
             return cached[1]
         row = self.db.execute("SELECT * FROM python_cache WHERE executable = ?", (python,)).fetchone()
-        stamp = json.loads(row["dirs_stamp"]) if row else None
+        stamp = json.loads(row["dirs_stamp"]) if row else []
         if row is not None and stamp == memo.dirs_stamp([d for d, _ in stamp]):
             self._environments[python] = (stamp, row["fingerprint"])
             return row["fingerprint"]
@@ -693,7 +694,7 @@ class Store:
         if record:
             with self.tx():  # two first runs at once: one records, both use what it recorded
                 added = self.db.execute("INSERT OR IGNORE INTO config VALUES ('python', ?)", (python,)).rowcount
-                python = self.recorded_interpreter()
+                python = self.recorded_interpreter() or python
             if added:  # said once per store, when it happens (the CLI prints it on stderr)
                 log.warning("this store's runs use %s from now on, whatever your PATH; "
                             "change it with `codalite env set PATH_TO_PYTHON`", python)
@@ -732,9 +733,10 @@ class Store:
             self.fail(bundle.uuid, f"Parent bundles failed: {', '.join(bad)} (use --allow-failed-dependencies to run anyway)")
             return FAILED
         inputs = self.memo_inputs(bundle.bundle_type, bundle.command, bundle.dependencies, bundle.runspec, bundle.metadata)
-        key = memo.memo_key(inputs) if bundle.runspec.get("memoize", True) else None
+        # no inputs (a parent without contents, allowed to have failed): no key, nobody's twin
+        key = memo.memo_key(inputs) if inputs is not None and bundle.runspec.get("memoize", True) else None
         runspec = dict(bundle.runspec, memo_inputs=inputs)
-        twin = None if bundle.runspec.get("force") else self.memo_match(key, exclude_uuid=bundle.uuid)
+        twin = None if bundle.runspec.get("force") or key is None else self.memo_match(key, exclude_uuid=bundle.uuid)
         if twin and twin.state == READY:
             return READY if self.share_contents(bundle.uuid, twin) else self.get(bundle.uuid).state
         if twin:  # an identical run is on its way: wait for it, saying so once (not every round)
@@ -887,7 +889,7 @@ class Store:
                 nb, _ = self.make(deps, name=bname, force=force, start_worker=start_worker)
             else:
                 requests = {k: b.metadata[k] for k in RUN_REQUESTS if k in b.metadata}
-                nb, _ = self.run(b.command, deps, name=bname, description=b.metadata.get("description", ""),
+                nb, _ = self.run(b.command or "", deps, name=bname, description=b.metadata.get("description", ""),
                                  tags=b.metadata.get("tags", []), requests=requests,
                                  env_vars=b.runspec.get("env_vars"), force=force,
                                  path_env=b.runspec.get("path"), start_worker=start_worker)
@@ -920,7 +922,7 @@ class Store:
     def repair(self) -> list[str]:
         """Delete the debris crashes leave (see leftovers, and bundles/ directories without a row);
         put back the contents of an rm that was killed before it committed. Returns what it did."""
-        done = self.clean_tmp(report=True, unowned=True)
+        done = self.clean_tmp(report=True, unowned=True) or []
         with self.tx():  # the lock uploads hold from rename to insert: an orphan seen here is debris
             for entry in self._orphans():
                 remove_tree(self.bundle_dir(entry))
@@ -1056,7 +1058,7 @@ class Store:
             targets &= upstream
         if not targets:
             raise UsageError(f"no bundle depends on {', '.join(o.uuid for o in olds)}; nothing to mimic")
-        done = []
+        done: list[tuple[Bundle, Bundle | None]] = []
         ordered = sorted((self.get(u) for u in targets), key=lambda b: b.id)  # parents before children
         if dry_run:
             return [(b, None) for b in ordered]
@@ -1068,7 +1070,7 @@ class Store:
                 nb, _ = self.make(deps, name=bname, force=force, start_worker=start_worker)
             else:
                 requests = {k: b.metadata[k] for k in RUN_REQUESTS if k in b.metadata}
-                nb, _ = self.run(b.command, deps, name=bname, description=b.metadata.get("description", ""),
+                nb, _ = self.run(b.command or "", deps, name=bname, description=b.metadata.get("description", ""),
                                  tags=b.metadata.get("tags", []), requests=requests,
                                  env_vars=b.runspec.get("env_vars"), force=force,
                                  path_env=b.runspec.get("path"), start_worker=start_worker)

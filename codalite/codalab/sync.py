@@ -155,7 +155,7 @@ def push(store, name, bundles, on_progress=None, prompt=None, client=None):
             raise BundleStateError(f"bundle {b.uuid} ({b.name}) is {b.state}; wait for it to finish "
                                    "(codalite wait) before pushing it")
         there = client.bundles_info([b.uuid for b in todo])
-        result = {"pushed": [], "skipped": []}
+        result: dict[str, list[str]] = {"pushed": [], "skipped": []}
         create, upload = [], []
         for b in todo:
             attrs = there.get(b.uuid)

@@ -164,6 +164,7 @@ def read_examples(store: Store, spec: TableSpec, uuid: str) -> dict[Any, float]:
     """{example id: value} from a bundle's per-example file (read whole, not a genpath's first lines)."""
     b = store.get(uuid)
     ex = spec.examples
+    assert ex is not None  # only tables that declare per-example files read them
     where = f"bundle {b.uuid} ({b.name}): {ex.file}"
     try:
         with open(store.path_in(b, ex.file[1:]), encoding="utf-8") as f:
@@ -176,6 +177,7 @@ def read_examples(store: Store, spec: TableSpec, uuid: str) -> dict[Any, float]:
 def add_statistics(store: Store, table: Table) -> None:
     """n, the interval and the baseline test of every cell, from its bundles' per-example files."""
     spec, data = table.spec, {}
+    assert spec.examples is not None  # called only for tables that declare them
     for key, c in table.cells.items():
         per = [read_examples(store, spec, u) for u in c.uuids]
         for (u, value), vals in zip(c.values, per):

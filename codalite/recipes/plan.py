@@ -172,7 +172,7 @@ def _memo_keys(recipe: Recipe, step_name: str, group: list[Cell], upload_hash: d
     cell done); the step's environment is asked for once, and only when a key needs it."""
     step, keys, env = recipe.steps[step_name], {}, None
     for cell in group:
-        hashes = []
+        hashes: list[tuple[str, str | None, str]] = []
         for d in cell.deps:
             if d.kind == "upload":
                 hashes.append((d.key, upload_hash[d.name], d.subpath))
@@ -211,9 +211,9 @@ def submit(store: Store, recipe: Recipe, path_env: str, retry_failed: bool = Fal
     out = []
     for cell in plan(store, recipe, path_env):  # the plan's cells carry their status and bundle
         parents = cell_parents(cell, uploaded, made)
-        if cell.status == DONE:  # the plan found the ready bundle for these exact inputs
-            made[cell.name] = cell.bundle.uuid  # type: ignore[union-attr]
-        if skipped(cell, parents, retry_failed, only):
+        if cell.status == DONE and cell.bundle:  # the plan found the ready bundle for these exact inputs
+            made[cell.name] = cell.bundle.uuid
+        if parents is None or skipped(cell, parents, retry_failed, only):
             out.append(Submitted(cell, cell.bundle, Outcome.NOT_SUBMITTED))
             continue
         if cell.status == DONE:
@@ -222,7 +222,7 @@ def submit(store: Store, recipe: Recipe, path_env: str, retry_failed: bool = Fal
         step = recipe.steps[cell.step]
         requests = dict(step.request.metadata(), exclude_patterns=step.exclude_patterns)
         description, tags = cell_labels(recipe, cell)
-        deps = [(key, uuid + (f"/{sub}" if sub else "")) for key, uuid, sub in parents]  # type: ignore[union-attr]
+        deps = [(key, uuid + (f"/{sub}" if sub else "")) for key, uuid, sub in parents]
         bundle, hit = store.run(cell.command, deps, name=cell.name,
                                 description=description, tags=tags, requests=requests, env_vars=env_vars(recipe, cell),
                                 path_env=path_env, start_worker=False)

@@ -315,7 +315,8 @@ def _check(r, root, shown):
                 fail(["steps", name, field], str(e))
         own[name] = used
     # topological order; a step uses its own variables and those of everything it depends on
-    order, state = [], {}
+    order: list[str] = []
+    state: dict[str, str] = {}
 
     def visit(name, trail):
         if state.get(name) == "done":
