@@ -7,27 +7,12 @@ import json
 import os
 import time
 
-import re
-
 from ..hashing import write_atomic
+from .figure import Figure
+from .figure import export as export_figure
+from .latex import bundle_url, plain, pm, tex
 from .provenance import bundle_provenance
 from .stats import METHODS, TESTS
-
-LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-
-
-def tex(text):
-    return "".join(LATEX_SPECIAL.get(ch, ch) for ch in str(text))
-
-
-def pm(text):
-    return text.replace("±", r"$\pm$")
-
-
-def bundle_url(base_url, uuid):
-    return f"{base_url.rstrip('/')}/bundles/{uuid}"
-
 
 def cell_url(base_url, uuids):
     """One bundle: its page. Several (a mean over seeds): the search page listing every one of them
@@ -63,17 +48,6 @@ def sentence(caption):
     """The author's caption ends its sentence before the generated clause starts one."""
     caption = caption.strip()
     return caption + "." if caption and caption[-1] not in ".!?:;" else caption
-
-
-def plain(caption):
-    """A LaTeX caption as plain text (Markdown, provenance): common macros to their characters."""
-    text = re.sub(r"\\pm\b\s*", "±", caption)
-    for a, b in ((r"\%", "%"), (r"\&", "&"), (r"\_", "_"), (r"\#", "#"), (r"\$", "\0"),
-                 ("---", "—"), ("--", "–"), ("~", " "), (r"\times", "×"), (r"\leq", "≤"), (r"\geq", "≥")):
-        text = text.replace(a, b)
-    text = re.sub(r"\\[A-Za-z]+\*?\{([^{}]*)\}", r"\1", text)  # \textbf{x}, \emph{x} -> x
-    text = re.sub(r"\\[A-Za-z]+\*?\s*", "", text)
-    return text.replace("$", "").replace("{", "").replace("}", "").replace("\0", "$")
 
 
 def marks(table, c, sup, usual_examples):
@@ -187,8 +161,6 @@ def provenance(store, table, base_url, source):
 def export(store, table, out_dir, base_url, source=""):
     """Write <name>.tex/.md/.csv/.provenance.json into out_dir (a figure: also <name>.svg, figure.py);
     returns the paths."""
-    from .figure import Figure, export as export_figure  # figure.py imports this module
-
     if isinstance(table, Figure):
         return export_figure(store, table, out_dir, base_url, source)
     os.makedirs(out_dir, exist_ok=True)

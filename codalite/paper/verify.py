@@ -13,7 +13,10 @@ from .. import recipes
 from ..bundle import READY
 from ..errors import CodaliteError, UsageError
 from .declare import TableSpec
-from .export import pm, tex
+from .declare import FigureSpec
+from .figure import compute as compute_figure
+from .figure import figure_hash, read_series, series_hash, sha256
+from .latex import pm, tex
 from .table import TableError, aggregate, compute, read_values
 
 SUFFIX = ".provenance.json"
@@ -107,8 +110,6 @@ def load(path):
 def verify(store, path):
     """-> (number of cells checked, [problem]). Each problem names its table and cell."""
     problems, checked, plans = [], 0, {}
-    from .figure import is_figure, verify_figure  # figure.py imports this module
-
     for f in provenance_files(path):
         if is_figure(f):
             n, found = verify_figure(store, f, plans)
@@ -277,8 +278,6 @@ def find_table(text, search_dirs):
 
 def trace(store, path, row, column):
     """The chain of executions behind one cell: [str] lines, oldest execution first."""
-    from .figure import is_figure
-
     if is_figure(path):  # else: "not a provenance file", which it is
         raise UsageError(f"{path} is a figure's: trace names table cells; the figure's bundles and their "
                          "executions are listed in that file")
@@ -312,3 +311,106 @@ def trace(store, path, row, column):
 def _state(store, uuid):
     b = store.get_or_none(uuid)
     return b.state if b else "GONE"
+
+
+# --- figures ---------------------------------------------------------------------------------------
+
+class _Series(_Loose):
+    uuid: str
+    name: str | None = None
+    label: str
+    key: str
+    n_points: int
+    points_sha256: str
+
+
+class _FigureBundle(_Bundle):
+    label: str
+
+
+class _FigureProvenance(_Loose):
+    figure: str
+    declaration: dict
+    points_sha256: str
+    series: list[_Series]
+    bundles: list[_FigureBundle]
+    files: dict[str, str]
+
+
+def is_figure(path):
+    """Whether a .provenance.json is a figure's (else a table's, or broken: the table reader says how)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return isinstance(data := json.load(f), dict) and "figure" in data
+    except (OSError, ValueError):
+        return False
+
+
+def load_figure(path):
+    with open(path, encoding="utf-8") as f:
+        raw = json.load(f)
+    try:
+        prov = _FigureProvenance.model_validate(raw).model_dump()
+        return prov, FigureSpec.model_validate(prov["declaration"])
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "top level"
+        raise ProvenanceError(path, f"{where}: {err['msg'].lower()}") from None
+
+
+def verify_figure(store, path, plans=None):
+    """-> (number of series checked, [problem]): every series' points re-derived from its bundle's
+    log as it is now, the selection re-run, the written files unchanged."""
+    prov, spec = load_figure(path)
+    plans = {} if plans is None else plans
+    problems = []
+    recorded = {(s["uuid"], s["key"]): s for s in prov["series"]}
+    for rec in prov["bundles"]:
+        b = store.get_or_none(rec["uuid"])
+        if b is None:
+            problems.append(f"bundle {rec['uuid']} ({rec['name']}) is gone from the store")
+            continue
+        if b.state != READY or b.content_hash != rec["content_hash"]:
+            problems.append(f"bundle {b.uuid} ({b.name}) changed: {b.state}, content hash {b.content_hash} "
+                            f"(recorded {rec['content_hash']})")
+            continue
+        try:
+            now = read_series(store, spec, b, rec["label"])
+        except CodaliteError as e:
+            problems.append(str(e))
+            continue
+        for s in now:
+            r = recorded.get((s.uuid, s.key))
+            if r is None or series_hash(s.points) != r["points_sha256"]:
+                drew = f"{r['n_points']} points (sha256 {r['points_sha256'][:12]})" if r else "no such line"
+                problems.append(f"{s.key} of bundle {b.uuid} ({b.name}) changed: {spec.file} now gives "
+                                f"{len(s.points)} points (sha256 {series_hash(s.points)[:12]}), the figure drew {drew}")
+        for inp in rec["inputs"]:
+            newer = newer_version(store, inp)
+            if newer:
+                problems.append(f"stale: input {inp['name']} ({inp['uuid']}) has a newer version {newer.uuid}; "
+                                "rerun on it and re-export")
+        problems += recipe_staleness(store, plans, b)
+    try:
+        fig = compute_figure(store, spec)
+    except TableError as e:
+        problems.append(f"the declaration no longer computes: {e}")
+    else:
+        was, now = {b["uuid"] for b in prov["bundles"]}, {b.uuid for b in fig.bundles}
+        if was != now:
+            problems.append(f"stale: the declaration now selects other bundles (new: {', '.join(sorted(now - was)) or '-'}; "
+                            f"no longer: {', '.join(sorted(was - now)) or '-'}); rerun what is missing and re-export")
+        elif figure_hash(fig.series) != prov["points_sha256"] and not problems:
+            problems.append("the points re-derived from the store differ from the exported figure's; re-export")
+    base = os.path.dirname(path)
+    for fname, digest in prov["files"].items():
+        full = os.path.join(base, os.path.basename(fname))
+        try:
+            with open(full, encoding="utf-8") as f:
+                same = sha256(f.read()) == digest
+        except (OSError, UnicodeDecodeError):
+            problems.append(f"{fname} is missing or unreadable; re-export")
+            continue
+        if not same:
+            problems.append(f"{fname} is not the file export wrote (edited since); re-export")
+    return len(prov["series"]), [f"{spec.name}: {p}" for p in problems]
