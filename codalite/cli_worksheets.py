@@ -279,8 +279,8 @@ def serve(host, port):
               help="Where cells link: `codalite serve`, or a CodaLab instance (its /bundles/<uuid> pages).")
 @library_errors
 def export(declaration, out_dir, base_url):
-    """Export paper tables declared in a YAML file (or ```paper blocks in a .ws) as LaTeX,
-    Markdown, CSV and provenance JSON."""
+    """Export paper tables and figures declared in a YAML file (or ```paper blocks in a .ws) as LaTeX,
+    Markdown, CSV (figures also SVG) and provenance JSON."""
     from . import paper
 
     store = Store.find()
@@ -289,8 +289,8 @@ def export(declaration, out_dir, base_url):
         os.makedirs(out_dir, exist_ok=True)
     except OSError as e:
         raise cannot_write(out_dir, e, "-o") from None
-    for spec in specs:
-        table = paper.compute(store, spec)
+    computed = [paper.compute(store, spec) for spec in specs]  # all or nothing: a late failure writes no file
+    for table in computed:
         for path in paper.export(store, table, out_dir, base_url, source=os.path.abspath(declaration)):
             click.echo(path)
 

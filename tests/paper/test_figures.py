@@ -160,6 +160,10 @@ def test_figure_declaration_mistakes_are_one_line(store, runs, tmp_path):
     assert f"figure f: bundle {runs[0].uuid} (ft-0.5): no record of /log_history.json has both 'step' and " \
            "'eval_bleu' as numbers" in r.output
     assert not (tmp_path / "out" / "f.svg").exists()
+    # all or nothing: a good declaration before the bad one writes nothing either
+    p.write_text("figures:\n  - {name: good, bundles: name=ft-%, y: loss}\n  - {name: f, bundles: name=ft-%, y: eval_bleu}\n")
+    r = invoke("export", p, "-o", tmp_path / "out2")
+    assert r.exit_code == 1 and os.listdir(tmp_path / "out2") == []
 
 
 def test_a_rerun_replaces_its_twin_and_two_different_runs_with_one_label_are_refused(store, runs, tmp_path):
