@@ -105,7 +105,6 @@ def build_base(out, data, tiny, device):
 def mean_tokens(base, data):
     """Tokens per training record (prompt with its image tokens + answer + end of turn), no padding."""
     from bundles.batching import Batcher, load_records
-    from bundles.loading import load_base
     from transformers import AutoProcessor
     processor = AutoProcessor.from_pretrained(base)
     records = load_records(data, "train")
