@@ -1,7 +1,10 @@
 """The bundle record: CodaLab's types, states and metadata keys, kept verbatim."""
 
+from __future__ import annotations
+
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 # states (codalab/worker/bundle_state.py)
 CREATED, STAGED, PREPARING, RUNNING, FINALIZING = "created", "staged", "preparing", "running", "finalizing"
@@ -12,7 +15,7 @@ ACTIVE_STATES = (PREPARING, RUNNING, FINALIZING)
 BUNDLE_TYPES = ("dataset", "make", "run")
 
 # Run metadata that users set, with CodaLab's defaults (codalab/bundles/run_bundle.py).
-RUN_REQUESTS = {
+RUN_REQUESTS: dict[str, Any] = {
     "request_docker_image": "",
     "request_time": "",
     "request_memory": "2g",
@@ -33,8 +36,9 @@ GENERATED = (
 )
 
 
-def default_metadata(bundle_type, name, description="", tags=()):
-    md = {"name": name, "description": description, "tags": list(tags)}
+def default_metadata(bundle_type: str, name: str, description: str = "", tags: Any = ()) -> dict[str, Any]:
+    """A new bundle's metadata with CodaLab's defaults for its type."""
+    md: dict[str, Any] = {"name": name, "description": description, "tags": list(tags)}
     if bundle_type == "dataset":
         md.update(license="", source_url="")
     elif bundle_type == "make":
@@ -50,7 +54,7 @@ class Dependency:
     parent_uuid: str
     parent_path: str  # subpath inside the parent, '' for all of it
 
-    def target(self):
+    def target(self) -> str:
         return self.parent_uuid + (f"/{self.parent_path}" if self.parent_path else "")
 
 
@@ -64,25 +68,26 @@ class Bundle:
     is_dir: bool | None
     content_hash: str | None
     memo_key: str | None
-    metadata: dict
-    dependencies: list = field(default_factory=list)
-    runspec: dict = field(default_factory=dict)  # what the worker needs: env, PATH, memo inputs
+    metadata: dict[str, Any]
+    dependencies: list[Dependency] = field(default_factory=list)
+    runspec: dict[str, Any] = field(default_factory=dict)  # what the worker needs: env, PATH, memo inputs
 
     @classmethod
-    def planned(cls, uuid, bundle_type, command, metadata, dependencies):
+    def planned(cls, uuid: str, bundle_type: str, command: str | None, metadata: dict[str, Any],
+                dependencies: list[Dependency]) -> Bundle:
         """A bundle in no store yet: one created on a CodaLab server under a locally minted uuid."""
         return cls(id=0, uuid=uuid, bundle_type=bundle_type, command=command, state="created", is_dir=None,
                    content_hash=None, memo_key=None, metadata=metadata, dependencies=list(dependencies))
 
     @property
-    def name(self):
+    def name(self) -> str | None:
         return self.metadata.get("name")
 
     @property
-    def final(self):
+    def final(self) -> bool:
         return self.state in FINAL_STATES
 
-    def summary(self):
+    def summary(self) -> str:
         """CodaLab's `summary` field: '! command' for runs, '= deps' for makes."""
         if self.bundle_type == "run":
             return "! " + (self.command or "")
@@ -90,7 +95,7 @@ class Bundle:
             return "= " + " ".join(f"{d.child_path}:{d.target()}" for d in self.dependencies)
         return ""
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         return {
             "uuid": self.uuid,
             "bundle_type": self.bundle_type,

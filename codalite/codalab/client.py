@@ -5,9 +5,13 @@ secret). Tokens are cached per remote in a file of mode 0600 inside the store an
 they expire; they are never printed or logged (error messages carry status and server text only).
 """
 
+from __future__ import annotations
+
 import json
 import os
 import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import httpx
 
@@ -16,9 +20,11 @@ from .errors import AuthError, RemoteError, RemoteUnreachable
 
 CLIENT_ID = "codalab_cli_client"
 CHUNK = 1 << 20
+# asks for (username, password) of a remote (name, url) when no token or env vars work
+Prompt = Callable[[str, str], "tuple[str, str] | None"]
 
 
-def rest_base(url):
+def rest_base(url: str) -> str:
     url = url.rstrip("/")
     return url if url.endswith("/rest") else url + "/rest"
 
@@ -26,10 +32,10 @@ def rest_base(url):
 class TokenCache:
     """{remote name: {username, access_token, refresh_token, expires_at}} in a 0600 file."""
 
-    def __init__(self, path):
+    def __init__(self, path: str) -> None:
         self.path = path
 
-    def load(self):
+    def load(self) -> dict[str, Any]:
         try:
             with open(self.path) as f:
                 return json.load(f)
@@ -38,10 +44,10 @@ class TokenCache:
         except ValueError:
             return {}
 
-    def get(self, name):
+    def get(self, name: str) -> dict[str, Any] | None:
         return self.load().get(name)
 
-    def put(self, name, entry):
+    def put(self, name: str, entry: dict[str, Any] | None) -> None:
         data = self.load()
         if entry is None:
             data.pop(name, None)
@@ -50,7 +56,7 @@ class TokenCache:
         write_atomic(self.path, json.dumps(data), private=True)
 
 
-def env_credentials():
+def env_credentials() -> tuple[str, str] | None:
     user, password = os.environ.get("CODALAB_USERNAME"), os.environ.get("CODALAB_PASSWORD")
     return (user, password) if user and password else None
 
@@ -58,20 +64,21 @@ def env_credentials():
 class Client:
     """One CodaLab server. `prompt()` returns (username, password) when no token or env vars work."""
 
-    def __init__(self, name, url, tokens, prompt=None, timeout=60.0):
+    def __init__(self, name: str, url: str, tokens: TokenCache,
+                 prompt: Prompt | None = None, timeout: float = 60.0) -> None:
         self.name, self.url, self.base = name, url, rest_base(url)
         self.tokens = tokens
         self.prompt = prompt
         self.http = httpx.Client(timeout=httpx.Timeout(timeout, connect=10.0),
                                  headers={"X-Requested-With": "XMLHttpRequest"})
-        self._user = None
+        self._user: dict[str, Any] | None = None
 
-    def close(self):
+    def close(self) -> None:
         self.http.close()
 
     # --- auth ---------------------------------------------------------------------------------
 
-    def _token_request(self, form):
+    def _token_request(self, form: dict[str, str]) -> dict[str, Any] | None:
         try:
             r = self.http.post(self.base + "/oauth2/token", data=form, auth=(CLIENT_ID, ""))
         except httpx.TransportError as e:
@@ -84,7 +91,7 @@ class Client:
         return {"access_token": body["access_token"], "refresh_token": body.get("refresh_token"),
                 "expires_at": time.time() + float(body.get("expires_in", 3600))}
 
-    def login(self, username=None, password=None):
+    def login(self, username: str | None = None, password: str | None = None) -> dict[str, Any]:
         """Password grant; credentials from the arguments, CODALAB_USERNAME/PASSWORD, or the prompt."""
         if not (username and password):
             creds = env_credentials()
@@ -102,7 +109,7 @@ class Client:
         self.tokens.put(self.name, entry)
         return entry
 
-    def _refresh(self, entry):
+    def _refresh(self, entry: dict[str, Any]) -> dict[str, Any] | None:
         if not entry.get("refresh_token"):
             return None
         new = self._token_request({"grant_type": "refresh_token", "refresh_token": entry["refresh_token"]})
@@ -113,7 +120,7 @@ class Client:
         self.tokens.put(self.name, new)
         return new
 
-    def access_token(self, force_new=False):
+    def access_token(self, force_new: bool = False) -> str:
         entry = self.tokens.get(self.name)
         if entry and not force_new and entry.get("expires_at", 0) - 60 > time.time():
             return entry["access_token"]
@@ -125,8 +132,9 @@ class Client:
 
     # --- requests -----------------------------------------------------------------------------
 
-    def request(self, method, path, params=None, json_body=None, content=None, headers=None,
-                ok=(200, 201, 204), stream=False, timeout=None):
+    def request(self, method: str, path: str, params: dict[str, Any] | None = None, json_body: Any = None,
+                content: Any = None, headers: dict[str, str] | None = None, ok: Sequence[int] = (200, 201, 204),
+                stream: bool = False, timeout: float | None = None) -> httpx.Response:
         url = self.base + path
         for attempt in (0, 1):
             h = {"Authorization": "Bearer " + self.access_token(force_new=attempt == 1)}
@@ -147,23 +155,23 @@ class Client:
             raise RemoteError(f"{method} {path} failed on {self.name}: HTTP {r.status_code}: {_message(r)}")
         return r
 
-    def json(self, method, path, **kw):
+    def json(self, method: str, path: str, **kw: Any) -> Any:
         r = self.request(method, path, **kw)
         return r.json() if r.content else None
 
     # --- resources ----------------------------------------------------------------------------
 
-    def user(self):
+    def user(self) -> dict[str, Any]:
         if self._user is None:
             self._user = self.json("GET", "/user")["data"]
         return self._user
 
-    def worksheet_uuid(self, spec):
+    def worksheet_uuid(self, spec: str) -> str:
         """A worksheet's uuid from a name, uuid or '/' (the user's home worksheet)."""
         body = self.json("GET", "/worksheets", params={"specs": spec})
         return body["data"][0]["id"]
 
-    def ensure_worksheet(self, name):
+    def ensure_worksheet(self, name: str) -> str:
         try:
             return self.worksheet_uuid(name)
         except RemoteError:
@@ -171,7 +179,7 @@ class Client:
                              json_body={"data": [{"type": "worksheets", "attributes": {"name": name}}]})
             return body["data"][0]["id"]
 
-    def bundle(self, uuid):
+    def bundle(self, uuid: str) -> dict[str, Any] | None:
         """The bundle's JSON API document (attributes: state, metadata, dependencies, ...), or None."""
         try:
             r = self.request("GET", f"/bundles/{uuid}", ok=(200,))
@@ -181,9 +189,9 @@ class Client:
             raise
         return r.json()["data"]
 
-    def bundles_info(self, uuids):
+    def bundles_info(self, uuids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """{uuid: attributes} for those of the given uuids the server has (one request per 100)."""
-        found = {}
+        found: dict[str, dict[str, Any]] = {}
         for i in range(0, len(uuids), 100):
             chunk = uuids[i:i + 100]
             body = self.json("GET", "/bundles", params={"keywords": ["uuid=" + ",".join(chunk),
@@ -193,17 +201,18 @@ class Client:
                     found[d["id"]] = d["attributes"]
         return found
 
-    def create_bundles(self, docs, worksheet, wait_for_upload=False):
-        params = {"worksheet": worksheet}
+    def create_bundles(self, docs: Sequence[dict[str, Any]], worksheet: str,
+                       wait_for_upload: bool = False) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"worksheet": worksheet}
         if wait_for_upload:
             params["wait_for_upload"] = 1
         body = self.json("POST", "/bundles", params=params,
                          json_body={"data": [{"type": "bundles", "attributes": d} for d in docs]})
         return body["data"]
 
-    def upload_contents(self, uuid, path, filename, unpack, state_on_success="ready"):
+    def upload_contents(self, uuid: str, path: str, filename: str, unpack: bool, state_on_success: str = "ready") -> None:
         """PUT a file's bytes as the bundle's contents, streamed in 1 MiB chunks (chunked transfer)."""
-        def chunks():
+        def chunks() -> Iterator[bytes]:
             with open(path, "rb") as f:
                 while True:
                     b = f.read(CHUNK)
@@ -216,7 +225,7 @@ class Client:
         self.request("PUT", f"/bundles/{uuid}/contents/blob/", params=params, content=chunks(),
                      headers={"Content-Type": "application/octet-stream"}, timeout=3600)
 
-    def download(self, uuid, dest):
+    def download(self, uuid: str, dest: str) -> str:
         """Save the bundle's contents (a .tar.gz for a directory, else the file). Returns 'directory'/'file'."""
         with self.http.stream("GET", self.base + f"/bundles/{uuid}/contents/blob/",
                               headers={"Authorization": "Bearer " + self.access_token()}, timeout=3600) as r:
@@ -229,12 +238,12 @@ class Client:
                     f.write(b)
         return kind
 
-    def kill(self, uuid):
+    def kill(self, uuid: str) -> None:
         self.json("POST", "/bundle-actions",
                   json_body={"data": [{"type": "bundle-actions", "attributes": {"type": "kill", "uuid": uuid}}]})
 
 
-def _message(r):
+def _message(r: httpx.Response) -> str:
     text = r.text or ""
     try:
         body = json.loads(text)

@@ -19,6 +19,7 @@ from ..recipes.plan import DONE, Cell, Outcome, Submitted, cell_labels, cell_par
 from ..recipes.schema import Recipe, Step
 from ..store import Store, run_metadata
 from . import remotes
+from .client import Prompt
 from .sync import DEFAULT_GPU_IMAGE, DEFAULT_IMAGE, Journal, _worksheet, bundle_doc, pull, push, wait_remote
 
 
@@ -29,7 +30,7 @@ def server_environment(step: Step) -> str:
 
 def run_recipe(store: Store, recipe: Recipe, name: str, retry_failed: bool = False, only: Iterable[str] | None = None,
                on_progress: Callable[[str, Any], None] | None = None,
-               prompt: Callable[[str], str] | None = None) -> list[Submitted]:
+               prompt: Prompt | None = None) -> list[Submitted]:
     """What happened to each cell, like recipes.submit, after waiting (NEW: ran on the server)."""
     only = set(only or ())
     for step_name, step in recipe.steps.items():

@@ -16,10 +16,14 @@ remote run: the run gets a local uuid, its dependencies are pushed, it is create
 with that uuid, waited for (progress callback), and pulled.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import tarfile
 import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .. import hashing, memo, spec
 from ..bundle import FINAL_STATES, READY, RUN_REQUESTS, Bundle, default_metadata
@@ -27,6 +31,12 @@ from ..errors import BundleStateError
 from ..store import default_name, remove_tree, run_metadata
 from . import remotes
 from .errors import PushIncomplete, RemoteError, RemoteUnreachable
+
+if TYPE_CHECKING:
+    from ..store import DepSpec, Store
+    from .client import Client, Prompt
+
+Progress = Callable[..., None]  # on_progress(what, ...): a step of a push, pull or remote run
 
 DEFAULT_IMAGE = "codalab/default-cpu:latest"
 DEFAULT_GPU_IMAGE = "codalab/default-gpu:latest"
@@ -48,7 +58,7 @@ BASE_KEYS = {
 class Journal:
     """Per-remote record of pushes: {uuid: 'created' | 'pushed'} and remote runs."""
 
-    def __init__(self, store, name):
+    def __init__(self, store: Store, name: str) -> None:
         d = os.path.join(store.home, "remotes")
         os.makedirs(d, exist_ok=True)
         self.path = os.path.join(d, f"{name}.json")
@@ -59,20 +69,20 @@ class Journal:
             self.data = {}
         self.data.setdefault("bundles", {})
 
-    def set(self, uuid, state):
+    def set(self, uuid: str, state: str) -> None:
         self.data["bundles"][uuid] = state
         self.save()
 
-    def get(self, uuid):
+    def get(self, uuid: str) -> str | None:
         return self.data["bundles"].get(uuid)
 
-    def save(self):
+    def save(self) -> None:
         hashing.write_atomic(self.path, json.dumps(self.data))
 
 
 # --- metadata ---------------------------------------------------------------------------------
 
-def server_metadata(bundle):
+def server_metadata(bundle: Bundle) -> dict[str, Any]:
     """The bundle's metadata as the server wants it: every required key, generated ones typed."""
     md = bundle.metadata
     out = default_metadata(bundle.bundle_type if bundle.bundle_type in BASE_KEYS else "dataset", bundle.name or "bundle")
@@ -103,12 +113,12 @@ def server_metadata(bundle):
     return out
 
 
-def _server_name(name):
+def _server_name(name: str | None) -> str:
     name = name or "bundle"
     return name if spec.NAME_RE.match(name) else default_name(name)
 
 
-def topo_closure(store, bundles):
+def topo_closure(store: Store, bundles: Iterable[Bundle]) -> list[Bundle]:
     """The bundles and all their ancestors, parents before children."""
     seen = {}
     stack = [b.uuid for b in bundles]
@@ -135,12 +145,13 @@ def topo_closure(store, bundles):
 
 # --- push -------------------------------------------------------------------------------------
 
-def _worksheet(client, remote):
+def _worksheet(client: Client, remote: dict[str, Any]) -> str:
     ws = remote.get("worksheet")
     return client.ensure_worksheet(ws) if ws else client.worksheet_uuid("/")
 
 
-def push(store, name, bundles, on_progress=None, prompt=None, client=None):
+def push(store: Store, name: str, bundles: Sequence[Bundle], on_progress: Progress | None = None,
+         prompt: Prompt | None = None, client: Client | None = None) -> dict[str, list[str]]:
     """Push bundles and their ancestors to remote `name`. Returns {'pushed': [...], 'skipped': [...]}."""
     remote = remotes.get(store, name)
     own = client is None
@@ -169,7 +180,7 @@ def push(store, name, bundles, on_progress=None, prompt=None, client=None):
                 upload.append(b)  # created by an interrupted push: its contents are still missing
             else:
                 result["skipped"].append(b.uuid)  # running there (a remote run): leave it alone
-        ws = _worksheet(client, remote) if create else None
+        ws = _worksheet(client, remote) if create else ""  # asked for only when something is created
         done = len(result["skipped"])
         try:
             for i in range(0, len(create), 50):
@@ -191,8 +202,9 @@ def push(store, name, bundles, on_progress=None, prompt=None, client=None):
             client.close()
 
 
-def bundle_doc(b):
-    doc = {"uuid": b.uuid, "bundle_type": b.bundle_type, "metadata": server_metadata(b),
+def bundle_doc(b: Bundle) -> dict[str, Any]:
+    """The JSON document that creates a bundle on the server, with its uuid."""
+    doc: dict[str, Any] = {"uuid": b.uuid, "bundle_type": b.bundle_type, "metadata": server_metadata(b),
            "dependencies": [{"child_path": d.child_path, "parent_uuid": d.parent_uuid, "parent_path": d.parent_path}
                             for d in b.dependencies]}
     if b.bundle_type == "run":
@@ -200,7 +212,7 @@ def bundle_doc(b):
     return doc
 
 
-def upload_bundle(store, client, b):
+def upload_bundle(store: Store, client: Client, b: Bundle) -> None:
     """Upload a finished bundle's contents; the server sets its final state when they are in."""
     path = store.bundle_dir(b.uuid)
     state = b.state if b.state in FINAL_STATES else READY
@@ -225,7 +237,8 @@ def upload_bundle(store, client, b):
 
 # --- pull -------------------------------------------------------------------------------------
 
-def pull(store, name, uuids, prompt=None, client=None, on_progress=None):
+def pull(store: Store, name: str, uuids: Sequence[str], prompt: Prompt | None = None, client: Client | None = None,
+         on_progress: Progress | None = None) -> list[Bundle]:
     """Bring bundles (and their ancestors missing here) from the server. Returns [Bundle]."""
     own = client is None
     client = client or remotes.client(store, name, prompt)
@@ -261,7 +274,7 @@ def _pull_one(store, client, name, uuid, progress, visiting):
     return import_bundle(store, client, name, attrs)
 
 
-def import_bundle(store, client, name, attrs):
+def import_bundle(store: Store, client: Client, name: str, attrs: dict[str, Any]) -> Bundle:
     """Insert a server bundle into the store: contents downloaded, hashed and published, then the row."""
     from ..bundle import Dependency
 
@@ -314,8 +327,11 @@ def import_bundle(store, client, name, attrs):
 
 # --- remote run -------------------------------------------------------------------------------
 
-def remote_run(store, name, command, deps=(), run_name=None, description="", tags=(), requests=None,
-               force=False, wait=True, on_progress=None, prompt=None, poll=0.5, timeout=None):
+def remote_run(store: Store, name: str, command: str, deps: Iterable[DepSpec] = (), run_name: str | None = None,
+               description: str = "", tags: Iterable[str] = (), requests: dict[str, Any] | None = None,
+               force: bool = False, wait: bool = True, on_progress: Progress | None = None,
+               prompt: Prompt | None = None, poll: float = 0.5,
+               timeout: float | None = None) -> tuple[Bundle | str, bool]:
     """Create a run on the server with a locally minted uuid (dependencies pushed first), wait for
     it and pull it back. Returns (bundle, memo_hit); without wait, (uuid, False)."""
     md = run_metadata(command, run_name, description, tags, requests)
@@ -351,7 +367,8 @@ def remote_run(store, name, command, deps=(), run_name=None, description="", tag
         client.close()
 
 
-def wait_remote(client, uuid, progress=None, poll=0.5, timeout=None):
+def wait_remote(client: Client, uuid: str, progress: Progress | None = None, poll: float = 0.5,
+                timeout: float | None = None) -> dict[str, Any]:
     """Poll a server bundle until it is final; returns its attributes."""
     start, last = time.time(), None
     while True:

@@ -1,11 +1,21 @@
 """A recipe's bundles go on a worksheet (named after the recipe unless it says otherwise), so
 its results render as tables with `codalite print` and in `codalite serve`."""
 
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from ..bundle import Bundle
 from ..errors import CodaliteError
 from ..worksheets import model
+from .schema import Recipe
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 
-def record_on_worksheet(store, recipe, bundles):
+def record_on_worksheet(store: Store, recipe: Recipe, bundles: Iterable[Bundle | None]) -> model.Worksheet:
     """Append the bundles not yet on the recipe's worksheet (creating it); returns the worksheet."""
     name = recipe.worksheet or recipe.name
     try:

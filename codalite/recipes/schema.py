@@ -4,12 +4,16 @@ Every error names the file, the line and the key: an unknown key, an undefined v
 dependency on a missing step or upload, or a cycle stops the recipe before anything runs.
 """
 
+from __future__ import annotations
+
 import functools
 import itertools
 import os
 import re
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import jinja2
 import jinja2.meta
@@ -42,12 +46,12 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-def load_yaml(text):
+def load_yaml(text: str) -> Any:
     """yaml.safe_load that refuses duplicated keys (recipes and paper table declarations)."""
     return yaml.load(text, Loader=_UniqueKeyLoader)
 
 
-def read_text(path, error):
+def read_text(path: str, error: Callable[[int, str], Exception]) -> str:
     """A file as UTF-8 text; error(message) builds the exception for anything else."""
     with open(path, "rb") as f:
         data = f.read()
@@ -72,7 +76,7 @@ class Request(BaseModel):
     queue: str | None = None
     priority: int | None = None
 
-    def metadata(self):
+    def metadata(self) -> dict[str, Any]:
         return {f"request_{k}": v for k, v in self.model_dump().items() if v is not None}
 
 
@@ -126,19 +130,19 @@ class Recipe(BaseModel):
     step_vars: dict[str, list[str]] = {}
     order: list[str] = []
 
-    def upload_path(self, name):
+    def upload_path(self, name: str) -> str:
         u = self.uploads[name]
         rel = u.path if isinstance(u, Upload) else u
         return os.path.normpath(os.path.join(os.path.dirname(self.path), self.root, rel))
 
-    def cells(self):
+    def cells(self) -> list[dict[str, Any]]:
         """The grid's cells: the product of the variables, less `exclude`, plus `include`."""
         names = list(self.grid)
         cells = [dict(zip(names, values)) for values in itertools.product(*self.grid.values())]
         cells = [c for c in cells if not any(all(c.get(k) == v for k, v in ex.items()) for ex in self.exclude)]
         return cells + [dict(c) for c in self.include]
 
-    def step_cells(self, step):
+    def step_cells(self, step: str) -> list[dict[str, Any]]:
         """The distinct cells of the variables this step uses, in grid order."""
         seen, out = set(), []
         for cell in self.cells():
@@ -151,7 +155,7 @@ class Recipe(BaseModel):
 
 
 class RecipeError(UsageError):
-    def __init__(self, path, line, key, message):
+    def __init__(self, path: str, line: int | None, key: str | None, message: str) -> None:
         where = f"{path}:{line}" if line else path
         super().__init__(f"{where}: {key}: {message}" if key else f"{where}: {message}")
 
@@ -181,7 +185,7 @@ ENV = jinja2.sandbox.SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
-def template_vars(text):
+def template_vars(text: str) -> set[str]:
     return jinja2.meta.find_undeclared_variables(ENV.parse(text))
 
 
@@ -190,7 +194,7 @@ def _template(text):
     return ENV.from_string(text)
 
 
-def render(text, cell):
+def render(text: str, cell: dict[str, Any]) -> str:
     return _template(text).render(**cell)
 
 
@@ -225,7 +229,7 @@ def apply_profile(data, name, shown, root):
     return out
 
 
-def load(path, profile=None):
+def load(path: str, profile: str | None = None) -> Recipe:
     """Read and validate a recipe (with `profile` applied); raises RecipeError (a usage error)
     naming file, line and key."""
     if not os.path.isfile(path):
@@ -341,7 +345,7 @@ def _check(r, root, shown):
         r.step_vars[name] = [v for v in r.grid if v in used]
 
 
-def cell_name(step, cell):
+def cell_name(step: str, cell: dict[str, Any]) -> str:
     """A bundle name for a step's cell: finetune-rank8-seed1."""
     parts = [step] + [f"{k}{re.sub(r'[^a-zA-Z0-9_.]', '_', str(v))}" for k, v in cell.items()]
     return "-".join(parts)
