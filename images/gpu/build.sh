@@ -85,7 +85,7 @@ if [ "$CPU" = 1 ]; then
   MOUNTS+=(-v "$WHEELS:/wheels:ro"); PIPENV+=(-e PIP_FIND_LINKS=/wheels); TORCH="torch==2.13.0+cpu"
 fi
 trap 'docker rm -f "$NAME" >/dev/null 2>&1 || true' EXIT
-log "pip install $TORCH + requirements-run.txt into /opt/venv (the CUDA wheels are ~4 GB the first time)"
+log "pip install $TORCH + requirements-run.txt into /opt/venv$([ "$CPU" = 1 ] || echo " (the CUDA wheels: ~4 GB the first time)")"
 docker run --name "$NAME" "${MOUNTS[@]}" "${PIPENV[@]}" "$BASE" /bin/bash -c "
   set -e
   python3 -m venv /opt/venv
