@@ -113,7 +113,10 @@ def mean_tokens(base, data):
 
 
 def peak_reset(device):
+    """Free what the previous phase left (Trainer holds reference cycles) before measuring this one."""
+    import gc
     import torch
+    gc.collect()
     if device == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
@@ -209,6 +212,8 @@ def main(argv=None):
         peak_reset(device)
         r = fn() or {}
         r.update(seconds=time.time() - t, peak_mem_gib=peak(device))
+        if device == "cuda":
+            r["mem_still_allocated_gib"] = torch.cuda.memory_allocated() / 2 ** 30  # before this phase's leftovers are freed
         result["phases"][name] = r
         result["total_s"] = time.time() - t_start
         out.write_text(json.dumps(result, indent=2) + "\n")
