@@ -54,6 +54,8 @@ def parse_args(argv=None):
     g.add_argument("--train-projector", action="store_true", help="also train the VLM projector fully")
     g.add_argument("--train-vision", action="store_true", help="also train the vision tower fully")
     g.add_argument("--full", action="store_true", help="train every weight, no LoRA (tiny random models)")
+    g.add_argument("--freeze-vision", action="store_true",
+                   help="keep the vision tower as built (e.g. pretrained by bundles.models --pretrain-vision-steps)")
     g = p.add_argument_group("training")
     g.add_argument("--steps", type=int, help="optimizer steps (default 100 unless --epochs)")
     g.add_argument("--epochs", type=float, help="passes over the training data (steps derived from its size)")
@@ -110,6 +112,8 @@ def parse_args(argv=None):
         args.steps = 100
     if (args.steps is not None and args.steps < 1) or (args.epochs is not None and args.epochs <= 0):
         p.error("--steps must be >= 1 and --epochs > 0")
+    if args.freeze_vision and args.train_vision:
+        p.error("--freeze-vision and --train-vision contradict each other")
     if args.batch_size < 1 or args.lora_r < 1:
         p.error("--batch-size and --lora-r must be >= 1")
     produced = ("loss", "gen_len") + tuple("nli_" if m == "nli" else m for m in args.metrics)
@@ -283,6 +287,12 @@ def main(argv=None):
     model.config.use_cache = False
     if not args.full:
         model = wrap_lora(model, args, vlm)
+    if args.freeze_vision:  # the tiny LM's noisy early gradients would undo a pretrained tower's shape features
+        frozen = [p for n, p in model.named_parameters() if "vision_tower" in n]
+        if not frozen:
+            raise SystemExit("bundles.finetune: error: --freeze-vision: the model has no vision tower")
+        for p in frozen:
+            p.requires_grad_(False)
     trainable, total = count_params(model)
     log(f"finetune: {'VLM' if vlm else 'LM'} {total / 1e6:.2f}M params, {trainable / 1e6:.3f}M trainable, "
         f"{args.steps} steps, {threads} threads")

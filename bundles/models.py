@@ -6,6 +6,8 @@ Kinds:
                CLIP vision tower + projector.
   smollm2      SmolLM2-135M-Instruct alone (text-only causal LM).
   tiny-vlm     tiny random LLaVA (Llama LM + CLIP tower) with a BPE tokenizer trained on the fly.
+               --pretrain-vision-steps N first trains its tower to name the shape and color of the
+               training images (train.jsonl's shape/color questions, image-only; see pretrain_vision).
   tiny-lm      tiny random Llama with the same tokenizer: for fast tests of text-only code.
   tiny-nli     tiny random RoBERTa-MNLI-shaped NLI classifier (roberta-large-mnli's labels and label
                order, BPE tokenizer trained on the fly): the NLI model of the recipes' smoke profiles.
@@ -143,6 +145,70 @@ def build_tiny(args):
     return make_vlm(text_cfg, tok, args)
 
 
+def image_labels(data_dir):
+    """The image-only task of the vision pretraining, from the training split alone: (image, question
+    type, answer word) for every shape and color question of train.jsonl (yes/no answers name no
+    property of the image on their own). One pair per image and type."""
+    pairs = {}
+    for rec in read_jsonl(Path(data_dir) / "train.jsonl"):
+        if rec.get("image") and rec.get("qtype") in ("shape", "color"):
+            pairs[(rec["image"], rec["qtype"])] = rec["answer"]
+    return [(img, qtype, answer) for (img, qtype), answer in sorted(pairs.items())]
+
+
+def pretrain_vision(model, processor, data_dir, steps, lr, batch_size, seed):
+    """Train the VLM's vision tower to name each training image's shape and color (a linear head per
+    question type on the mean of the patch features LLaVA passes on), then drop the heads. From
+    random weights a tower trained through the tiny LM learns color (a per-patch property) but not
+    shape (it needs the arrangement of patches): the answers stay at "rectangle". Returns the
+    last-100-step training accuracy per type (what the step logs)."""
+    import collections
+    import math
+    import random
+    import torch
+    from PIL import Image
+    pairs = image_labels(data_dir)
+    if not pairs:
+        raise SystemExit(f"bundles.models: error: --pretrain-vision-steps: {data_dir}/train.jsonl has no "
+                         "shape or color questions with images")
+    images = sorted({img for img, _, _ in pairs})
+    pixels = processor.image_processor([Image.open(Path(data_dir) / i).convert("RGB") for i in images],
+                                       return_tensors="pt")["pixel_values"]
+    row = {img: k for k, img in enumerate(images)}
+    classes = {t: sorted({a for _, q, a in pairs if q == t}) for t in ("shape", "color")}
+    tower = model.model.vision_tower
+    width = tower.config.hidden_size
+    heads = torch.nn.ModuleDict({t: torch.nn.Linear(width, len(c)) for t, c in classes.items() if c})
+    params = list(tower.parameters()) + list(heads.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    warmup = min(20, steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * s / steps)))
+    rng = random.Random(seed)
+    order, hits = [], collections.defaultdict(list)
+    tower.train()
+    for step in range(steps):
+        if len(order) < batch_size:
+            order += rng.sample(pairs, len(pairs))
+        batch, order = order[:batch_size], order[batch_size:]
+        feats = tower(pixel_values=pixels[[row[i] for i, _, _ in batch]]).last_hidden_state[:, 1:].mean(1)
+        loss = 0.0
+        for t, head in heads.items():
+            idx = [k for k, (_, q, _) in enumerate(batch) if q == t]
+            if not idx:
+                continue
+            target = torch.tensor([classes[t].index(batch[k][2]) for k in idx])
+            logits = head(feats[idx])
+            loss = loss + torch.nn.functional.cross_entropy(logits, target, reduction="sum") / len(batch)
+            if step >= steps - 100:
+                hits[t] += (logits.argmax(-1) == target).tolist()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    return {t: round(sum(h) / len(h), 3) for t, h in hits.items()}
+
+
 def load_smollm2(gguf):
     """SmolLM2 from GGUF, rebuilt as a plain trainable model (transformers treats a GGUF-loaded
     model as quantized and refuses to train or save it)."""
@@ -276,6 +342,11 @@ def main(argv=None):
     p.add_argument("--patch-size", type=int, default=16, help="*vlm: vision patch size ((image/patch)^2 image tokens)")
     p.add_argument("--vision-hidden", type=int, default=128, help="*vlm: vision tower hidden size")
     p.add_argument("--vision-layers", type=int, default=2, help="*vlm: vision tower layers")
+    p.add_argument("--pretrain-vision-steps", type=int, default=0,
+                   help="*vlm: first train the vision tower to name the shape and color of --data's training "
+                        "images (steps of --pretrain-vision-batch images; 0: keep it random)")
+    p.add_argument("--pretrain-vision-lr", type=float, default=1e-3, help="*vlm: peak lr of that pretraining (cosine)")
+    p.add_argument("--pretrain-vision-batch", type=int, default=32, help="*vlm: images per pretraining step")
     p.add_argument("--max-length", type=int, default=128, help="tiny-nli: the most tokens a premise+hypothesis pair may have")
     args = p.parse_args(argv)
     if args.kind == "hub" and not args.name:
@@ -284,8 +355,13 @@ def main(argv=None):
         p.error("--image-size must be a multiple of --patch-size")
     if args.hidden_size % args.heads:
         p.error("--hidden-size must be a multiple of --heads")
+    if args.pretrain_vision_steps < 0 or args.pretrain_vision_batch < 1:
+        p.error("--pretrain-vision-steps must be >= 0 and --pretrain-vision-batch >= 1")
+    if args.pretrain_vision_steps and (args.kind not in ("tiny-vlm", "smollm2-vlm") or not args.data):
+        p.error("--pretrain-vision-steps needs a tiny-vlm or smollm2-vlm and --data (its train.jsonl)")
     out = Path(args.out)
     temporary_cache = None
+    extra = {}
     if args.kind == "hub":  # before transformers / huggingface_hub read these at import
         env, temporary = hub_environment(out)
         os.environ.update(env)
@@ -295,13 +371,21 @@ def main(argv=None):
     quiet()
     try:
         model, processor = build(args)
+        if args.pretrain_vision_steps:
+            import time
+            t0 = time.time()
+            vision_acc = pretrain_vision(model, processor, args.data, args.pretrain_vision_steps,
+                                         args.pretrain_vision_lr, args.pretrain_vision_batch, args.seed)
+            extra["vision_pretrain"] = {"train_acc_last_100_steps": vision_acc, "seconds": round(time.time() - t0, 1)}
+            log(f"vision tower pretrained: {args.pretrain_vision_steps} steps, training accuracy over the "
+                f"last 100 steps {vision_acc}, {time.time() - t0:.0f}s")
         model.save_pretrained(out)
         processor.save_pretrained(out)
     finally:
         if temporary_cache:
             import shutil
             shutil.rmtree(temporary_cache, ignore_errors=True)
-    save_args(out, args, n_params=count_params(model))
+    save_args(out, args, n_params=count_params(model), **extra)
     log(f"saved {args.kind} ({count_params(model) / 1e6:.2f}M parameters) to {out}")
 
 
