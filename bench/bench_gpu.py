@@ -213,7 +213,7 @@ def main(argv=None):
         r = fn() or {}
         r.update(seconds=time.time() - t, peak_mem_gib=peak(device))
         if device == "cuda":
-            r["mem_still_allocated_gib"] = torch.cuda.memory_allocated() / 2 ** 30  # before this phase's leftovers are freed
+            r["mem_still_allocated_gib"] = torch.cuda.memory_allocated() / 2 ** 30  # what the phase left behind
         result["phases"][name] = r
         result["total_s"] = time.time() - t_start
         out.write_text(json.dumps(result, indent=2) + "\n")
