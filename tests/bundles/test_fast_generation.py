@@ -71,3 +71,27 @@ def test_compile_is_not_used_with_synced_gpus(setup, caplog, tmp_path):
     b = generate(model, batcher, records[:3], max_new_tokens=4)
     assert [x["tokens"] for x in a] == [x["tokens"] for x in b]
     assert "not used with sharded models" in caplog.text
+
+
+@pytest.mark.slow
+def test_finetune_and_infer_compile_generation_flags(tiny_vlm, data_dir, tmp_path):
+    """Wiring: --compile-generation reaches the eval loop and infer (inductor on CPU; ~40 s here with its
+    cache warm) and changes no prediction (weak on its own: this saved tiny model repeats one token; the
+    tests above compare tokens on models whose answers vary)."""
+    import json
+    from bundles import finetune, infer
+    common = ["--model", str(tiny_vlm), "--data", str(data_dir), "--lora-r", "4", "--steps", "2", "--batch-size", "4",
+              "--eval-steps", "2", "--eval-size", "8", "--metrics", "exact", "--best-metric", "exact",
+              "--no-eval-on-start", "--max-new-tokens", "4", "--gen-batch-size", "4"]
+    rows = {}
+    for name, extra in (("plain", []), ("fast", ["--compile-generation"])):
+        torch._dynamo.reset()
+        finetune.main(common + ["--out", str(tmp_path / name)] + extra)
+        rows[name] = [json.loads(x) for x in (tmp_path / name / "predictions" / "eval-step2.jsonl").read_text().splitlines()]
+        infer.main(["--model", str(tiny_vlm), "--adapter", str(tmp_path / name), "--data", str(data_dir), "--limit", "8",
+                    "--max-new-tokens", "4", "--batch-size", "4", "--out", str(tmp_path / f"{name}-inf")] + extra)
+        assert json.loads((tmp_path / f"{name}-inf" / "metrics.json").read_text())["compile_generation"] == bool(extra)
+    assert [r["prediction"] for r in rows["fast"]] == [r["prediction"] for r in rows["plain"]]
+    assert (tmp_path / "fast-inf" / "predictions.jsonl").read_text() == (tmp_path / "plain-inf" / "predictions.jsonl").read_text()
+    history = json.loads((tmp_path / "fast" / "log_history.json").read_text())
+    assert next(h for h in history if "eval_gen_tokens_s" in h)["eval_gen_tokens_s"] > 0
