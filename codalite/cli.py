@@ -21,7 +21,7 @@ import click
 from . import hashing, sandbox, spec
 from .cli_common import (  # noqa: F401  (fail, open_store, ... stay importable from here)
     bad as _bad, check_name, dep_on_worksheet, echo_uuid, expand_specs, fail, land, metadata_options, on_worksheet,
-    open_store, os_error, print_table, resolve_all, worksheet_spec_option,
+    open_store, os_error, print_table, refuse, resolve_all, worksheet_spec_option,
 )
 from .errors import CodaliteError, UsageError
 from .search import search as search_bundles
@@ -165,33 +165,89 @@ def init(directory):
     click.echo(f"Initialized an empty codalite store in {store.home}")
 
 
+UPLOAD_REFUSED = {  # CodaLab upload flags that need its server, each with what to do instead
+    "git": ("uploading with --git (the server clones)", "git clone it here and upload the directory"),
+    "link": ("uploading with --link (the server reads the path in place)",
+             "codalite copies uploads into the store: upload the path"),
+    "ignore": ("uploading with --ignore FILE (GNU tar's exclude file)", "give the patterns with -x PATTERN"),
+    "store": ("uploading to a named --store", "codalite has one store: .codalite/"),
+    "use_azure_blob_beta": ("uploading to Azure Blob Storage (-a)", "codalite stores bundles in .codalite/"),
+}
+
+
 @cli.command()
-@click.argument("paths", nargs=-1, type=click.Path(exists=True))
+@click.argument("paths", nargs=-1)
 @click.option("-c", "--contents", help="Upload this text as a one-file bundle (`cl upload -c TEXT`).")
 @metadata_options
 @click.option("-L", "--follow-symlinks", is_flag=True, help="Copy what symlinks point to.")
+@click.option("-p", "--pack", is_flag=True, help="Keep an archive (.zip, .tar.gz, .tgz, .tar.bz2, .gz, .bz2) "
+              "packed: by default one uploaded archive is unpacked and its name loses the extension, as CodaLab.")
+@click.option("-x", "--exclude-patterns", multiple=True, metavar="PATTERN",
+              help="Leave out files and directories whose name matches (repeat -x for several).")
+@click.option("-z", "--force-compression", is_flag=True, help="Accepted for `cl` scripts; nothing is sent over a network.")
+@click.option("--license", help="The license metadata field.")
+@click.option("--source-url", help="Where the data came from (metadata).")
+@click.option("-g", "--git", is_flag=True, hidden=True)
+@click.option("-l", "--link", is_flag=True, hidden=True)
+@click.option("-i", "--ignore", hidden=True)
+@click.option("--store", hidden=True)
+@click.option("-a", "--use-azure-blob-beta", is_flag=True, hidden=True)
 @click.option("--force", is_flag=True, help="Make a new bundle even if identical contents exist.")
 @memo_options
 @worksheet_spec_option
-def upload(paths, contents, name, description, tags, follow_symlinks, force, no_memo, memoize, worksheet_spec):
+def upload(paths, contents, name, description, tags, follow_symlinks, pack, exclude_patterns, force_compression,
+           license, source_url, force, no_memo, memoize, worksheet_spec, **server_only):
     """Upload files or directories as a dataset bundle; prints its uuid.
 
     Example: codalite upload data/ -n raw"""
+    import tempfile
+
+    from . import archives
+
+    for flag, value in server_only.items():
+        if value:
+            raise refuse(*UPLOAD_REFUSED[flag])
     if bool(paths) == (contents is not None):
         raise click.UsageError("Missing argument 'PATHS...': give the paths to upload, or -c TEXT (not both)")
+    for p in paths:
+        if "://" in p:
+            raise refuse(f"uploading from a URL ({p}: the server downloads it)", "download it here and upload the file")
+        if not os.path.lexists(p):
+            raise click.BadParameter(f"Path {p!r} does not exist.", param_hint="'[PATHS]...'")
     store = open_store(create=True)
     force = memo_mode(store, force, no_memo, memoize)
-    if contents is not None:  # as CodaLab: a file bundle holding the text, named `contents` by default
-        import tempfile
-        with tempfile.TemporaryDirectory() as d:
-            path = os.path.join(d, "contents")
-            with open(path, "w", encoding="utf-8") as f:
+    with tempfile.TemporaryDirectory(prefix="codalite-upload-") as d:
+        if contents is not None:  # as CodaLab: a file bundle holding the text, named `contents` by default
+            paths = [os.path.join(d, "contents")]
+            with open(paths[0], "w", encoding="utf-8") as f:
                 f.write(contents)
-            bundle, reused = store.upload([path], name, description, tags, False, bool(force))
-    else:
+        elif len(paths) == 1 and not pack and archives.extension(paths[0]):
+            name = name or archives.strip_extension(os.path.basename(os.path.normpath(paths[0])))
+            paths = [archives.unpack(paths[0], os.path.join(d, "unpacked"))]
+        if exclude_patterns:  # CodaLab's: a file or directory is left out when its name matches
+            paths = [copy_excluding(p, os.path.join(d, "x", os.path.basename(os.path.normpath(p))), exclude_patterns,
+                                    follow_symlinks) for p in paths]
+            name = name or os.path.basename(os.path.normpath(paths[0]))
         bundle, reused = store.upload(paths, name, description, tags, follow_symlinks, bool(force))
+    extra = {k: v for k, v in (("license", license), ("source_url", source_url)) if v}
+    if extra and not reused:
+        bundle = store.edit_metadata(bundle, extra)
     echo_uuid(bundle, reused)
     land(store, [bundle], worksheet_spec)
+
+
+def copy_excluding(src, dest, patterns, follow_symlinks):
+    """A copy of src without the entries whose name matches one of the patterns (fnmatch)."""
+    import fnmatch
+
+    if any(fnmatch.fnmatch(os.path.basename(os.path.normpath(src)), p) for p in patterns):
+        raise click.UsageError(f"-x leaves nothing of {src} to upload")
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    if os.path.isdir(src) and (follow_symlinks or not os.path.islink(src)):
+        shutil.copytree(src, dest, symlinks=not follow_symlinks, ignore=shutil.ignore_patterns(*patterns))
+    else:
+        shutil.copy2(src, dest, follow_symlinks=follow_symlinks)
+    return dest
 
 
 SUGAR_NOTE = ("comes from %...% in the command, CodaLab's inline dependency sugar; "
