@@ -114,8 +114,7 @@ def detach(bundles, index, ws):
     found = [store.resolve(on_worksheet(store, b, target.name)) for b in expand_specs(bundles)]
     with store.tx():
         for b in found:
-            rows = store.db.execute("SELECT id FROM worksheet_item WHERE worksheet_uuid = ? AND bundle_uuid = ? "
-                                    "ORDER BY sort_key DESC, id DESC", (target.uuid, b.uuid)).fetchall()
+            rows = store.bundle_item_ids(target.uuid, b.uuid)
             if not rows:
                 raise UsageError(f"bundle {b.uuid} ({b.name}) is not on worksheet {target.name}")
             if index is not None and index > len(rows):
@@ -123,7 +122,7 @@ def detach(bundles, index, ws):
             if index is None and len(rows) > 1:
                 raise UsageError(f"bundle {b.uuid} is on {target.name} {len(rows)} times; say which with -n N "
                                  "(1 = the last)")
-            store.db.execute("DELETE FROM worksheet_item WHERE id = ?", (rows[(index or 1) - 1][0],))
+            store.delete_worksheet_item(rows[(index or 1) - 1])
     for b in found:
         click.echo(b.uuid)
 
@@ -166,10 +165,7 @@ def wedit(worksheet, path, name, title, tags, owner_spec, freeze, unfreeze, anon
     with store.tx():  # all or nothing
         if text is not None:
             model.set_source(store, ws, text)
-        if name is not None:
-            store.db.execute("UPDATE worksheet SET name = ? WHERE uuid = ?", (name, ws.uuid))
-        if title is not None:
-            store.db.execute("UPDATE worksheet SET title = ? WHERE uuid = ?", (title, ws.uuid))
+        store.edit_worksheet(ws.uuid, name=name, title=title)
         if tags:
             store.set_config_value(TAGS + ws.uuid, json.dumps([t for t in tags if t]))
     click.echo(ws.uuid)

@@ -53,10 +53,6 @@ def _as_text(key, value="j.value", kind="j.type"):
             f"CAST({value} AS TEXT) WHEN 'real' THEN {real} ELSE {value} END)")
 
 
-def _py_float(x):
-    return None if x is None else str(float(x))
-
-
 def _path(key):
     return f'$."{key}"'
 
@@ -298,27 +294,15 @@ def _format(fmt, value):
 def search(store: Store, keywords: Sequence[str]) -> list[Bundle] | Any:
     """Bundles matching the keywords, or a number (formatted by .format=) for .count / field=.sum."""
     q = compile_search(list(keywords), store)
-    store.db.create_function("codalab_float", 1, _py_float, deterministic=True)
     where, params = q.sql_where(), list(q.params)
     if q.sum:
-        expr, extra, path = q.sum
-        if path:  # one term per (bundle, value): each element of a list counts, as CodaLab's rows do
-            sql = (f"SELECT SUM(n) FROM (SELECT DISTINCT bundle.uuid, {expr} AS n FROM bundle, "
-                   f"json_each(bundle.metadata, ?) j WHERE j.type != 'null' AND {where})")
-            params = [path] + params
-        else:
-            sql = f"SELECT SUM(n) FROM (SELECT DISTINCT uuid, {expr} AS n FROM bundle WHERE {where})"
-        total = store.db.execute(sql, params).fetchone()[0]
+        # a list's path: one term per (bundle, value), each element counts, as CodaLab's rows do
+        total = store.search_sum(q.sum.sql, where, params, q.sum.path)
         # MySQL sums text * 1 as a double: CodaLab answers 5.0 for a sum of 2 and 3
         return _format(q.format, None if total is None else float(total))
     order, order_params = q.order or ("id DESC", [])
     if q.order:
         order += ", id DESC"
-    page = ""
-    if q.limit is not None or q.offset:
-        page = f" LIMIT {-1 if q.limit is None else int(q.limit)} OFFSET {int(q.offset)}"
-    if q.count:  # CodaLab counts the page: .offset and a .limit given after .count apply
-        sql = f"SELECT COUNT(*) FROM (SELECT uuid FROM bundle WHERE {where} ORDER BY {order}{page})"
-        return _format(q.format, store.db.execute(sql, params + order_params).fetchone()[0])
-    rows = store.db.execute(f"SELECT * FROM bundle WHERE {where} ORDER BY {order}{page}", params + order_params)
-    return store._bundles(rows)
+    # CodaLab counts the page: .offset and a .limit given after .count apply
+    found = store.search_page(where, params + order_params, order, q.limit, q.offset, count=q.count)
+    return _format(q.format, found) if q.count else found

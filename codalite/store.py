@@ -1078,6 +1078,122 @@ class Store:
             done.append((b, nb))
         return done
 
+    # --- stored worksheets (CodaLab's worksheet and worksheet_item tables) -------------------------
+    # An item is (type, value, bundle_uuid, subworksheet_uuid); worksheets/model.py gives them meaning.
+
+    def worksheet_items(self, worksheet_uuid: str) -> list[sqlite3.Row]:
+        """A stored worksheet's items in order."""
+        return self.db.execute("SELECT * FROM worksheet_item WHERE worksheet_uuid = ? ORDER BY sort_key, id",
+                               (worksheet_uuid,)).fetchall()
+
+    def count_worksheet_items(self, worksheet_uuid: str) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM worksheet_item WHERE worksheet_uuid = ?",
+                               (worksheet_uuid,)).fetchone()[0]
+
+    def worksheets(self, names: Sequence[str] = (), words: Sequence[str] = ()) -> list[sqlite3.Row]:
+        """Worksheets whose name is LIKE every pattern in names and whose name, title or uuid holds
+        every word (a uuid starts with it), oldest first."""
+        where: list[str] = []
+        params: list[str] = []
+        for pattern in names:
+            where.append("name LIKE ?")
+            params.append(pattern)
+        for w in words:
+            where.append("(name LIKE ? OR title LIKE ? OR uuid LIKE ?)")
+            params += [f"%{w}%", f"%{w}%", w + "%"]
+        return self.db.execute(f"SELECT * FROM worksheet WHERE {' AND '.join(where) or '1'} ORDER BY id",
+                               params).fetchall()
+
+    def _check_worksheet_name_free(self, name: str, uuid: str | None = None) -> None:
+        if self.db.execute("SELECT 1 FROM worksheet WHERE name = ? AND uuid IS NOT ?", (name, uuid)).fetchone():
+            raise UsageError(f"a worksheet named {name!r} already exists; pick another name")
+
+    def new_worksheet(self, name: str, title: str = "") -> str:
+        """Create an empty stored worksheet; returns its uuid. Names are unique."""
+        spec.check_name(name)
+        uuid = spec.new_uuid()
+        with self.tx():
+            self._check_worksheet_name_free(name)
+            self.db.execute("INSERT INTO worksheet (uuid, name, title, created) VALUES (?,?,?,?)",
+                            (uuid, name, title, time.time()))
+        return uuid
+
+    def edit_worksheet(self, uuid: str, name: str | None = None, title: str | None = None,
+                       items: Sequence[tuple[str, str, str | None, str | None]] | None = None) -> None:
+        """Rename a worksheet, set its title and/or replace its items, all or nothing."""
+        if name is not None:
+            spec.check_name(name)
+        with self.tx():
+            if name is not None:
+                self._check_worksheet_name_free(name, uuid)
+                self.db.execute("UPDATE worksheet SET name = ? WHERE uuid = ?", (name, uuid))
+            if title is not None:
+                self.db.execute("UPDATE worksheet SET title = ? WHERE uuid = ?", (title, uuid))
+            if items is not None:
+                self.db.execute("DELETE FROM worksheet_item WHERE worksheet_uuid = ?", (uuid,))
+                self._insert_worksheet_items(uuid, items, 0)
+
+    def append_worksheet_items(self, uuid: str, items: Sequence[tuple[str, str, str | None, str | None]]) -> None:
+        with self.tx():
+            last = self.db.execute("SELECT COALESCE(MAX(sort_key), -1) FROM worksheet_item WHERE worksheet_uuid = ?",
+                                   (uuid,)).fetchone()[0]
+            self._insert_worksheet_items(uuid, items, last + 1)
+
+    def _insert_worksheet_items(self, uuid, items, start):
+        self.db.executemany(
+            "INSERT INTO worksheet_item (worksheet_uuid, sort_key, type, value, bundle_uuid, subworksheet_uuid) "
+            "VALUES (?,?,?,?,?,?)", [(uuid, start + i, *item) for i, item in enumerate(items)])
+
+    def bundle_item_ids(self, worksheet_uuid: str, bundle_uuid: str) -> list[int]:
+        """The ids of a bundle's items on a worksheet, the last one first."""
+        return [r[0] for r in self.db.execute(
+            "SELECT id FROM worksheet_item WHERE worksheet_uuid = ? AND bundle_uuid = ? ORDER BY sort_key DESC, id DESC",
+            (worksheet_uuid, bundle_uuid))]
+
+    def delete_worksheet_item(self, item_id: int) -> None:
+        with self.tx():
+            self.db.execute("DELETE FROM worksheet_item WHERE id = ?", (item_id,))
+
+    def host_worksheets(self, bundle_uuid: str) -> list[tuple[str, str]]:
+        """(uuid, name) of the stored worksheets showing a bundle, oldest first."""
+        rows = self.db.execute(
+            "SELECT DISTINCT w.uuid, w.name FROM worksheet_item i JOIN worksheet w ON w.uuid = i.worksheet_uuid "
+            "WHERE i.bundle_uuid = ? ORDER BY w.id", (bundle_uuid,))
+        return [(r[0], r[1]) for r in rows]
+
+    # --- search's compiled queries (search.py writes the WHERE and ORDER BY over `bundle`) -----------
+
+    def _search_sql(self) -> None:
+        # codalab_float(x): a JSON real as CodaLab's metadata_value holds it, str(float(x))
+        self.db.create_function("codalab_float", 1, lambda x: None if x is None else str(float(x)),
+                                deterministic=True)
+
+    def search_sum(self, expr: str, where: str, params: Sequence[Any], json_path: str | None = None) -> Any:
+        """SUM of expr over the distinct matching bundles; with json_path, one term per (bundle, value
+        at that path), `j` being the value (each element of a list counts)."""
+        self._search_sql()
+        if json_path:
+            sql = (f"SELECT SUM(n) FROM (SELECT DISTINCT bundle.uuid, {expr} AS n FROM bundle, "
+                   f"json_each(bundle.metadata, ?) j WHERE j.type != 'null' AND {where})")
+            params = [json_path, *params]
+        else:
+            sql = f"SELECT SUM(n) FROM (SELECT DISTINCT uuid, {expr} AS n FROM bundle WHERE {where})"
+        return self.db.execute(sql, list(params)).fetchone()[0]
+
+    def search_page(self, where: str, params: Sequence[Any], order: str, limit: int | None = None,
+                    offset: int = 0, count: bool = False) -> list[Bundle] | int:
+        """The matching bundles in that order (params: the WHERE's, then the ORDER BY's), limited to
+        a page; with count, how many are on the page."""
+        self._search_sql()
+        page = ""
+        if limit is not None or offset:
+            page = f" LIMIT {-1 if limit is None else int(limit)} OFFSET {int(offset)}"
+        if count:
+            sql = f"SELECT COUNT(*) FROM (SELECT uuid FROM bundle WHERE {where} ORDER BY {order}{page})"
+            return int(self.db.execute(sql, list(params)).fetchone()[0])
+        return self._bundles(self.db.execute(f"SELECT * FROM bundle WHERE {where} ORDER BY {order}{page}",
+                                             list(params)))
+
 
 def validate_requests(requests: dict[str, Any]) -> dict[str, Any]:
     """Check run metadata values the way `cl run` does; returns them normalized."""

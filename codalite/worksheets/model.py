@@ -2,7 +2,6 @@
 worksheet_item tables), plus worksheet files (`worksheets/*.ws`) in a project."""
 
 import os
-import time
 from dataclasses import dataclass
 
 from .. import spec
@@ -30,22 +29,13 @@ class Worksheet:
 def _row_to_ws(store, row, with_items=True):
     items = []
     if with_items:
-        rows = store.db.execute(
-            "SELECT * FROM worksheet_item WHERE worksheet_uuid = ? ORDER BY sort_key, id", (row["uuid"],))
         items = [Item(r["type"], r["value"], i + 1, r["bundle_uuid"], r["subworksheet_uuid"])
-                 for i, r in enumerate(rows)]
+                 for i, r in enumerate(store.worksheet_items(row["uuid"]))]
     return Worksheet(row["uuid"], row["name"], row["title"], row["created"], items)
 
 
 def new(store, name, title=""):
-    spec.check_name(name)
-    if store.db.execute("SELECT 1 FROM worksheet WHERE name = ?", (name,)).fetchone():
-        raise UsageError(f"a worksheet named {name!r} already exists; pick another name")
-    uuid = spec.new_uuid()
-    with store.tx():
-        store.db.execute("INSERT INTO worksheet (uuid, name, title, created) VALUES (?,?,?,?)",
-                         (uuid, name, title, time.time()))
-    return get(store, uuid)
+    return get(store, store.new_worksheet(name, title))
 
 
 def get(store, text, with_items=True):
@@ -58,23 +48,20 @@ def get(store, text, with_items=True):
 
 def list_worksheets(store, keywords=()):
     """Worksheets whose name or title contains every keyword (`cl wls`/`% wsearch` words)."""
-    where, params = [], []
+    names, words = [], []
     for kw in keywords:
         if kw.startswith("."):
             continue  # .mine, .shared, ...: one user, every worksheet is mine
         key, eq, value = kw.partition("=")
         if eq and key == "name":
-            where.append("name LIKE ?")
-            params.append(value.replace(".*", "%"))
+            names.append(value.replace(".*", "%"))
         else:
-            where.append("(name LIKE ? OR title LIKE ? OR uuid LIKE ?)")
-            params += [f"%{kw}%", f"%{kw}%", kw + "%"]
-    rows = store.db.execute(f"SELECT * FROM worksheet WHERE {' AND '.join(where) or '1'} ORDER BY id", params)
-    return [_row_to_ws(store, r, with_items=False) for r in rows]
+            words.append(kw)
+    return [_row_to_ws(store, r, with_items=False) for r in store.worksheets(names, words)]
 
 
 def count_items(store, uuid):
-    return store.db.execute("SELECT COUNT(*) FROM worksheet_item WHERE worksheet_uuid = ?", (uuid,)).fetchone()[0]
+    return store.count_worksheet_items(uuid)
 
 
 def resolve_bundle_spec(store, text):
@@ -101,24 +88,14 @@ def resolve_items(store, items):
     return items
 
 
-def _insert(store, ws_uuid, items, start):
-    store.db.executemany(
-        "INSERT INTO worksheet_item (worksheet_uuid, sort_key, type, value, bundle_uuid, subworksheet_uuid) "
-        "VALUES (?,?,?,?,?,?)",
-        [(ws_uuid, start + i, it.type, it.value, it.bundle_uuid, it.subworksheet_uuid) for i, it in enumerate(items)])
+def _rows(items):
+    return [(it.type, it.value, it.bundle_uuid, it.subworksheet_uuid) for it in items]
 
 
 def set_source(store, ws, text, name=None, title=None):
     """Replace a worksheet's items with the given source (`wedit -f`), and optionally rename it."""
     items = resolve_items(store, parse(text))
-    with store.tx():
-        store.db.execute("DELETE FROM worksheet_item WHERE worksheet_uuid = ?", (ws.uuid,))
-        _insert(store, ws.uuid, items, 0)
-        if name:
-            spec.check_name(name)
-            store.db.execute("UPDATE worksheet SET name = ? WHERE uuid = ?", (name, ws.uuid))
-        if title is not None:
-            store.db.execute("UPDATE worksheet SET title = ? WHERE uuid = ?", (title, ws.uuid))
+    store.edit_worksheet(ws.uuid, name=name or None, title=title, items=_rows(items))
     return get(store, ws.uuid)
 
 
@@ -127,10 +104,7 @@ def add_items(store, ws, items):
     for it in items:
         if it.type not in ITEM_TYPES:
             raise UsageError(f"unknown worksheet item type {it.type!r}")
-    row = store.db.execute("SELECT COALESCE(MAX(sort_key), -1) FROM worksheet_item WHERE worksheet_uuid = ?",
-                           (ws.uuid,)).fetchone()
-    with store.tx():
-        _insert(store, ws.uuid, items, row[0] + 1)
+    store.append_worksheet_items(ws.uuid, _rows(items))
 
 
 def add_text(store, ws, text):
@@ -142,10 +116,7 @@ def add_bundles(store, ws, bundles):
 
 
 def host_worksheets(store, bundle_uuid):
-    rows = store.db.execute(
-        "SELECT DISTINCT w.uuid, w.name FROM worksheet_item i JOIN worksheet w ON w.uuid = i.worksheet_uuid "
-        "WHERE i.bundle_uuid = ? ORDER BY w.id", (bundle_uuid,))
-    return [(r[0], r[1]) for r in rows]
+    return store.host_worksheets(bundle_uuid)
 
 
 def bundle_line(store, uuid):
@@ -166,8 +137,7 @@ def bundle_line(store, uuid):
 
 
 def bundle_name(store, uuid):
-    row = store.db.execute("SELECT name FROM bundle WHERE uuid = ?", (uuid,)).fetchone()
-    return row[0] if row else None
+    return store.name_of(uuid)
 
 
 def source(store, ws):
