@@ -92,6 +92,10 @@ def parse_args(argv=None):
     g.add_argument("--compile-generation", action="store_true",
                    help="fast eval generation: static KV cache + torch.compile'd decoding (CUDA graphs); "
                         "give infer --compile-generation too")
+    g.add_argument("--merge-for-eval", action="store_true",
+                   help="generate each evaluation from a merged copy of the LoRA model (faster decoding; costs a "
+                        "second copy of the weights during the eval; not bit-identical under --bf16): give infer "
+                        "--merge too")
     g.add_argument("--max-new-tokens", type=int, default=256,
                    help="generation length cap (LLaVA descriptions run 80-200 tokens); eval_gen_hit_limit "
                         "counts the answers it cut")
@@ -114,6 +118,8 @@ def parse_args(argv=None):
         p.error("--steps must be >= 1 and --epochs > 0")
     if args.freeze_vision and args.train_vision:
         p.error("--freeze-vision and --train-vision contradict each other")
+    if args.merge_for_eval and args.full:
+        p.error("--merge-for-eval merges a LoRA adapter; --full trains no adapter")
     if args.batch_size < 1 or args.lora_r < 1:
         p.error("--batch-size and --lora-r must be >= 1")
     produced = ("loss", "gen_len") + tuple("nli_" if m == "nli" else m for m in args.metrics)
@@ -226,7 +232,8 @@ def build_trainer(args, model, processor, batcher, train, dev, metric_fns, out, 
                        data_collator=batcher, processing_class=processor, gen_records=dev if evaluating else (), batcher=batcher,
                        metric_fns=metric_fns, gen_batch_size=args.gen_batch_size,
                        max_new_tokens=args.max_new_tokens, predictions_dir=out / "predictions",
-                       fast_loss=args.fast_loss, gen_compile=getattr(args, "compile_generation", False))
+                       fast_loss=args.fast_loss, gen_compile=getattr(args, "compile_generation", False),
+                       gen_merge=getattr(args, "merge_for_eval", False))
 
 
 def final_metrics(trainer, extra):

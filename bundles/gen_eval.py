@@ -15,6 +15,10 @@ same means; only the main process writes files.
 gen_compile (`finetune --compile-generation`): the fast decoding path of bundles.generation (static KV
 cache + compiled decoding step); infer must then be run with --compile-generation too, so test is
 generated as dev was. Each eval logs eval_gen_seconds and eval_gen_tokens_s (generated tokens per second).
+
+gen_merge (`finetune --merge-for-eval`): each evaluation generates from a merged copy of the LoRA model
+(bundles.generation.merged_copy; the trained adapter is untouched); infer must then be run with --merge.
+Not with sharded parameters (a rank holds only its shard of each weight): the unmerged model is used.
 """
 import contextlib
 import time
@@ -24,7 +28,7 @@ from transformers import Trainer
 
 from bundles.batching import answer_loss
 from bundles.cli import log, write_jsonl
-from bundles.generation import generate, precision
+from bundles.generation import generate, merged_copy, precision
 from bundles.metrics import score_rows
 
 
@@ -37,7 +41,7 @@ def padded_shard(n, rank, world):
 
 class GenEvalTrainer(Trainer):
     def __init__(self, *args, gen_records=(), batcher=None, metric_fns=(), gen_batch_size=32, max_new_tokens=256,
-                 predictions_dir=None, fast_loss=True, gen_compile=False, **kwargs):
+                 predictions_dir=None, fast_loss=True, gen_compile=False, gen_merge=False, **kwargs):
         super().__init__(*args, **kwargs)
         self.gen_records = list(gen_records)
         self.batcher = batcher
@@ -47,6 +51,7 @@ class GenEvalTrainer(Trainer):
         self.predictions_dir = Path(predictions_dir) if predictions_dir else None
         self.fast_loss = fast_loss
         self.gen_compile = gen_compile
+        self.gen_merge = gen_merge
         if fast_loss:
             # Have Trainer count the answer tokens of the whole accumulated batch (num_items_in_batch)
             # and treat our loss as already scaled for gradient accumulation: answer_loss divides by it.
@@ -91,10 +96,17 @@ class GenEvalTrainer(Trainer):
         ctx, model = self.generation_model()
         if acc.is_main_process and acc.num_processes > 1:
             log(f"eval generation: {type(self.model_wrapped).__name__} -> {type(model).__name__}, {len(idx)} per rank")
-        t0 = time.perf_counter()
-        with ctx, precision(model, self.args.bf16):  # --bf16: as training does, fp32 weights under autocast
-            results = generate(model, self.batcher, records, self.gen_batch_size, self.max_new_tokens,
-                               synced_gpus=self.sharded() and acc.num_processes > 1, compile=self.gen_compile)
+        sharded = self.sharded() and acc.num_processes > 1
+        merge = self.gen_merge and not sharded
+        if self.gen_merge and sharded and acc.is_main_process:
+            log("warning: --merge-for-eval is not used with sharded parameters; generating unmerged")
+        t0 = time.perf_counter()  # the merge is timed too: it is part of what the option costs per evaluation
+        with ctx:
+            gen_model = merged_copy(model) if merge else model
+            with precision(gen_model, self.args.bf16):  # --bf16: as training does, fp32 weights under autocast
+                results = generate(gen_model, self.batcher, records, self.gen_batch_size, self.max_new_tokens,
+                                   synced_gpus=sharded, compile=self.gen_compile)
+            del gen_model  # the merged copy: a second set of weights
         gen_seconds = time.perf_counter() - t0
         preds = [r["prediction"] for r in results]
         _, scores = score_rows(self.metric_fns, preds, [r["reference"] for r in records])

@@ -13,6 +13,12 @@ so the decoding step keeps one shape and compiles once. The same tokens as the p
 tiny models (tests/bundles/test_fast_generation.py); NOT in bf16: attention over the longer masked static
 cache (and compiled kernels) round differently (22/24 answers identical on a chaotic tiny model under CPU
 bf16 autocast), so use the same setting for the eval loop and for infer (bench/bench_gpu.py counts them).
+
+merged_copy is the other speed lever (`finetune --merge-for-eval`, `infer --merge`): generate from a copy
+whose LoRA weights are folded into the base weights, one matmul per projection instead of three plus the
+adapter's Python. Same tokens in fp32 on the tiny models (tests/bundles/test_merged_eval.py); not under
+bf16 autocast (bf16(W + BA) x rounds differently from bf16(W) x + bf16(B) bf16(A) x), so again: the same
+setting for the eval loop and for infer.
 """
 import contextlib
 import logging
@@ -30,6 +36,24 @@ def precision(model, bf16):
     if not bf16:
         return contextlib.nullcontext()
     return torch.autocast(next(model.parameters()).device.type, dtype=torch.bfloat16)
+
+
+def is_lora(model):
+    from peft import PeftModel
+    return isinstance(unwrap(model), PeftModel)
+
+
+def merged_copy(model):
+    """A copy of a PEFT model with its adapter merged into the base weights (merge_and_unload on a deepcopy;
+    the model itself is not touched). Not peft's merge_adapter()/unmerge_adapter() in place: unmerging
+    subtracts the delta again, W + BA - BA != W in floating point, so every evaluation would nudge the frozen
+    base weights of the model being trained. Costs a second copy of the weights while it lives (a 7B
+    model in fp32: ~27 GB). A model without an adapter is returned as it is."""
+    import copy
+    model = unwrap(model)
+    if not is_lora(model):
+        return model
+    return copy.deepcopy(model).merge_and_unload()
 
 
 def compile_kwargs(model, backend=None):
