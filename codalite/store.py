@@ -1031,16 +1031,52 @@ class Store:
 
     def ancestors(self, uuid: str, depth: int | None = None) -> set[str]:
         """Every bundle upstream of uuid (its parents, theirs, ... up to depth levels)."""
-        seen, frontier, level = set(), [uuid], 0
-        while frontier and (depth is None or level < depth):
-            nxt = []
-            for u in frontier:
-                for (p,) in self.db.execute("SELECT DISTINCT parent_uuid FROM dependency WHERE child_uuid = ?", (u,)):
-                    if p not in seen:
-                        seen.add(p)
-                        nxt.append(p)
-            frontier, level = nxt, level + 1
-        return seen
+        return {u for level in self.lineage([uuid], depth)[1:] for u in level}
+
+    def lineage(self, uuids: Iterable[str], depth: int | None = None) -> list[dict[str, Bundle | None]]:
+        """The one walk up the dependency graph, level by level: [0] the bundles themselves, [1] their
+        parents, [2] the parents' parents not met before, ... up to depth levels. Each level keeps the
+        order met (bundle by bundle, a bundle's dependencies in their order); a uuid missing from the
+        store maps to None and nothing above it is walked."""
+        levels: list[dict[str, Bundle | None]] = [{}]
+        for u in uuids:
+            levels[0].setdefault(u, None)
+        levels[0].update({b.uuid: b for b in self.get_many(levels[0])})
+        seen = set(levels[0])
+        while levels[-1] and (depth is None or len(levels) <= depth):
+            parents = [d.parent_uuid for b in levels[-1].values() if b is not None for d in b.dependencies]
+            nxt = dict.fromkeys(p for p in parents if p not in seen)
+            if not nxt:
+                break
+            seen.update(nxt)
+            nxt.update({b.uuid: b for b in self.get_many(nxt)})
+            levels.append(nxt)
+        return levels
+
+    def upstream(self, uuids: Sequence[str], oldest_first: bool = False) -> list[tuple[str, Bundle | None]]:
+        """The bundles and all their ancestors, parents before children (an order to re-execute
+        them in): depth-first from each of uuids in turn, or with oldest_first from every bundle met
+        in creation order. A bundle missing from the store comes as (uuid, None)."""
+        found = {u: b for level in self.lineage(uuids) for u, b in level.items()}
+        roots = list(uuids)
+        if oldest_first:
+            ids = {u: b.id for u, b in found.items() if b is not None}
+            roots = sorted(found, key=lambda u: ids.get(u, 0))
+        order: list[tuple[str, Bundle | None]] = []
+        done: set[str] = set()
+
+        def visit(u: str) -> None:
+            if u in done:
+                return
+            done.add(u)
+            b = found[u]
+            for d in b.dependencies if b is not None else ():
+                visit(d.parent_uuid)
+            order.append((u, b))
+
+        for u in roots:
+            visit(u)
+        return order
 
     def mimic_analogy(self, olds: Sequence[Bundle], news: Sequence[Bundle], output: Bundle | None = None,
                       name: str | None = None, depth: int = 10, force: bool | str = False, start_worker: bool = True,

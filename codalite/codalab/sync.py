@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import hashing, memo, spec
 from ..bundle import FINAL_STATES, READY, RUN_REQUESTS, Bundle, default_metadata
-from ..errors import BundleStateError
+from ..errors import BundleNotFound, BundleStateError
 from ..store import default_name, remove_tree, run_metadata
 from . import remotes
 from .errors import PushIncomplete, RemoteError, RemoteUnreachable
@@ -120,26 +120,11 @@ def _server_name(name: str | None) -> str:
 
 def topo_closure(store: Store, bundles: Iterable[Bundle]) -> list[Bundle]:
     """The bundles and all their ancestors, parents before children."""
-    seen = {}
-    stack = [b.uuid for b in bundles]
-    while stack:
-        u = stack.pop()
-        if u in seen:
-            continue
-        seen[u] = b = store.get(u)  # BundleNotFound(u) when an ancestor is gone
-        stack.extend(d.parent_uuid for d in b.dependencies)
-    order, done = [], set()
-
-    def visit(u):
-        if u in done:
-            return
-        done.add(u)
-        for d in seen[u].dependencies:
-            visit(d.parent_uuid)
-        order.append(seen[u])
-
-    for u in sorted(seen, key=lambda u: seen[u].id):
-        visit(u)
+    order = []
+    for u, b in store.upstream([b.uuid for b in bundles], oldest_first=True):
+        if b is None:
+            raise BundleNotFound(u)  # an ancestor is gone
+        order.append(b)
     return order
 
 

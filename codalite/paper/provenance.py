@@ -1,29 +1,11 @@
 """Where each number came from: the bundles behind a cell and the full chain of executions
 behind each bundle (commands, code and data hashes, environments)."""
 
-from ..errors import BundleNotFound
 
-
-def ancestors(store, uuid, _cache=None):
+def ancestors(store, uuid):
     """Every bundle upstream of uuid, parents before children (the order to re-execute them),
     ending with the bundle itself. A parent missing from the store is listed as missing."""
-    order, seen = [], set()
-
-    def visit(u):
-        if u in seen:
-            return
-        seen.add(u)
-        try:
-            b = store.get(u)
-        except BundleNotFound:
-            order.append({"uuid": u, "missing": True})
-            return
-        for d in b.dependencies:
-            visit(d.parent_uuid)
-        order.append(describe(b))
-
-    visit(uuid)
-    return order
+    return [describe(b) if b is not None else {"uuid": u, "missing": True} for u, b in store.upstream([uuid])]
 
 
 def describe(b):

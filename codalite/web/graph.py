@@ -2,8 +2,6 @@
 
 import html
 
-from ..errors import BundleNotFound
-
 STATE_COLORS = {"ready": "#e3f4e1", "failed": "#f9dcdc", "killed": "#eee", "running": "#fff1cc",
                 "staged": "#fff8e0", "created": "#f7f7f7"}
 BOX_W, BOX_H, GAP_X, GAP_Y, MAX_PER_LEVEL = 170, 42, 20, 40, 8
@@ -11,25 +9,17 @@ BOX_W, BOX_H, GAP_X, GAP_Y, MAX_PER_LEVEL = 170, 42, 20, 40, 8
 
 def levels(store, uuid, depth=3):
     """{level: [uuid]}: negative levels are ancestors, 0 the bundle, positive its descendants."""
-    out, seen = {0: [uuid]}, {uuid}
-    edges = set()
-    b = store.get(uuid)
-    frontier, lvl = [b], 0
-    while frontier and lvl > -depth:  # up
-        lvl -= 1
-        nxt = []
-        for x in frontier:
-            for d in x.dependencies:
-                edges.add((d.parent_uuid, x.uuid))
-                if d.parent_uuid not in seen:
-                    seen.add(d.parent_uuid)
-                    try:
-                        nxt.append(store.get(d.parent_uuid))
-                    except BundleNotFound:
-                        continue
-        if nxt:
-            out[lvl] = [x.uuid for x in nxt]
-        frontier = nxt
+    store.get(uuid)  # BundleNotFound for a bundle not here
+    up = store.lineage([uuid], depth)
+    out, seen, edges = {0: [uuid]}, {uuid}, set()
+    for lvl, level in enumerate(up):
+        if lvl:
+            found = [u for u, b in level.items() if b is not None]  # a missing parent gets no box
+            seen.update(level)
+            if found:
+                out[-lvl] = found
+        if lvl < depth:  # the edges into this level's bundles (the top level's parents are not shown)
+            edges.update((d.parent_uuid, u) for u, b in level.items() if b is not None for d in b.dependencies)
     frontier, lvl = [uuid], 0
     while frontier and lvl < depth:  # down
         lvl += 1
@@ -68,11 +58,8 @@ def svg(store, uuid, links, depth=3):
     parts.insert(1, "<defs><marker id='arrow' markerWidth='8' markerHeight='8' refX='6' refY='3' orient='auto'>"
                     "<path d='M0,0 L6,3 L0,6 z' fill='#888'/></marker></defs>")
     for u, (x, y) in pos.items():
-        try:
-            b = store.get(u)
-            name, state, kind = b.name, b.state, b.bundle_type
-        except BundleNotFound:
-            name, state, kind = "(missing)", "missing", ""
+        b = store.get_or_none(u)
+        name, state, kind = (b.name, b.state, b.bundle_type) if b else ("(missing)", "missing", "")
         fill = STATE_COLORS.get(state, "#fff")
         stroke = "stroke='#1a5fb4' stroke-width='2'" if u == uuid else "stroke='#999'"
         # Names, descriptions and even uuids and states may come from a pulled bundle: escape all of it.
