@@ -16,6 +16,10 @@ process, on the GPU, with random weights (no hub, no downloads), and measures:
                       CUDA graphs): tokens/s of each, the speedup, the compile time, and how many records
                       got exactly the same tokens (bf16: compiled kernels may round differently)
   nli_device          where the NLI model ran (the eval loop's scorer and the score step)
+  generation_merged   the same on the adapter merged into the weights (finetune --merge-for-eval, infer --merge):
+                      merged plain and merged + compiled, each against the unmerged plain path (speedup,
+                      records with the same tokens: bf16 rounds W + BA differently). The last phase, as the
+                      one a cut run may lose (it loads the model once more and compiles once more).
 
 Model shapes: llava-hf/llava-1.5-7b-hf (Llama-2-7B LM, CLIP ViT-L/14-336 tower, 2-layer MLP projector,
 vocabulary 32064) with a small BPE tokenizer trained on the data (the model's ids beyond it decode to
@@ -127,14 +131,24 @@ def peak(device):
     return torch.cuda.max_memory_allocated() / 2 ** 30 if device == "cuda" else None
 
 
-def compare_generation(base, adapter, data, args, device):
+def compare_generation(base, adapter, data, args, device, merge=False, reference=None):
     """The eval loop's routine (generate under bf16 autocast over fp32 weights, unmerged LoRA) on the dev
-    records: plain, then compiled (first call compiles: timed apart), then compiled again (the timed one)."""
+    records: plain, then compiled (first call compiles: timed apart), then compiled again (the timed one).
+    merge: on the adapter merged into the fp32 weights, as infer --merge does; reference: the unmerged plain
+    phase's result, which the speed-ups and token agreement are then measured against.
+    Returns (the phase's numbers, the plain tokens per record)."""
     import torch
     from bundles.batching import Batcher, load_records
     from bundles.generation import generate, precision
     from bundles.loading import load_model
     model, processor = load_model(base, adapter, torch.float32, device)
+    merge_s = None
+    if merge:
+        sync(device)
+        t = time.perf_counter()
+        model = model.merge_and_unload()
+        sync(device)
+        merge_s = time.perf_counter() - t
     batcher = Batcher(processor, data)
     records = load_records(data, "dev", args.eval_size)
     bf16 = not args.fp32
@@ -156,11 +170,19 @@ def compare_generation(base, adapter, data, args, device):
     n_fast = sum(len(r["tokens"]) for r in fast)
     same = sum(a["tokens"] == b["tokens"] for a, b in zip(plain, fast))
     del model
-    return {"records": len(records), "batch_size": args.gen_batch_size, "max_new_tokens": args.max_new_tokens,
-            "bf16_autocast": bf16, "plain_tokens": n_plain, "plain_seconds": plain_s, "plain_tokens_s": n_plain / plain_s,
-            "compiled_tokens": n_fast, "compiled_seconds": fast_s, "compiled_tokens_s": n_fast / fast_s,
-            "compile_first_call_seconds": first_s, "speedup": (n_fast / fast_s) / (n_plain / plain_s),
-            "same_tokens_records": same, "compile_backend": backend or "inductor"}
+    r = {"records": len(records), "batch_size": args.gen_batch_size, "max_new_tokens": args.max_new_tokens,
+         "bf16_autocast": bf16, "plain_tokens": n_plain, "plain_seconds": plain_s, "plain_tokens_s": n_plain / plain_s,
+         "compiled_tokens": n_fast, "compiled_seconds": fast_s, "compiled_tokens_s": n_fast / fast_s,
+         "compile_first_call_seconds": first_s, "speedup": (n_fast / fast_s) / (n_plain / plain_s),
+         "same_tokens_records": same, "compile_backend": backend or "inductor"}
+    if merge:
+        r["merge_seconds"] = merge_s
+    if reference is not None:  # against the unmerged plain path: what the options buy, and what they change
+        ref_s, ref_tokens = reference["plain_tokens_s"], reference["tokens"]
+        r.update({"merged_speedup": r["plain_tokens_s"] / ref_s, "merged_compiled_speedup": r["compiled_tokens_s"] / ref_s,
+                  "merged_same_tokens_as_unmerged": sum(a["tokens"] == t for a, t in zip(plain, ref_tokens)),
+                  "merged_compiled_same_tokens_as_unmerged": sum(a["tokens"] == t for a, t in zip(fast, ref_tokens))})
+    return r, [x["tokens"] for x in plain]
 
 
 def sync(device):
@@ -255,7 +277,13 @@ def main(argv=None):
                     "eval_gen_tokens_s": last.get("eval_gen_tokens_s"), "eval_gen_len": last.get("eval_gen_len"),
                     "eval_nli_bidir": last.get("eval_nli_bidir"), "eval_gen_hit_limit": last.get("eval_gen_hit_limit")}
         phase("finetune", run_finetune)
-        phase("generation", lambda: compare_generation(base, ft / "adapter", data, args, device))
+        unmerged = {}
+
+        def run_generation():
+            r, unmerged["tokens"] = compare_generation(base, ft / "adapter", data, args, device)
+            unmerged["plain_tokens_s"] = r["plain_tokens_s"]
+            return r
+        phase("generation", run_generation)
         phase("infer", lambda: infer.main(["--model", str(base), "--adapter", str(ft), "--data", str(data), "--split",
                                            "test", *precision, "--batch-size", str(args.gen_batch_size),
                                            "--max-new-tokens", str(args.max_new_tokens), "--out", str(work / "infer")])
@@ -268,6 +296,8 @@ def main(argv=None):
                     "scores": {k: v for k, v in json.loads((work / "score" / "scores.json").read_text()).items()
                                if isinstance(v, (int, float))}}
         phase("score", run_score)
+        phase("generation_merged", lambda: compare_generation(base, ft / "adapter", data, args, device, merge=True,
+                                                              reference=unmerged)[0])
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
@@ -276,6 +306,10 @@ def main(argv=None):
                    "eval_gen_tokens_s": f["eval_gen_tokens_s"], "gen_plain_tokens_s": g["plain_tokens_s"],
                    "gen_compiled_tokens_s": g["compiled_tokens_s"], "gen_speedup": g["speedup"],
                    "gen_same_tokens": f"{g['same_tokens_records']}/{g['records']}",
+                   **({"gen_merged_speedup": m["merged_speedup"], "gen_merged_compiled_speedup": m["merged_compiled_speedup"],
+                       "gen_merged_same_tokens": f"{m['merged_same_tokens_as_unmerged']}/{m['records']}",
+                       "gen_merged_compiled_same_tokens": f"{m['merged_compiled_same_tokens_as_unmerged']}/{m['records']}"}
+                      if (m := result["phases"].get("generation_merged")) else {}),
                    **{k: v for k, v in shape.items() if k not in ("seconds", "peak_mem_gib")}})
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k not in ("phases", "args")}, indent=2))
