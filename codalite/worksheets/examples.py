@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass, field
 
 from ..errors import CodaliteError
+from ..table import format_table
 
 MAX_ROWS = 100_000
 METRICS = ("answer_acc", "exact")  # the default verdict metric: the first one the file has
@@ -171,7 +172,7 @@ def block(store, bundles, metric=None, qtype=None, verdict="all", model=None, of
                          {"qtype": qtype or "", "verdict": verdict, "model": model, "offset": offset, "limit": limit})
 
 
-def text_lines(b, table_lines, width=100):
+def text_lines(b, width=100):
     """The block in a terminal: one row per question, ✓/✗ after each model's answer."""
     def mark(a):
         pred, ok = a
@@ -180,7 +181,7 @@ def text_lines(b, table_lines, width=100):
     rows = [[e.id, e.qtype or "", e.question, e.reference] + [mark(a) for a in e.answers] for e in b.examples]
     notes = [f"{m.label}: {m.problem}" for m in b.models if m.problem]
     head = [f"[examples: {len(b.examples)} of {b.total} shown ({b.count} in all); right = {b.metric} is 1]"]
-    return head + notes + table_lines(header, rows, width)
+    return head + notes + format_table(header, rows, width=width, rule=True, bold=False)
 
 
 class _Image:  # what render's image_src expects of a block

@@ -1,8 +1,7 @@
 """Interpreted worksheets -> terminal text (aligned tables, via rich) and HTML (Jinja2).
 
-Tables are laid out by hand rather than with rich.table: rich takes ~8 s for 10,000 rows, this
-takes milliseconds. A table wider than the terminal gets its widest columns narrowed and their
-cells wrapped onto continuation lines, so every value stays readable.
+Tables are laid out by codalite/table.py rather than with rich.table: rich takes ~8 s for 10,000
+rows, it takes milliseconds.
 """
 
 import base64
@@ -13,49 +12,19 @@ import os
 import jinja2
 import markupsafe
 
+from ..table import format_table
 from . import interpret as I
 from .examples import ExamplesBlock, text_lines
 from .examples import to_html as examples_html
 
 TEMPLATES = os.path.join(os.path.dirname(__file__), "templates")
-MIN_COL = 8
-GAP = "  "
 
 
 # --- terminal ------------------------------------------------------------------------------------
 
-def column_widths(header, rows, width):
-    natural = [len(h) for h in header]
-    for r in rows:
-        for i, c in enumerate(r):
-            if len(c) > natural[i]:
-                natural[i] = len(c)
-    widths = list(natural)
-    budget = width - len(GAP) * (len(widths) - 1)
-    while sum(widths) > budget:  # narrow the widest column, one step at a time
-        i = max(range(len(widths)), key=widths.__getitem__)
-        if widths[i] <= MIN_COL:
-            break
-        widths[i] = max(MIN_COL, widths[i] - max(1, (sum(widths) - budget) // 2))
-    return widths
-
-
 def table_lines(header, rows, width=100):
-    """Aligned text lines; a cell longer than its column wraps onto the next line(s)."""
-    widths = column_widths(header, rows, width)
-
-    def emit(cells, out):
-        chunks = [[c[j:j + w] for j in range(0, len(c), w)] or [""] for c, w in zip(cells, widths)]
-        for k in range(max(len(ch) for ch in chunks)):
-            parts = [(ch[k] if k < len(ch) else "").ljust(w) for ch, w in zip(chunks, widths)]
-            out.append(GAP.join(parts).rstrip())
-
-    out = []
-    emit(header, out)
-    out.append(GAP.join("-" * w for w in widths))
-    for r in rows:
-        emit(r, out)
-    return out
+    """Aligned text lines under a line of dashes; a cell longer than its column wraps."""
+    return format_table(header, rows, width=width, rule=True, bold=False)
 
 
 def block_lines(block, width=100):
@@ -76,7 +45,7 @@ def block_lines(block, width=100):
     if isinstance(block, I.SchemaBlock):
         return ["[SchemaBlock]"]  # what `cl print` shows for one
     if isinstance(block, ExamplesBlock):
-        return text_lines(block, table_lines, width)
+        return text_lines(block, width)
     if isinstance(block, I.WorksheetsBlock):
         return [f"[worksheet {name}]{{{{{uuid}}}}}" + (f"  {title}" if title and title != name else "")
                 for uuid, name, title in block.worksheets]
