@@ -163,6 +163,95 @@ def parse_properties(args):
     return props
 
 
+# --- a page being interpreted ------------------------------------------------------------------
+
+@dataclass
+class Page:
+    """What interpreting carries from one item to the next."""
+    schemas: dict  # name -> [schema item]: the defaults, then each `% schema`
+    blocks: list = field(default_factory=list)
+    pending: list = field(default_factory=list)  # bundle uuids waiting for the end of their run of lines
+    worksheets: list = field(default_factory=list)  # worksheet lines waiting to become one block
+    schema: list | None = None  # the `% schema` being built (extended by `% add` / `% addschema`)
+    schema_name: str | None = None
+    display: tuple = DEFAULT_DISPLAY  # the `% display` for the bundle lines that follow
+    display_line: int | None = None
+    last_blank: bool = True  # consecutive non-blank markup lines make one block
+
+    def error(self, line, message):
+        self.blocks.append(MarkupBlock(f"Error in source line {line}: {message}", error=True))
+
+    def markup(self, text, after_blank):
+        if not text:
+            self.last_blank = True
+        elif self.blocks and isinstance(self.blocks[-1], MarkupBlock) and not self.blocks[-1].error and not after_blank:
+            self.blocks[-1].text += "\n" + text
+            self.last_blank = False
+        else:
+            self.blocks.append(MarkupBlock(text))
+            self.last_blank = False
+
+    def flush_worksheets(self):
+        if self.worksheets:
+            self.blocks.append(WorksheetsBlock(list(self.worksheets)))
+            self.worksheets.clear()
+
+    def end_schema(self):
+        # a finished `% schema` becomes a block, as in CodaLab (not one with an error in it)
+        if self.schema is not None:
+            self.blocks.append(SchemaBlock(self.schema_name, list(self.schema)))
+        self.schema = None
+
+    def directive(self, tokens, line):
+        command = tokens[0]
+        if command == "schema":
+            if len(tokens) < 2:
+                raise WorksheetError("`schema` missing name")
+            self.schemas[tokens[1]] = self.schema = []
+            self.schema_name = tokens[1]
+        elif command == "addschema":
+            if self.schema is None:
+                raise WorksheetError("`addschema` must be preceded by `schema` directive")
+            if len(tokens) < 2:
+                raise WorksheetError("`addschema` missing name")
+            if tokens[1] not in self.schemas:
+                raise WorksheetError(f"unknown schema `{tokens[1]}`")
+            self.schema += self.schemas[tokens[1]]
+        elif command == "add":
+            if self.schema is None:
+                raise WorksheetError("`add` must be preceded by `schema` directive")
+            self.schema.append(schema_item(tokens[1:], self.schema_name))
+        elif command == "display":
+            self.display, self.display_line = tuple(tokens[1:]), line
+        else:
+            raise WorksheetError(f"unknown directive `{command}`")
+
+
+def schema_of(args, schemas):
+    """The columns of `% display table|record [SCHEMA ...]` (default: the default schema)."""
+    schema = []
+    for name in args or ["default"]:
+        # an unknown schema name is read as a single column (CodaLab: `% display table uuid`)
+        schema += schemas.get(name) or [schema_item(name.split(":", 2))]
+    return schema
+
+
+def genpath_arg(mode, args):
+    """The file a contents, image or graph display shows (`/path` -> path)."""
+    if not args:
+        raise WorksheetError(f"Expected '% display {mode} (genpath)', but got '% display {' '.join([mode] + args)}'")
+    if not is_file_genpath(args[0]):
+        raise WorksheetError("Not file genpath: %s" % args[0])
+    return args[0][1:]
+
+
+def maxlines_of(props):
+    try:
+        return int(props.get("maxlines", DEFAULT_CONTENTS_MAX_LINES))
+    except ValueError:
+        raise WorksheetError("maxlines must be integer") from None
+
+
 # --- the interpreter -----------------------------------------------------------------------------
 
 class Interpreter:
@@ -273,176 +362,119 @@ class Interpreter:
 
     # the main loop --------------------------------------------------------------------------
     def interpret(self, items):
-        schemas = default_schemas()
-        blocks, pending, worksheets = [], [], []
-        current_schema, schema_name, display_args, display_line = None, None, DEFAULT_DISPLAY, None
-        last_blank = False
-
-        def error(line, message):
-            blocks.append(MarkupBlock(f"Error in source line {line}: {message}", error=True))
-
-        def flush_bundles():
-            if pending:
-                uuids = list(pending)
-                pending.clear()
-                try:
-                    self.flush(uuids, display_args, schemas, blocks)
-                except WorksheetError as e:
-                    # CodaLab names the line after the bundles; the display line is the one to fix
-                    error(display_line or item.line, e)
-
-        def end_schema():
-            # a finished `% schema` becomes a block, as in CodaLab (not one with an error in it)
-            if current_schema is not None:
-                blocks.append(SchemaBlock(schema_name, list(current_schema)))
-
-        def flush_worksheets():
-            if worksheets:
-                blocks.append(WorksheetsBlock(list(worksheets)))
-                worksheets.clear()
-
-        expanded = self.expand(items)
-        for index, (item, payload) in enumerate(expanded):
-            blank = True
+        page = Page(default_schemas())
+        item = None
+        for item, payload in self.expand(items):
             try:
-                bad = payload if isinstance(payload, WorksheetError) else None
-                try:
-                    tokens = item.tokens() if item.type == DIRECTIVE else []
-                except ValueError as e:  # shlex: an unclosed quote
-                    tokens, bad = ["?"], WorksheetError(str(e))
-                command = tokens[0] if tokens else None
-                is_bundle = item.type == BUNDLE and not bad  # a bad line ends the bundles before it
-                if not is_bundle:
-                    flush_bundles()
-                if item.type != WORKSHEET:
-                    flush_worksheets()
-                if not is_bundle:
-                    display_args, display_line = DEFAULT_DISPLAY, None
-                if item.type != DIRECTIVE or command not in ("add", "addschema"):
-                    end_schema()
-                    current_schema = None
-                if bad:
-                    raise bad
-                if is_bundle:
-                    pending.append(item.bundle_uuid)
-                elif item.type == WORKSHEET:
-                    worksheets.append(payload)
-                elif item.type == MARKUP:
-                    blank = item.value == ""
-                    if blocks and isinstance(blocks[-1], MarkupBlock) and not blocks[-1].error \
-                            and not last_blank and not blank:
-                        blocks[-1].text += "\n" + item.value
-                    elif not blank:
-                        blocks.append(MarkupBlock(item.value))
-                elif item.is_comment or command is None:
-                    pass
-                elif command == "schema":
-                    if len(tokens) < 2:
-                        raise WorksheetError("`schema` missing name")
-                    schemas[tokens[1]] = current_schema = []
-                    schema_name = tokens[1]
-                elif command == "addschema":
-                    if current_schema is None:
-                        raise WorksheetError("`addschema` must be preceded by `schema` directive")
-                    if len(tokens) < 2:
-                        raise WorksheetError("`addschema` missing name")
-                    if tokens[1] not in schemas:
-                        raise WorksheetError(f"unknown schema `{tokens[1]}`")
-                    current_schema += schemas[tokens[1]]
-                elif command == "add":
-                    if current_schema is None:
-                        raise WorksheetError("`add` must be preceded by `schema` directive")
-                    current_schema.append(schema_item(tokens[1:], schema_name))
-                elif command == "display":
-                    display_args, display_line = tuple(tokens[1:]), item.line
-                else:
-                    raise WorksheetError(f"unknown directive `{command}`")
-                if index == len(expanded) - 1:
-                    flush_bundles()
-                    flush_worksheets()
-                    end_schema()
+                self.line(page, item, payload)
+            except WorksheetError as e:  # shown inline; what the line was part of is dropped
+                page.schema = None
+                page.pending.clear()
+                page.worksheets.clear()
+                page.error(item.line, e)
+        if item is not None:  # the end of the worksheet ends everything
+            self.flush_pending(page, item.line)
+            page.flush_worksheets()
+            page.end_schema()
+        return Interpreted(page.blocks, {u: b for u, b in self.bundles.items() if b is not None})
+
+    def line(self, page, item, payload):
+        """One item: first what it ends (the bundles before it, worksheet lines, the display, a
+        schema), then what it does."""
+        bad = payload if isinstance(payload, WorksheetError) else None
+        try:
+            tokens = item.tokens() if item.type == DIRECTIVE else []
+        except ValueError as e:  # shlex: an unclosed quote
+            tokens, bad = ["?"], WorksheetError(str(e))
+        after_blank, page.last_blank = page.last_blank, True  # only a non-blank markup line is not
+        is_bundle = item.type == BUNDLE and not bad  # a bad line ends the bundles before it
+        if not is_bundle:
+            self.flush_pending(page, item.line)
+        if item.type != WORKSHEET:
+            page.flush_worksheets()
+        if not is_bundle:
+            page.display, page.display_line = DEFAULT_DISPLAY, None
+        if item.type != DIRECTIVE or tokens[:1] not in (["add"], ["addschema"]):
+            page.end_schema()
+        if bad:
+            raise bad
+        if is_bundle:
+            page.pending.append(item.bundle_uuid)
+        elif item.type == WORKSHEET:
+            page.worksheets.append(payload)
+        elif item.type == MARKUP:
+            page.markup(item.value, after_blank)
+        elif tokens and not item.is_comment:
+            page.directive(tokens, item.line)
+
+    def flush_pending(self, page, line):
+        """The bundle lines collected so far become blocks in the current display."""
+        if page.pending:
+            uuids, page.pending = page.pending, []
+            try:
+                self.flush(uuids, page.display, page.schemas, page.blocks)
             except WorksheetError as e:
-                current_schema = None
-                pending.clear()
-                worksheets.clear()
-                error(item.line, e)
-            finally:
-                last_blank = blank
-        return Interpreted(blocks, {u: b for u, b in self.bundles.items() if b is not None})
+                # CodaLab names the line after the bundles; the display line is the one to fix
+                page.error(page.display_line or line, e)
 
     def flush(self, uuids, display_args, schemas, blocks):
-        """The collected bundle lines become blocks according to the display mode."""
+        """The collected bundle lines become blocks according to the display mode (appended one by
+        one: blocks made before an error stay)."""
         mode, args = (display_args[0], list(display_args[1:])) if display_args else ("", [])
-
-        def genpath_arg():
-            if not args:
-                raise WorksheetError(
-                    f"Expected '% display {mode} (genpath)', but got '% display {' '.join([mode] + args)}'")
-            if not is_file_genpath(args[0]):
-                raise WorksheetError("Not file genpath: %s" % args[0])
-            return args[0][1:]
-
-        def get_schema():
-            schema = []
-            for name in args or ["default"]:
-                # an unknown schema name is read as a single column (CodaLab: `% display table uuid`)
-                schema += schemas.get(name) or [schema_item(name.split(":", 2))]
-            return schema
-
         if mode == "hidden":
             return
         if mode == "table":
-            schema = get_schema()
-            getters = [self.getter(g, p) for _, g, p, _ in schema]
-            rows = []
-            for u in uuids:
-                b = self.bundles.get(u)
-                rows.append(Row(u, b.state if b else "<invalid>", [get(b, u) for get in getters]))
-            blocks.append(TableBlock([name for name, _, _, _ in schema], rows))
+            blocks.append(self.table_block(uuids, schema_of(args, schemas)))
         elif mode == "record":
-            schema = get_schema()
+            schema = schema_of(args, schemas)
             for u in uuids:
                 b = self.bundles.get(u)
                 blocks.append(RecordBlock(u, b.name if b else "<invalid>",
                                           [(name + ":", self.cell(u, g, p)) for name, g, p, _ in schema]))
         elif mode in ("contents", "image"):
             for u in uuids:
-                b = self.bundles.get(u)
-                if b is None:
-                    blocks.append(MarkupBlock("ERROR: cannot access bundle", error=True))
-                    continue
-                path = genpath_arg()
-                props = parse_properties(args[1:])
-                if mode == "image":
-                    blocks.append(ImageBlock(u, path, props.get("width"), props.get("height")))
-                    continue
-                try:
-                    maxlines = int(props.get("maxlines", DEFAULT_CONTENTS_MAX_LINES))
-                except ValueError:
-                    raise WorksheetError("maxlines must be integer") from None
-                blocks.append(ContentsBlock(u, path, read_head(self.store, b, path, maxlines)))
+                blocks.append(self.file_block(u, mode, args))
         elif mode == "graph":
-            path = genpath_arg()
-            props = parse_properties(args[1:])
-            try:
-                maxlines = int(props.get("maxlines", DEFAULT_CONTENTS_MAX_LINES))
-            except ValueError:
-                raise WorksheetError("maxlines must be integer") from None
+            path, props = genpath_arg(mode, args), parse_properties(args[1:])
             if curves.is_records_path(path):  # codalite: JSON logs, keys x= and y=K1,K2 (one series each)
+                maxlines_of(props)  # checked as for a TSV graph
                 blocks.append(self.records_graph(uuids, path, props))
-                return
-            trajectories = []
-            for u in uuids:
-                b = self.bundles.get(u)
-                name = self.value(b, props.get("display_name", "name"), None)
-                lines = read_head(self.store, b, path, maxlines) if b else None
-                trajectories.append({"uuid": u, "name": display(name), "path": path,
-                                     "points": graph_points(lines or []), "live": bool(b and not b.final)})
-            blocks.append(GraphBlock(trajectories, props.get("xlabel"), props.get("ylabel")))
+            else:
+                blocks.append(self.tsv_graph(uuids, path, props))
         elif mode == "examples":  # codalite: questions, images, reference and each score bundle's answers
             blocks.append(self.examples_block(uuids, parse_properties(args)))
         else:
             raise WorksheetError("Unknown display mode: %s" % mode)
+
+    def table_block(self, uuids, schema):
+        getters = [self.getter(g, p) for _, g, p, _ in schema]
+        rows = []
+        for u in uuids:
+            b = self.bundles.get(u)
+            rows.append(Row(u, b.state if b else "<invalid>", [get(b, u) for get in getters]))
+        return TableBlock([name for name, _, _, _ in schema], rows)
+
+    def file_block(self, uuid, mode, args):
+        """`% display contents|image /path [maxlines=N | width= height=]` for one bundle."""
+        b = self.bundles.get(uuid)
+        if b is None:
+            return MarkupBlock("ERROR: cannot access bundle", error=True)
+        path, props = genpath_arg(mode, args), parse_properties(args[1:])
+        if mode == "image":
+            return ImageBlock(uuid, path, props.get("width"), props.get("height"))
+        return ContentsBlock(uuid, path, read_head(self.store, b, path, maxlines_of(props)))
+
+    def tsv_graph(self, uuids, path, props):
+        """`% display graph /file`: CodaLab's, from a TSV file's first two columns."""
+        n = maxlines_of(props)
+        trajectories = []
+        for u in uuids:
+            b = self.bundles.get(u)
+            name = self.value(b, props.get("display_name", "name"), None)
+            lines = read_head(self.store, b, path, n) if b else None
+            trajectories.append({"uuid": u, "name": display(name), "path": path,
+                                 "points": graph_points(lines or []), "live": bool(b and not b.final)})
+        return GraphBlock(trajectories, props.get("xlabel"), props.get("ylabel"))
 
     def examples_block(self, uuids, props):
         """`% display examples [metric=K] [qtype=T] [verdict=right|wrong|disagree] [model=I] [limit=N]`."""
