@@ -212,7 +212,7 @@ def upload(paths, contents, name, description, tags, follow_symlinks, pack, excl
     for p in paths:
         if "://" in p:
             raise refuse(f"uploading from a URL ({p}: the server downloads it)", "download it here and upload the file")
-        if not os.path.lexists(p):
+        if not os.path.exists(p):  # a dangling link too
             raise click.BadParameter(f"Path {p!r} does not exist.", param_hint="'[PATHS]...'")
     store = open_store(create=True)
     force = memo_mode(store, force, no_memo, memoize)
