@@ -15,7 +15,7 @@ from typing import Any
 from .. import spec
 from ..bundle import Bundle, Dependency
 from ..errors import UsageError
-from ..recipes.plan import DONE, Cell, Outcome, Submitted, cell_labels, cell_parents, plan, skipped
+from ..recipes.plan import DONE, GridCell, Outcome, Submitted, cell_labels, cell_parents, plan, skipped
 from ..recipes.schema import Recipe, Step
 from ..store import Store, run_metadata
 from . import remotes
@@ -40,7 +40,7 @@ def run_recipe(store: Store, recipe: Recipe, name: str, retry_failed: bool = Fal
     progress = on_progress or (lambda *a: None)
     uploaded = {n: store.upload([recipe.upload_path(n)], name=n)[0].uuid for n in recipe.uploads}
     made: dict[str, str] = {}  # cell name -> uuid
-    planned: list[tuple[Cell, Bundle]] = []
+    planned: list[tuple[GridCell, Bundle]] = []
     out: list[Submitted] = []
     for cell in plan(store, recipe, "", environment=server_environment):  # cells carry status and bundle
         if cell.status == DONE and cell.bundle:  # DONE always comes with its ready bundle

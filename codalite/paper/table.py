@@ -26,7 +26,9 @@ class TableError(CodaliteError):
 
 
 @dataclass
-class Cell:
+class TableCell:
+    """One cell of a paper table: the values gathered there and their statistics."""
+
     row: tuple[str, ...]
     column: tuple[str, ...]
     values: list[tuple[str, float]]  # [(uuid, value)], oldest first
@@ -54,7 +56,7 @@ class Table:
     spec: TableSpec
     rows: list[tuple[str, ...]]
     columns: list[tuple[str, ...]]
-    cells: dict[tuple[tuple[str, ...], tuple[str, ...]], Cell] = field(default_factory=dict)
+    cells: dict[tuple[tuple[str, ...], tuple[str, ...]], TableCell] = field(default_factory=dict)
 
     def label(self, key: tuple[str, ...]) -> str:
         return " / ".join(key)
@@ -156,7 +158,7 @@ def tabulate(spec: TableSpec, values: Iterable[tuple[str, tuple, tuple, tuple, f
     for (row, col), members in groups.items():
         cell_values = list(members.values())  # oldest first (insertion order)
         mean, sd, text = aggregate(spec, cell_values)
-        table.cells[(row, col)] = Cell(row, col, cell_values, mean, sd, text)
+        table.cells[(row, col)] = TableCell(row, col, cell_values, mean, sd, text)
     return table
 
 

@@ -38,7 +38,9 @@ class Dep(NamedTuple):
 
 
 @dataclass
-class Cell:
+class GridCell:
+    """One cell of a recipe's grid: a step with one combination of its variables, and its status."""
+
     step: str
     values: dict[str, Any]
     name: str
@@ -60,7 +62,7 @@ class Outcome(enum.Enum):
 
 
 class Submitted(NamedTuple):
-    cell: Cell
+    cell: GridCell
     bundle: Bundle | None  # None only when the cell was not submitted and never ran
     outcome: Outcome
 
@@ -92,18 +94,18 @@ def _deps(recipe: Recipe, step: str, values: dict[str, Any]) -> list[Dep]:
     return out
 
 
-def cells(recipe: Recipe) -> list[Cell]:
+def cells(recipe: Recipe) -> list[GridCell]:
     """Every step x cell, in dependency order."""
     out = []
     for step in recipe.order:
         for values in recipe.step_cells(step):
-            out.append(Cell(step, values, cell_name(step, values),
+            out.append(GridCell(step, values, cell_name(step, values),
                             _render(recipe, step, "command", recipe.steps[step].command, {**recipe.vars, **values}),
                             deps=_deps(recipe, step, values)))
     return out
 
 
-def cell_labels(recipe: Recipe, cell: Cell) -> tuple[str, list[str]]:
+def cell_labels(recipe: Recipe, cell: GridCell) -> tuple[str, list[str]]:
     """(description, tags) of a cell's bundle: the tags say which recipe, step and cell made it
     (`verify` finds the recipe by them)."""
     description = recipe.steps[cell.step].description or f"recipe {recipe.name}: {cell.step} {cell.label}".strip()
@@ -113,7 +115,7 @@ def cell_labels(recipe: Recipe, cell: Cell) -> tuple[str, list[str]]:
     return description, tags
 
 
-def env_vars(recipe: Recipe, cell: Cell) -> dict[str, str]:
+def env_vars(recipe: Recipe, cell: GridCell) -> dict[str, str]:
     values = {**recipe.vars, **cell.values}
     return {k: _render(recipe, cell.step, f"env.{k}", str(v), values) for k, v in recipe.steps[cell.step].env.items()}
 
@@ -140,7 +142,7 @@ def cell_status(key: str | None, match: Bundle | None, previous: Bundle | None,
 
 
 def plan(store: Store, recipe: Recipe, path_env: str,
-         environment: Callable[[Any], str] | None = None) -> list[Cell]:
+         environment: Callable[[Any], str] | None = None) -> list[GridCell]:
     """The status of every cell, without changing anything. environment(step) gives the memo
     key's environment of a step (default: where a local run would run, the store's recorded
     interpreter or the step's docker image, whatever path_env; remote runs differ)."""
@@ -166,7 +168,7 @@ def plan(store: Store, recipe: Recipe, path_env: str,
     return result
 
 
-def _memo_keys(recipe: Recipe, step_name: str, group: list[Cell], upload_hash: dict[str, str],
+def _memo_keys(recipe: Recipe, step_name: str, group: list[GridCell], upload_hash: dict[str, str],
                done: dict[str, Bundle], environment: Callable[[], str]) -> dict[str, str]:
     """cell name -> memo key, for the cells of one step whose inputs are all known (every upstream
     cell done); the step's environment is asked for once, and only when a key needs it."""
@@ -186,7 +188,7 @@ def _memo_keys(recipe: Recipe, step_name: str, group: list[Cell], upload_hash: d
     return keys
 
 
-def cell_parents(cell: Cell, uploaded: dict[str, str], made: dict[str, str]) -> list[tuple[str, str, str]] | None:
+def cell_parents(cell: GridCell, uploaded: dict[str, str], made: dict[str, str]) -> list[tuple[str, str, str]] | None:
     """[(key, parent uuid, subpath)] of a cell, or None while a parent has no bundle to point at.
     uploaded: upload name -> uuid; made: cell name -> uuid."""
     out = []
@@ -231,7 +233,7 @@ def submit(store: Store, recipe: Recipe, path_env: str, retry_failed: bool = Fal
     return out
 
 
-def skipped(cell: Cell, parents: Sequence[Any] | None, retry_failed: bool, only: set[str]) -> bool:
+def skipped(cell: GridCell, parents: Sequence[Any] | None, retry_failed: bool, only: set[str]) -> bool:
     """Whether `submit` leaves a cell alone: a parent has no bundle, it failed or is blocked (unless
     retried), or its step is not among `only`."""
     return (parents is None or (cell.status in (FAILED_, BLOCKED) and not retry_failed)

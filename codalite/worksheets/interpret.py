@@ -34,7 +34,9 @@ class WorksheetError(Exception):
 # --- blocks --------------------------------------------------------------------------------------
 
 @dataclass(slots=True)
-class Cell:
+class ShownValue:
+    """One value a worksheet table or record shows: its text, the raw value, and what it links to."""
+
     text: str
     value: object = None
     uuid: str | None = None  # the bundle the cell came from: cells link to its page
@@ -66,7 +68,7 @@ class TableBlock:
 class RecordBlock:
     uuid: str
     name: str
-    rows: list  # [(key, Cell)]
+    rows: list  # [(key, ShownValue)]
     mode: str = "record"
 
 
@@ -320,7 +322,7 @@ class Interpreter:
             if post is not None:
                 v = apply_func(post, v)
             # a missing value is an empty cell, as CodaLab's contents_str(None)
-            return Cell("" if v is None else display(v), v, u, v.get("path") if isinstance(v, dict) else None)
+            return ShownValue("" if v is None else display(v), v, u, v.get("path") if isinstance(v, dict) else None)
         return make
 
     # expansion ------------------------------------------------------------------------------

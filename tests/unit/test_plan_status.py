@@ -4,7 +4,7 @@ what `submit` leaves alone; no store or worker: bundles are plain records."""
 import pytest
 
 from codalite.bundle import Bundle
-from codalite.recipes.plan import (BLOCKED, DONE, FAILED_, MISSING, RUNNING, STALE, Cell, Dep, cell_parents,
+from codalite.recipes.plan import (BLOCKED, DONE, FAILED_, MISSING, RUNNING, STALE, Dep, GridCell, cell_parents,
                                    cell_status, skipped)
 
 pytestmark = pytest.mark.fast
@@ -52,7 +52,7 @@ def test_every_status_is_reachable():
 
 
 def cell(status, deps=(), step="score"):
-    return Cell(step, {"seed": 1}, f"{step}-seed1", "python score.py", status=status, deps=list(deps))
+    return GridCell(step, {"seed": 1}, f"{step}-seed1", "python score.py", status=status, deps=list(deps))
 
 
 DEPS = [Dep("data", "upload", "data", "data", ""), Dep("model", "step", "train", "train-seed1", "out/model")]
