@@ -15,7 +15,7 @@ import torch
 
 
 def load_records(data_dir, split, limit=None):
-    from bundles.cli import read_jsonl
+    from bundles.common import read_jsonl
     records = read_jsonl(Path(data_dir) / f"{split}.jsonl")
     return records[:limit] if limit else records
 

@@ -32,7 +32,7 @@ import shutil
 import time
 from pathlib import Path
 
-from bundles.cli import ArgParser, csv_list, existing_path, log, model_ref, quiet, save_args, set_threads, write_json
+from bundles.common import ArgParser, csv_list, existing_path, log, model_ref, quiet, save_args, set_threads, write_json
 
 LM_ONLY = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 

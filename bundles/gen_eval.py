@@ -27,7 +27,7 @@ from pathlib import Path
 from transformers import Trainer
 
 from bundles.batching import answer_loss
-from bundles.cli import log, write_jsonl
+from bundles.common import log, write_jsonl
 from bundles.generation import generate, merged_copy, precision
 from bundles.metrics import score_rows
 

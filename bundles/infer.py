@@ -14,7 +14,7 @@ import argparse
 import time
 from pathlib import Path
 
-from bundles.cli import ArgParser, existing_path, log, model_ref, quiet, save_args, set_threads, write_json, write_jsonl
+from bundles.common import ArgParser, existing_path, log, model_ref, quiet, save_args, set_threads, write_json, write_jsonl
 
 
 def shuffle_images(records, seed):

@@ -27,7 +27,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from bundles.cli import ArgParser, existing_path, log, quiet, read_jsonl, save_args, set_threads
+from bundles.common import ArgParser, existing_path, log, quiet, read_jsonl, save_args, set_threads
 
 SPECIALS = ["<pad>", "<s>", "</s>", "<image>"]
 

@@ -17,7 +17,7 @@ import random
 import time
 from pathlib import Path
 
-from bundles.cli import ArgParser, existing_path, log, quiet, save_args, set_threads, write_json
+from bundles.common import ArgParser, existing_path, log, quiet, save_args, set_threads, write_json
 from bundles.prepare import COLORS, SHAPES
 
 LABELS = {0: "contradiction", 1: "entailment", 2: "neutral"}  # the cross-encoder/nli-* order

@@ -16,7 +16,7 @@ model runs on the GPU when one is visible (--device overrides). Example:
 import argparse
 from pathlib import Path
 
-from bundles.cli import (ArgParser, csv_list, existing_path, fail, log, model_ref, quiet, read_jsonl, save_args,
+from bundles.common import (ArgParser, csv_list, existing_path, fail, log, model_ref, quiet, read_jsonl, save_args,
                          set_threads, write_json, write_jsonl)
 
 

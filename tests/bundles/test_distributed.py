@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from bundles import finetune
-from bundles.cli import read_jsonl
+from bundles.common import read_jsonl
 from bundles.gen_eval import padded_shard
 
 REPO = Path(__file__).resolve().parents[2]

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from bundles.cli import read_jsonl
+from bundles.common import read_jsonl
 from bundles.prepare import answer_sentence
 
 

@@ -3,7 +3,7 @@ produced (whatever metrics/ defines), from which the means can be re-derived."""
 import json
 
 from bundles import score
-from bundles.cli import read_jsonl, write_jsonl
+from bundles.common import read_jsonl, write_jsonl
 from bundles.metrics import build_metrics, score_rows
 
 ROWS = [

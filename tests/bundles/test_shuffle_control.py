@@ -5,7 +5,7 @@ import collections
 import json
 
 from bundles import infer
-from bundles.cli import read_jsonl
+from bundles.common import read_jsonl
 from bundles.infer import shuffle_images
 
 

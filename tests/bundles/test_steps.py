@@ -4,7 +4,7 @@ import json
 import pytest
 
 from bundles import finetune, infer, models, nli_train, score
-from bundles.cli import read_jsonl
+from bundles.common import read_jsonl
 
 
 @pytest.fixture(scope="module")

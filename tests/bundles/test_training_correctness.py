@@ -7,7 +7,7 @@ import torch
 
 from bundles import finetune, infer
 from bundles.batching import Batcher, load_records
-from bundles.cli import read_jsonl
+from bundles.common import read_jsonl
 from bundles.generation import generate
 from bundles.loading import load_model
 

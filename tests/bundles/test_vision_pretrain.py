@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bundles import finetune, models
-from bundles.cli import read_jsonl
+from bundles.common import read_jsonl
 from conftest import build
 
 
