@@ -614,8 +614,8 @@ def verbose_fields(store, b):
     """`cl info -v`: children, host worksheets, the top-level contents and the tails of stdout/stderr."""
     from .worksheets.model import host_worksheets
 
-    out = {"children": [f"{c.uuid} ({c.name})" for c in store.query(
-               "uuid IN (SELECT child_uuid FROM dependency WHERE parent_uuid = ?)", (b.uuid,), order="id")],
+    children = sorted(store.get_many(store.children(b.uuid)), key=lambda c: c.id)
+    out = {"children": [f"{c.uuid} ({c.name})" for c in children],
            "host_worksheets": [f"{u} ({n})" for u, n in host_worksheets(store, b.uuid)]}
     try:
         path = store.path_in(b)

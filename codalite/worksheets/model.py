@@ -123,10 +123,9 @@ def bundle_line(store, uuid):
     """`[run train -- :code,data:raw : python train.py]{0x...}`: a bundle line as `cl print -r` writes it."""
     from .genpath import bundle_genpath
 
-    found = store.query("uuid = ?", (uuid,))
-    if not found:
+    b = store.get_or_none(uuid)
+    if b is None:
         return "[<none>]{%s}" % uuid
-    b = found[0]
     text = f"{b.bundle_type} {b.name}"
     deps = bundle_genpath(b, "dependencies", lambda u: bundle_name(store, u))
     if deps:

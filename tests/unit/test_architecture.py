@@ -57,8 +57,20 @@ def test_the_library_never_imports_the_cli_or_the_web_layer(graph):
             assert not graph.direct_import_exists(importer=m, imported=face), f"{m} imports {face}"
 
 
+@pytest.mark.parametrize("package, forbidden", [
+    ("codalite", {"bundles", "torch", "transformers"}),  # the engine starts fast anywhere
+    ("bundles", {"codalite"}),  # steps run where codalite is not installed: they talk through files
+])
+def test_the_engine_and_the_steps_never_import_each_other(package, forbidden):
+    g = grimp.build_graph(package, include_external_packages=True)
+    offenders = sorted(f"{m} imports {x}" for m in g.modules if m.split(".")[0] == package
+                       for x in g.find_modules_directly_imported_by(m) if x.split(".")[0] in forbidden)
+    assert offenders == []
+
+
 def test_sql_lives_in_the_store():
-    """No module but store.py and db.py runs SQL or calls the store's private methods."""
+    """No module but store.py and db.py runs SQL or calls the store's private methods, and none but
+    them and search.py (a search's WHERE, which the store runs) writes SQL to pass to the store."""
     import pathlib
     import re
 
@@ -68,6 +80,7 @@ def test_sql_lives_in_the_store():
         if path.name in ("store.py", "db.py"):
             continue
         for n, line in enumerate(path.read_text().splitlines(), 1):
-            if re.search(r"\.db\.execute|\.db\.executemany|\bstore\._[a-z]", line):
+            if re.search(r"\.db\.execute|\.db\.executemany|\bstore\._[a-z]", line) or (
+                    path.name != "search.py" and re.search(r"\b(SELECT|INSERT INTO|DELETE FROM)\b|\bUPDATE \w+ SET\b", line)):
                 offenders.append(f"{path.relative_to(root.parent)}:{n}: {line.strip()}")
     assert offenders == []
