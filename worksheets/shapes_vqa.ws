@@ -1,8 +1,9 @@
 # Shapes VQA: does a small fine-tuned VLM answer from the image?
 
 The study of `cl_recipes/shapes_vqa.yaml`: easy-vqa (64x64 shapes, questions of three types:
-yes/no, shape, color), a balanced test split of 600 questions (200 per type). A tiny LLaVA (Llama LM
-+ patch-8 CLIP tower, trained in full on one-word answers), three seeds.
+yes/no, shape, color), a balanced test split of 600 questions (200 per type). A tiny LLaVA (Llama LM,
+patch-8 CLIP tower), three seeds: the tower first learns, image-only, to name the shape and color of
+the training images; then it is frozen and the LM and projector are trained on one-word answers.
 Headline: answer accuracy (the answer word taken from the generated answer) per question type, each
 with its 95% Wilson interval over that bundle's test questions and n.
 Compare it with the blind question prior (each question's most frequent training answer, no image),
@@ -48,6 +49,19 @@ says little (yes/no); they are kept to show that the pipeline computes them.
 % add empty /scores.json:n_empty %d
 % display table secondary
 % search name=score-% name=.sort .limit=100
+
+## Vision tower pretraining (image-only: name the shape and color of each training image)
+
+Accuracy over the last 100 pretraining steps, on training images (no dev or test image is used).
+
+% schema pretrain
+% add name
+% add steps /args.json:pretrain_vision_steps %d
+% add 'train shape' /args.json:vision_pretrain/train_acc_last_100_steps/shape %.3f
+% add 'train color' /args.json:vision_pretrain/train_acc_last_100_steps/color %.3f
+% add time time duration
+% display table pretrain
+% search name=model-% name=.sort .limit=100
 
 ## Fine-tuning: the checkpoint chosen by exact match of generated dev answers (300 dev questions)
 
