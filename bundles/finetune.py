@@ -29,6 +29,7 @@ import math
 import os
 import random
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -256,6 +257,20 @@ def final_metrics(trainer, extra):
     return metrics
 
 
+def not_applied(args, trainer):
+    """Why --fsdp / --deepspeed would be ignored, or None. accelerate 1.15 enables FSDP only when torchrun
+    runs on several accelerators (accelerate/state.py:986-1013: the FSDP branch sits under
+    `distributed_type in [MULTI_GPU, MULTI_NPU, ...]`, and CPU ranks are MULTI_CPU), so on CPU ranks or
+    in one process Trainer trains with DDP or alone, saying nothing."""
+    kind = trainer.accelerator.distributed_type
+    if args.fsdp and not trainer.is_fsdp_enabled:
+        return (f"--fsdp has no effect here: accelerate set up {kind}, FSDP needs torchrun over several "
+                "GPUs (accelerate enables it for no CPU run; use DDP on CPU: drop --fsdp)")
+    if args.deepspeed and not trainer.is_deepspeed_enabled:
+        return f"--deepspeed has no effect here: accelerate set up {kind} (run it under torchrun)"
+    return None
+
+
 def planned_steps(args, n_train):
     """--steps, or --epochs over the training records at the effective batch (all ranks, accumulation)."""
     if args.epochs is None:
@@ -283,10 +298,6 @@ def main(argv=None):
     resume = latest_checkpoint(args.resume) if args.resume else None
     if resume:
         args.eval_on_start = False  # Trainer would re-evaluate the resumed step; its evals are in the history
-    if main_process:
-        save_args(out, args, resumed_from=resume)
-        write_json(out / "eval_ids.json", [r["id"] for r in dev])
-
     vlm = is_vlm(args.model)
     # fp32 master weights unless asked: a checkpoint's own dtype (fp16 for llava-1.5) breaks bf16 autocast
     dtype = "auto" if args.load_dtype == "auto" else getattr(torch, args.load_dtype)
@@ -306,6 +317,14 @@ def main(argv=None):
     batcher = Batcher(processor, args.data, args.max_length)
     metric_fns = build_metrics(args.metrics, args.nli_model) if dev else []
     trainer = build_trainer(args, model, processor, batcher, train, dev, metric_fns, out)
+    ignored = not_applied(args, trainer)
+    if ignored:  # accelerate decides, and would silently train with DDP or one process instead
+        if main_process:
+            print(f"bundles.finetune: error: {ignored}", file=sys.stderr)
+        raise SystemExit(2)  # a flag that cannot apply: typed wrong for this machine
+    if main_process:  # written once the run is known to start as asked
+        save_args(out, args, resumed_from=resume)
+        write_json(out / "eval_ids.json", [r["id"] for r in dev])
     if trainer.accelerator.num_processes > 1 and main_process:
         log(f"finetune: {trainer.accelerator.distributed_type} over {trainer.accelerator.num_processes} ranks"
             + (", parameters sharded: eval generates with synced_gpus" if trainer.sharded() else ""))
