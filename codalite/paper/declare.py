@@ -58,7 +58,7 @@ class Examples(BaseModel):
         return {k: str(x) for k, x in v.items()} if isinstance(v, dict) else v
 
 
-def _keywords(bundles):
+def _keywords(bundles: list[str]) -> list[str]:
     """The search, limited to finished bundles and not capped at CodaLab's default 10."""
     kws = list(bundles)
     if not any(k.startswith("state=") for k in kws):
@@ -68,7 +68,7 @@ def _keywords(bundles):
     return kws
 
 
-def _words(v):
+def _words(v: str | list[str]) -> list[str]:
     return v.split() if isinstance(v, str) else v
 
 
@@ -146,7 +146,7 @@ class FigureSpec(BaseModel):
 FENCE_RE = re.compile(r"^```paper\s*\n(.*?)^```\s*$", re.S | re.M)
 
 
-def _validate(data, where, kind=TableSpec):
+def _validate(data: dict, where: str, kind: type[TableSpec] | type[FigureSpec] = TableSpec) -> TableSpec | FigureSpec:
     try:
         return kind.model_validate(data)
     except ValidationError as e:
@@ -155,7 +155,7 @@ def _validate(data, where, kind=TableSpec):
         raise UsageError(f"{where}: {loc}: {err['msg']}") from None
 
 
-def parse_declarations(text, where):
+def parse_declarations(text: str, where: str) -> list[TableSpec | FigureSpec]:
     """YAML text (one table, or `tables: [...]` and/or `figures: [...]`) -> [TableSpec | FigureSpec]."""
     from ..recipes.schema import load_yaml
 
@@ -163,7 +163,7 @@ def parse_declarations(text, where):
         data = load_yaml(text)  # refuses duplicated keys, which YAML would silently keep the last of
     except yaml.YAMLError as e:
         raise UsageError(f"{where}: not valid YAML ({str(e).splitlines()[0]})") from None
-    figures = []
+    figures: list = []
     if isinstance(data, dict) and ("tables" in data or "figures" in data):
         other = sorted(set(data) - {"tables", "figures"})
         if other:  # a misspelt `figure:` would otherwise be dropped without a word
@@ -182,7 +182,7 @@ def parse_declarations(text, where):
     return specs
 
 
-def _unique(specs, where):
+def _unique(specs: list[TableSpec | FigureSpec], where: str) -> list[TableSpec | FigureSpec]:
     """Two declarations of one name would write the same files, the second silently replacing the first."""
     seen = set()
     for s in specs:
@@ -192,7 +192,7 @@ def _unique(specs, where):
     return specs
 
 
-def load(path):
+def load(path: str) -> list[TableSpec | FigureSpec]:
     """Declarations from a .yaml file, or from ```paper fences in a .ws worksheet."""
     if not os.path.isfile(path):
         raise UsageError(f"no such declaration file: {path}")

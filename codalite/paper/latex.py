@@ -6,19 +6,19 @@ LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", 
                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 
 
-def tex(text):
+def tex(text: object) -> str:
     return "".join(LATEX_SPECIAL.get(ch, ch) for ch in str(text))
 
 
-def pm(text):
+def pm(text: str) -> str:
     return text.replace("±", r"$\pm$")
 
 
-def bundle_url(base_url, uuid):
+def bundle_url(base_url: str, uuid: str) -> str:
     return f"{base_url.rstrip('/')}/bundles/{uuid}"
 
 
-def plain(caption):
+def plain(caption: str) -> str:
     """A LaTeX caption as plain text (Markdown, provenance): common macros to their characters."""
     text = re.sub(r"\\pm\b\s*", "±", caption)
     for a, b in ((r"\%", "%"), (r"\&", "&"), (r"\_", "_"), (r"\#", "#"), (r"\$", "\0"),

@@ -10,8 +10,11 @@ Rules kept from CodaLab (codalab/lib/worksheet_util.py, codalab/rest/interpret.p
 - An error becomes an inline block "Error in source line N: ..." and the rest still renders.
 """
 
+from __future__ import annotations
+
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from .. import spec
 from ..errors import CodaliteError, PathEscape
@@ -20,6 +23,10 @@ from . import curves, examples, model
 from .genpath import (FIELDS, FileReader, apply_func, bundle_genpath, dependency_target, display, head_lines,
                       is_file_genpath, split_file_genpath, walk)
 from .parse import BUNDLE, DIRECTIVE, MARKUP, WORKSHEET, Item
+
+if TYPE_CHECKING:
+    from ..bundle import Bundle
+    from ..store import Store
 
 DEFAULT_CONTENTS_MAX_LINES = 10
 SPECIAL = ("dependencies", "args", "summary", "owner", "owner_name", "host_worksheets", "permission", "metadata")
@@ -114,8 +121,8 @@ class WorksheetsBlock:
 
 @dataclass
 class Interpreted:
-    blocks: list
-    bundles: dict = field(default_factory=dict)  # uuid -> Bundle shown
+    blocks: list[Any]  # MarkupBlock, TableBlock, RecordBlock, ... (the classes above)
+    bundles: dict[str, Bundle] = field(default_factory=dict)  # uuid -> Bundle shown
 
     @property
     def live(self):
@@ -570,6 +577,6 @@ def wsearch(store, keywords):
     return found[offset : offset + limit]
 
 
-def interpret(store, items):
+def interpret(store: Store, items: list[Item]) -> Interpreted:
     """Items (from parse() or a stored worksheet) -> Interpreted(blocks, bundles)."""
     return Interpreter(store).interpret(items)

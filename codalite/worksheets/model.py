@@ -1,18 +1,26 @@
 """Worksheets in the store: a row per worksheet and its ordered items (CodaLab's worksheet and
 worksheet_item tables), plus worksheet files (`worksheets/*.ws`) in a project."""
 
+from __future__ import annotations
+
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from .. import spec
 from ..errors import CodaliteError, UsageError
 from .parse import BUNDLE, DIRECTIVE, ITEM_TYPES, WORKSHEET, Item, parse
 
+if TYPE_CHECKING:
+    from ..bundle import Bundle
+    from ..store import Store
+
 EXT = ".ws"
 
 
 class WorksheetNotFound(CodaliteError):
-    def __init__(self, text):
+    def __init__(self, text: str) -> None:
         super().__init__(f"no worksheet matches {text!r}; list them with `codalite wls`")
 
 
@@ -22,11 +30,11 @@ class Worksheet:
     name: str
     title: str
     created: float
-    items: list  # [Item]
+    items: list[Item]
     path: str | None = None  # set for a worksheet file, not stored
 
 
-def _row_to_ws(store, row, with_items=True):
+def _row_to_ws(store: Store, row: Any, with_items: bool = True) -> Worksheet:
     items = []
     if with_items:
         items = [Item(r["type"], r["value"], i + 1, r["bundle_uuid"], r["subworksheet_uuid"])
@@ -34,11 +42,11 @@ def _row_to_ws(store, row, with_items=True):
     return Worksheet(row["uuid"], row["name"], row["title"], row["created"], items)
 
 
-def new(store, name, title=""):
+def new(store: Store, name: str, title: str = "") -> Worksheet:
     return get(store, store.new_worksheet(name, title))
 
 
-def get(store, text, with_items=True):
+def get(store: Store, text: str, with_items: bool = True) -> Worksheet:
     """A stored worksheet by uuid, unique uuid prefix or name."""
     row = store.worksheet_row(text)
     if row is None:
@@ -46,9 +54,10 @@ def get(store, text, with_items=True):
     return _row_to_ws(store, row, with_items)
 
 
-def list_worksheets(store, keywords=()):
+def list_worksheets(store: Store, keywords: Iterable[str] = ()) -> list[Worksheet]:
     """Worksheets whose name or title contains every keyword (`cl wls`/`% wsearch` words)."""
-    names, words = [], []
+    names: list[str] = []
+    words: list[str] = []
     for kw in keywords:
         if kw.startswith("."):
             continue  # .mine, .shared, ...: one user, every worksheet is mine
@@ -60,11 +69,11 @@ def list_worksheets(store, keywords=()):
     return [_row_to_ws(store, r, with_items=False) for r in store.worksheets(names, words)]
 
 
-def count_items(store, uuid):
+def count_items(store: Store, uuid: str) -> int:
     return store.count_worksheet_items(uuid)
 
 
-def resolve_bundle_spec(store, text):
+def resolve_bundle_spec(store: Store, text: str) -> str:
     """A bundle line's spec -> uuid. A full uuid is kept even when the bundle is gone (it renders
     as <invalid>, as in CodaLab); a name or prefix must resolve."""
     if spec.UUID_RE.match(text):
@@ -72,7 +81,7 @@ def resolve_bundle_spec(store, text):
     return store.resolve(text).uuid
 
 
-def resolve_items(store, items):
+def resolve_items(store: Store, items: list[Item]) -> list[Item]:
     """Bind bundle and worksheet lines to uuids at write time, as CodaLab does; a spec that does
     not resolve is an error here (the user is told which line)."""
     for item in items:
@@ -88,18 +97,19 @@ def resolve_items(store, items):
     return items
 
 
-def _rows(items):
+def _rows(items: Iterable[Item]) -> list[tuple[str, str, str | None, str | None]]:
     return [(it.type, it.value, it.bundle_uuid, it.subworksheet_uuid) for it in items]
 
 
-def set_source(store, ws, text, name=None, title=None):
+def set_source(store: Store, ws: Worksheet, text: str, name: str | None = None,
+               title: str | None = None) -> Worksheet:
     """Replace a worksheet's items with the given source (`wedit -f`), and optionally rename it."""
     items = resolve_items(store, parse(text))
     store.edit_worksheet(ws.uuid, name=name or None, title=title, items=_rows(items))
     return get(store, ws.uuid)
 
 
-def add_items(store, ws, items):
+def add_items(store: Store, ws: Worksheet, items: Iterable[Item]) -> None:
     """Append items (`add bundle|text`)."""
     for it in items:
         if it.type not in ITEM_TYPES:
@@ -107,19 +117,19 @@ def add_items(store, ws, items):
     store.append_worksheet_items(ws.uuid, _rows(items))
 
 
-def add_text(store, ws, text):
+def add_text(store: Store, ws: Worksheet, text: str) -> None:
     add_items(store, ws, resolve_items(store, parse(text)))
 
 
-def add_bundles(store, ws, bundles):
+def add_bundles(store: Store, ws: Worksheet, bundles: Iterable[Bundle]) -> None:
     add_items(store, ws, [Item(BUNDLE, b.uuid, 0, bundle_uuid=b.uuid) for b in bundles])
 
 
-def host_worksheets(store, bundle_uuid):
+def host_worksheets(store: Store, bundle_uuid: str) -> list[tuple[str, str]]:
     return store.host_worksheets(bundle_uuid)
 
 
-def bundle_line(store, uuid):
+def bundle_line(store: Store, uuid: str) -> str:
     """`[run train -- :code,data:raw : python train.py]{0x...}`: a bundle line as `cl print -r` writes it."""
     from .genpath import bundle_genpath
 
@@ -135,11 +145,11 @@ def bundle_line(store, uuid):
     return "[%s]{%s}" % (text, uuid)
 
 
-def bundle_name(store, uuid):
+def bundle_name(store: Store, uuid: str) -> str | None:
     return store.name_of(uuid)
 
 
-def source(store, ws):
+def source(store: Store, ws: Worksheet) -> str:
     """A worksheet's source text, with bundle and worksheet lines regenerated (`cl print -r`)."""
     if ws.path:
         with open(ws.path) as f:
@@ -161,12 +171,12 @@ def source(store, ws):
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def project_dir(store):
+def project_dir(store: Store) -> str:
     """The project a store belongs to: the directory holding .codalite/."""
     return os.path.dirname(store.home)
 
 
-def worksheet_files(store):
+def worksheet_files(store: Store) -> list[str]:
     """`worksheets/*.ws` in the store's project, sorted by name."""
     d = os.path.join(project_dir(store), "worksheets")
     if not os.path.isdir(d):
@@ -174,7 +184,7 @@ def worksheet_files(store):
     return sorted(os.path.join(d, f) for f in os.listdir(d) if f.endswith(EXT))
 
 
-def load_file(path):
+def load_file(path: str) -> Worksheet:
     with open(path) as f:
         text = f.read()
     name = os.path.basename(path)[: -len(EXT)] if path.endswith(EXT) else os.path.basename(path)
@@ -182,7 +192,7 @@ def load_file(path):
                      path=os.path.abspath(path))
 
 
-def open_worksheet(store, text):
+def open_worksheet(store: Store, text: str) -> Worksheet:
     """What `print` and `serve` accept: a path to a .ws file, a stored worksheet's name or uuid,
     or the name of a file under the project's worksheets/."""
     if text.endswith(EXT) or os.sep in text:

@@ -31,17 +31,17 @@ class Item:
     subworksheet_uuid: str | None = None
 
     @property
-    def is_comment(self):
+    def is_comment(self) -> bool:
         return self.type == DIRECTIVE and self.value.startswith("//")
 
-    def tokens(self):
+    def tokens(self) -> list[str]:
         """A directive's words, quoted args kept together (`% add '#epochs' /args.json:n %d`)."""
         if self.is_comment:
             return []
         return shlex.split(self.value, comments=False, posix=True)
 
 
-def parse_line(line, number):
+def parse_line(line: str, number: int) -> Item:
     if line.startswith("//"):
         return Item(DIRECTIVE, line, number)
     m = BUNDLE_RE.match(line)
@@ -56,7 +56,7 @@ def parse_line(line, number):
     return Item(MARKUP, line, number)
 
 
-def parse(text):
+def parse(text: str) -> list[Item]:
     """Worksheet source -> [Item]. Never fails: malformed directives are reported when interpreted."""
     lines = text.split("\n")
     if lines and lines[-1] == "":
