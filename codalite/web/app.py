@@ -131,12 +131,22 @@ class App:
         return out
 
     def open_worksheet(self, key):
-        # not model.open_worksheet: it also opens any .ws path, which a URL must never name
-        try:
-            return model.get(self.store, key)
-        except (CodaliteError, UnicodeError):  # UnicodeError: bytes from the URL that are not UTF-8
-            pass
+        # not model.open_worksheet: it also opens any .ws path, which a URL must never name.
+        # NAME.ws is the project's worksheets/NAME.ws file: a recipe's stored worksheet often has the
+        # same name as the file that presents it, and the file must stay reachable.
+        if key.endswith(model.EXT) and key[: -len(model.EXT)] in self.worksheet_files():
+            key = key[: -len(model.EXT)]
+        else:
+            try:
+                return model.get(self.store, key)
+            except (CodaliteError, UnicodeError):  # UnicodeError: bytes from the URL that are not UTF-8
+                pass
         path = self.worksheet_files().get(key)
+        if path is None and key.endswith(model.EXT):  # a stored worksheet may be named NAME.ws too
+            try:
+                return model.get(self.store, key)
+            except (CodaliteError, UnicodeError):
+                pass
         if path is None:
             raise NotFound(f"no worksheet {key!r} in the store or in the project's worksheets/ folder")
         return model.load_file(path)

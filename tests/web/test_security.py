@@ -110,7 +110,8 @@ def get(site, path, host=None):
 @pytest.mark.parametrize("path", [
     "/worksheets/%2Fetc%2Fpasswd", "/worksheets/..%2F..%2F..%2F..%2F..%2Fetc%2Fpasswd",
     "/worksheets/%2Fetc%2Fpasswd/blocks", "/worksheets/..%2Foutside", "/worksheets/..%2Foutside.ws",
-    "/worksheets/leak", "/worksheets/passwd", "/worksheets/good.ws", "/worksheets/worksheets%2Fgood.ws",
+    "/worksheets/leak", "/worksheets/passwd", "/worksheets/leak.ws", "/worksheets/passwd.ws",
+    "/worksheets/worksheets%2Fgood.ws", "/worksheets/..%2Fworksheets%2Fgood.ws",
 ])
 def test_worksheet_routes_refuse_file_paths(site, path):
     status, _, body = get(site, path)
@@ -126,11 +127,24 @@ def test_worksheet_route_refuses_an_absolute_path_to_a_ws_file(site):
 
 def test_worksheets_from_store_and_folder_still_open(site):
     for path, text in [("/worksheets/evil", b"&lt;script&gt;"), ("/worksheets/good", b"good file worksheet"),
-                       ("/worksheets/alias", b"good file worksheet")]:
+                       ("/worksheets/good.ws", b"good file worksheet"), ("/worksheets/alias", b"good file worksheet")]:
         status, _, body = get(site, path)
         assert status == 200 and text in body, path
     status, _, body = get(site, "/")
-    assert b'/worksheets/good"' in body and b'/worksheets/leak"' not in body and b'/worksheets/passwd"' not in body
+    assert b'/worksheets/good.ws"' in body
+    assert not any(f'/worksheets/{n}{e}"'.encode() in body for n in ("leak", "passwd") for e in ("", ".ws"))
+
+
+def test_a_file_worksheet_named_like_a_stored_one_stays_reachable(site):
+    """A recipe's stored worksheet and the worksheets/NAME.ws file that presents it share a name
+    (the demo's shapes_vqa): NAME is the stored one, NAME.ws the file, and the index links each."""
+    model.set_source(site["store"], model.new(site["store"], "twin"), "# the stored twin\n")
+    (site["root"] / "worksheets" / "twin.ws").write_text("# the file twin\n")
+    assert b"the stored twin" in get(site, "/worksheets/twin")[2]
+    assert b"the file twin" in get(site, "/worksheets/twin.ws")[2]
+    assert b"the file twin" in get(site, "/worksheets/twin.ws/blocks")[2]  # the live refresh
+    index = get(site, "/")[2]
+    assert b'href="/worksheets/twin"' in index and b'href="/worksheets/twin.ws"' in index
 
 
 # --- bundle files never leave the bundle ---------------------------------------------------------
