@@ -43,7 +43,7 @@ demo: install
 	HF_HUB_OFFLINE=1 codalite recipe run cl_recipes/shapes_vqa.yaml
 	codalite print worksheets/shapes_vqa.ws
 	codalite export worksheets/shapes_vqa.yaml -o paper
-	@echo "Paper tables: paper/shapes_vqa_*.{tex,md,csv} with paper/*.provenance.json; check them from any shell with: .venv/bin/codalite verify paper/ (runs use the store's python: .venv/bin/codalite env)"
+	@echo "Paper tables and figures: paper/shapes_vqa_*.{tex,md,csv,svg} with paper/*.provenance.json; check them from any shell with: .venv/bin/codalite verify paper/ (runs use the store's python: .venv/bin/codalite env)"
 
 # The same study with SmolLM2-135M-Instruct (a real pretrained LM) behind a random vision tower, LoRA
 # for 30 steps, one seed: it learns the answer format, not vision (its own worksheet, shapes_vqa-smollm2).
