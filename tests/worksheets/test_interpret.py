@@ -245,3 +245,13 @@ def test_file_heads_as_codalab_reads_them(tmp_path):
     assert head_lines(str(tmp_path / "b"), 1) == []  # 1 KiB read, no whole line in it
     (tmp_path / "c").write_text("ok\n" + "z" * 3000)
     assert head_lines(str(tmp_path / "c"), 2) == ["ok\n"]
+
+
+def test_schema_blocks_show_their_fields_in_html(store):
+    """CodaLab's web UI shows a `% schema` block (collapsed): its fields, genpaths and post-processors."""
+    from codalite.worksheets import render
+
+    result = interpret(store, parse("% schema s\n% add acc /stats.json:acc %.3f\n% add name\n"))
+    html = render.to_html(store, result, "t", standalone=False)
+    assert "<summary>schema s</summary>" in html
+    assert "<td>acc</td><td>/stats.json:acc</td><td>%.3f</td>" in html and "<td>name</td><td>name</td><td></td>" in html
