@@ -877,11 +877,16 @@ class Store:
             targets, mapping = self.descendants([old.uuid], depth), {old.uuid: new.uuid}
             if not targets:
                 raise UsageError(f"no bundle depends on {old.uuid} ({old.name}); nothing to mimic")
-        done = []
         # creation order is a topological order: a bundle's parents exist before it
         ordered = sorted((self.get(u) for u in targets), key=lambda b: b.id)
+        return self._rerun(ordered, mapping, name, force, start_worker)
+
+    def _rerun(self, ordered: list[Bundle], mapping: dict[str, str], name: str | None, force: bool | str,
+               start_worker: bool) -> list[tuple[Bundle, Bundle]]:
+        """Make or run each bundle again, parents first, with its dependencies replaced through mapping
+        (old uuid -> new uuid, extended as copies are made); name goes to the last copy."""
+        done = []
         for b in ordered:
-            u = b.uuid
             deps = [(d.child_path, mapping.get(d.parent_uuid, d.parent_uuid) + (f"/{d.parent_path}" if d.parent_path else ""))
                     for d in b.dependencies]
             bname = name if name and b is ordered[-1] else b.name
@@ -893,7 +898,7 @@ class Store:
                                  tags=b.metadata.get("tags", []), requests=requests,
                                  env_vars=b.runspec.get("env_vars"), force=force,
                                  path_env=b.runspec.get("path"), start_worker=start_worker)
-            mapping[u] = nb.uuid
+            mapping[b.uuid] = nb.uuid
             done.append((b, nb))
         return done
 
@@ -1094,25 +1099,10 @@ class Store:
             targets &= upstream
         if not targets:
             raise UsageError(f"no bundle depends on {', '.join(o.uuid for o in olds)}; nothing to mimic")
-        done: list[tuple[Bundle, Bundle | None]] = []
         ordered = sorted((self.get(u) for u in targets), key=lambda b: b.id)  # parents before children
         if dry_run:
             return [(b, None) for b in ordered]
-        for b in ordered:
-            deps = [(d.child_path, mapping.get(d.parent_uuid, d.parent_uuid) + (f"/{d.parent_path}" if d.parent_path else ""))
-                    for d in b.dependencies]
-            bname = name if name and b is ordered[-1] else b.name
-            if b.bundle_type == "make":
-                nb, _ = self.make(deps, name=bname, force=force, start_worker=start_worker)
-            else:
-                requests = {k: b.metadata[k] for k in RUN_REQUESTS if k in b.metadata}
-                nb, _ = self.run(b.command or "", deps, name=bname, description=b.metadata.get("description", ""),
-                                 tags=b.metadata.get("tags", []), requests=requests,
-                                 env_vars=b.runspec.get("env_vars"), force=force,
-                                 path_env=b.runspec.get("path"), start_worker=start_worker)
-            mapping[b.uuid] = nb.uuid
-            done.append((b, nb))
-        return done
+        return list(self._rerun(ordered, mapping, name, force, start_worker))
 
     # --- stored worksheets (CodaLab's worksheet and worksheet_item tables) -------------------------
     # An item is (type, value, bundle_uuid, subworksheet_uuid); worksheets/model.py gives them meaning.
