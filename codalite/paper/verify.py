@@ -155,16 +155,31 @@ def verify_table(store, path, prov, spec, plans=None):
     return len(cells), problems
 
 
+def recorded_bundle(store, rec):
+    """-> (bundle, None) while a provenance record's bundle is still ready with the recorded contents,
+    else (None, the problem)."""
+    b = store.get_or_none(rec["uuid"])
+    if b is None:
+        return None, f"bundle {rec['uuid']} ({rec['name']}) is gone from the store"
+    if b.state != READY or b.content_hash != rec["content_hash"]:
+        return None, (f"bundle {b.uuid} ({b.name}) changed: {b.state}, content hash {b.content_hash} "
+                      f"(recorded {rec['content_hash']})")
+    return b, None
+
+
+def staleness(store, plans, b, rec):
+    """What would make a recorded bundle stale: a newer version of an input, or its recipe rerunning it."""
+    out = [f"stale: input {inp['name']} ({inp['uuid']}) has a newer version {newer.uuid}; rerun on it and re-export"
+           for inp in rec["inputs"] if (newer := newer_version(store, inp))]
+    return out + recipe_staleness(store, plans, b)
+
+
 def check_cell(store, spec, cell, plans):
     out, values = [], []
     for rec in cell["bundles"]:
-        b = store.get_or_none(rec["uuid"])
+        b, problem = recorded_bundle(store, rec)
         if b is None:
-            out.append(f"bundle {rec['uuid']} ({rec['name']}) is gone from the store")
-            continue
-        if b.state != READY or b.content_hash != rec["content_hash"]:
-            out.append(f"bundle {b.uuid} ({b.name}) changed: {b.state}, content hash "
-                       f"{b.content_hash} (recorded {rec['content_hash']})")
+            out.append(problem)
             continue
         try:
             (_, _, _, _, value), = read_values(store, spec, [b])
@@ -174,12 +189,7 @@ def check_cell(store, spec, cell, plans):
         if value != rec["value"]:
             out.append(f"bundle {b.uuid} ({b.name}) now gives {value!r}, the table recorded {rec['value']!r}")
         values.append((b.uuid, value))
-        for inp in rec["inputs"]:
-            newer = newer_version(store, inp)
-            if newer:
-                out.append(f"stale: input {inp['name']} ({inp['uuid']}) has a newer version "
-                           f"{newer.uuid}; rerun on it and re-export")
-        out += recipe_staleness(store, plans, b)
+        out += staleness(store, plans, b, rec)
     if values and len(values) == len(cell["bundles"]) and spec.interval == "none":  # else: check_statistics
         _, _, text = aggregate(spec, values)
         if text != cell["text"]:
@@ -366,13 +376,9 @@ def verify_figure(store, path, plans=None):
     problems = []
     recorded = {(s["uuid"], s["key"]): s for s in prov["series"]}
     for rec in prov["bundles"]:
-        b = store.get_or_none(rec["uuid"])
+        b, problem = recorded_bundle(store, rec)
         if b is None:
-            problems.append(f"bundle {rec['uuid']} ({rec['name']}) is gone from the store")
-            continue
-        if b.state != READY or b.content_hash != rec["content_hash"]:
-            problems.append(f"bundle {b.uuid} ({b.name}) changed: {b.state}, content hash {b.content_hash} "
-                            f"(recorded {rec['content_hash']})")
+            problems.append(problem)
             continue
         try:
             now = read_series(store, spec, b, rec["label"])
@@ -385,12 +391,7 @@ def verify_figure(store, path, plans=None):
                 drew = f"{r['n_points']} points (sha256 {r['points_sha256'][:12]})" if r else "no such line"
                 problems.append(f"{s.key} of bundle {b.uuid} ({b.name}) changed: {spec.file} now gives "
                                 f"{len(s.points)} points (sha256 {series_hash(s.points)[:12]}), the figure drew {drew}")
-        for inp in rec["inputs"]:
-            newer = newer_version(store, inp)
-            if newer:
-                problems.append(f"stale: input {inp['name']} ({inp['uuid']}) has a newer version {newer.uuid}; "
-                                "rerun on it and re-export")
-        problems += recipe_staleness(store, plans, b)
+        problems += staleness(store, plans, b, rec)
     try:
         fig = compute_figure(store, spec)
     except TableError as e:
