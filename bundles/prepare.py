@@ -22,6 +22,7 @@ Example:
 import argparse
 import collections
 import hashlib
+import json
 import random
 import re
 import shutil
@@ -169,42 +170,129 @@ def question_prior(train_rows, splits):
     return result, per_example
 
 
+def read_annotations(src):
+    """The rows of an annotation file: one JSON object per line (blank lines skipped). Bytes that are
+    not UTF-8, a line that is not JSON, or JSON that is not an object is a one-line error naming the line."""
+    rows = []
+    try:
+        data = Path(src).read_bytes()
+    except OSError as e:
+        fail("bundles.prepare", f"{src}: cannot read: {e.strerror or e}")
+    for n, raw in enumerate(data.splitlines(), 1):
+        try:
+            line = raw.decode("utf-8-sig" if n == 1 else "utf-8")
+        except UnicodeDecodeError as e:
+            fail("bundles.prepare", f"{src}:{n}: not UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1}); "
+                                    "save the file as UTF-8")
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as e:
+            fail("bundles.prepare", f"{src}:{n}: not a JSON object: {e}")
+        if not isinstance(row, dict):
+            fail("bundles.prepare", f"{src}:{n}: expected a JSON object, got {type(row).__name__}")
+        rows.append((n, row))
+    if not rows:
+        fail("bundles.prepare", f"{src}: no records (the file is empty)")
+    return rows
+
+
+def has_image_part(messages):
+    return any(isinstance(m.get("content"), list) and any(isinstance(c, dict) and c.get("type") == "image"
+                                                        for c in m["content"]) for m in messages)
+
+
+def check_image(src_img, where):
+    """The file must be a picture PIL can decode: a broken one would only fail mid-training."""
+    from PIL import Image, UnidentifiedImageError
+    if not src_img.is_file():
+        fail("bundles.prepare", f"{where}: image not found: {src_img}")
+    try:
+        with Image.open(src_img) as im:
+            im.verify()
+        with Image.open(src_img) as im:  # verify() does not decode the pixels; load() does
+            im.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        fail("bundles.prepare", f"{where}: not a readable image: {src_img} ({e})")
+
+
+def jsonl_record(row, where, split, i, root):
+    """One annotation row -> (record, source image path or None); every problem is a one-line error."""
+    def text(key):
+        v = row.get(key)
+        if v is not None and not isinstance(v, str):
+            fail("bundles.prepare", f"{where}: '{key}' must be a string, got {json.dumps(v)} (quote it)")
+        return v
+    image = text("image")
+    src_img = None
+    if image:
+        src_img = Path(root) / image
+        check_image(src_img, where)
+    if "messages" in row:
+        messages = row["messages"]
+        if not (isinstance(messages, list) and messages and all(
+                isinstance(m, dict) and isinstance(m.get("role"), str) and "content" in m for m in messages)):
+            fail("bundles.prepare", f"{where}: 'messages' must be a non-empty list of {{role, content}} turns")
+        if messages[-1]["role"] == "assistant":
+            fail("bundles.prepare", f"{where}: 'messages' ends with an assistant turn; give the turns before "
+                                    "the answer, and the answer as 'reference'")
+        if bool(image) != has_image_part(messages):
+            fail("bundles.prepare", f"{where}: " + ("'image' is given but no message has an {\"type\": \"image\"} part"
+                                                    if image else "a message has an image part but there is no 'image'"))
+    else:
+        question = text("question") or text("prompt")
+        if not (question or "").strip():
+            fail("bundles.prepare", f"{where}: needs 'messages', 'question' or 'prompt' (non-empty)")
+        messages = user_turn(question, bool(image))
+    reference = text("reference") if "reference" in row else text("answer")
+    if not (reference or "").strip():
+        fail("bundles.prepare", f"{where}: needs a non-empty 'reference' or 'answer'")
+    answer, qtype = text("answer"), text("qtype")
+    rid = row.get("id", f"{split}-{i}")
+    if isinstance(rid, bool) or not isinstance(rid, (str, int)) or not str(rid).strip():
+        fail("bundles.prepare", f"{where}: 'id' must be a non-empty string or an integer, got {json.dumps(rid)}")
+    rec = {"id": str(rid), "messages": messages, "reference": reference,
+           "answer": reference if answer is None else answer, "qtype": qtype or "all"}
+    return rec, src_img
+
+
 def prepare_jsonl(args, out):
-    """Users' own annotations -> the same record format; images are copied into images/."""
-    splits = {}
+    """Users' own annotations -> the same record format; images are copied into images/.
+
+    Every file is read and checked before anything is written, so a mistake on the last line of the
+    test file leaves no half-prepared folder."""
+    splits, sources = {}, {}
     for split in ("train", "dev", "test"):
         src = getattr(args, split)
         if not src:
             continue
-        records = []
-        for i, row in enumerate(read_jsonl(src)):
-            image = row.get("image")
-            if image:
-                src_img = Path(args.image_root or Path(src).parent) / image
-                if not src_img.exists():
-                    fail("bundles.prepare", f"{src}:{i + 1}: image not found: {src_img}")
+        if not Path(src).is_file():
+            fail("bundles.prepare", f"--{split} {src}: not a file")
+        records, images, seen = [], [], {}
+        for i, (n, row) in enumerate(read_annotations(src)):
+            where = f"{src}:{n}"
+            rec, src_img = jsonl_record(row, where, split, i, args.image_root or Path(src).parent)
+            if rec["id"] in seen:  # per-example scores, eval_ids and paired tests join on the id
+                fail("bundles.prepare", f"{where}: duplicate id {rec['id']!r} (also on line {seen[rec['id']]})")
+            seen[rec["id"]] = n
+            records.append(rec)
+            images.append(src_img)
+        if len({img is None for img in images}) > 1:
+            n_with = sum(img is not None for img in images)
+            fail("bundles.prepare", f"{src}: {n_with} of {len(images)} records have an image and the others do not; "
+                                    "a split must be all with images or all without (batches cannot mix them)")
+        splits[split], sources[split] = records, images
+    for split, records in splits.items():
+        for rec, src_img in zip(records, sources[split]):
+            if src_img is not None:
                 # named by content, not by basename: a/cat.png and b/cat.png must not overwrite each other
                 digest = hashlib.sha256(src_img.read_bytes()).hexdigest()[:16]
-                image = f"images/{digest}-{src_img.name}"
+                rec["image"] = f"images/{digest}-{src_img.name}"
                 (out / "images").mkdir(parents=True, exist_ok=True)
-                if not (out / image).exists():
-                    shutil.copyfile(src_img, out / image)
-            if "messages" in row:
-                messages = row["messages"]
-            elif "question" in row or "prompt" in row:
-                messages = user_turn(row.get("question") or row.get("prompt"), bool(image))
-            else:
-                fail("bundles.prepare", f"{src}:{i + 1}: needs 'messages', 'question' or 'prompt'")
-            reference = row.get("reference", row.get("answer"))
-            if reference is None:
-                fail("bundles.prepare", f"{src}:{i + 1}: needs 'reference' or 'answer'")
-            rec = {"id": str(row.get("id", f"{split}-{i}")), "messages": messages, "reference": reference,
-                   "answer": row.get("answer", reference), "qtype": row.get("qtype", "all")}
-            if image:
-                rec["image"] = image
-            records.append(rec)
+                if not (out / rec["image"]).exists():
+                    shutil.copyfile(src_img, out / rec["image"])
         write_jsonl(out / f"{split}.jsonl", records)
-        splits[split] = records
         log(f"{split}: {len(records)} records")
     return splits
 
@@ -236,8 +324,9 @@ def main(argv=None):
         p.error("the jsonl source needs at least one of --train, --dev, --test")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    save_args(out, args)
-    return prepare_easy_vqa(args, out) if args.source == "easy-vqa" else prepare_jsonl(args, out)
+    splits = prepare_easy_vqa(args, out) if args.source == "easy-vqa" else prepare_jsonl(args, out)
+    save_args(out, args)  # last: a folder with args.json was prepared completely
+    return splits
 
 
 if __name__ == "__main__":

@@ -53,12 +53,12 @@ def test_jsonl_source_copies_images_and_fills_defaults(tmp_path, data_dir):
     img = next((data_dir / "images").iterdir())
     (src / "pics" / "a.png").write_bytes(img.read_bytes())
     (src / "train.jsonl").write_text(json.dumps({"image": "pics/a.png", "question": "What is it?",
-                                                 "answer": "A shape."}) + "\n" +
-                                     json.dumps({"prompt": "Say hi.", "reference": "Hi."}) + "\n")
+                                                 "answer": "A shape."}) + "\n")
+    (src / "dev.jsonl").write_text(json.dumps({"prompt": "Say hi.", "reference": "Hi."}) + "\n")
     from bundles import prepare
     out = tmp_path / "out"
-    prepare.main(["jsonl", "--train", str(src / "train.jsonl"), "--out", str(out)])
-    rows = read_jsonl(out / "train.jsonl")
+    prepare.main(["jsonl", "--train", str(src / "train.jsonl"), "--dev", str(src / "dev.jsonl"), "--out", str(out)])
+    rows = read_jsonl(out / "train.jsonl") + read_jsonl(out / "dev.jsonl")
     assert rows[0]["image"].startswith("images/") and rows[0]["image"].endswith("-a.png")  # content hash + name
     assert (out / rows[0]["image"]).read_bytes() == img.read_bytes()
     assert rows[0]["reference"] == "A shape." and rows[0]["qtype"] == "all"
