@@ -48,8 +48,20 @@ def int_list(s):
 
 
 def read_jsonl(path):
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    """The JSON objects of a .jsonl file; a line that is not one (or bytes that are not UTF-8) is a
+    one-line error naming the file and line, exit 2, not a traceback."""
+    rows = []
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+                if line.strip():
+                    rows.append(json.loads(line))
+            except ValueError as e:  # UnicodeDecodeError and JSONDecodeError both are
+                fail(f"bundles.{Path(sys.argv[0]).stem}", f"{path}:{n}: not a JSON line ({e})")
+            if line.strip() and not isinstance(rows[-1], dict):
+                fail(f"bundles.{Path(sys.argv[0]).stem}", f"{path}:{n}: expected a JSON object")
+    return rows
 
 
 def write_jsonl(path, rows):

@@ -33,7 +33,7 @@ import sys
 import time
 from pathlib import Path
 
-from bundles.common import ArgParser, csv_list, existing_path, log, model_ref, quiet, save_args, set_threads, write_json
+from bundles.common import ArgParser, csv_list, existing_path, fail, log, model_ref, quiet, save_args, set_threads, write_json
 
 LM_ONLY = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 
@@ -121,8 +121,14 @@ def parse_args(argv=None):
         p.error("--freeze-vision and --train-vision contradict each other")
     if args.merge_for_eval and args.full:
         p.error("--merge-for-eval merges a LoRA adapter; --full trains no adapter")
-    if args.batch_size < 1 or args.lora_r < 1:
-        p.error("--batch-size and --lora-r must be >= 1")
+    for name in ("batch_size", "lora_r", "grad_accum", "gen_batch_size", "max_new_tokens", "eval_size",
+                 "save_total_limit", "train_size", "max_length"):
+        # 0 is no "none" or "all" here: --train-size 0 / --eval-size 0 used to mean every record, silently
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    for name in ("eval_steps", "warmup", "lr"):
+        if getattr(args, name) < 0:
+            p.error(f"--{name.replace('_', '-')} must be >= 0")
     produced = ("loss", "gen_len") + tuple("nli_" if m == "nli" else m for m in args.metrics)
     if args.eval_steps and not args.best_metric.removeprefix("eval_").startswith(produced):
         p.error(f"--best-metric {args.best_metric} is not produced by --metrics {','.join(args.metrics)}")
@@ -294,6 +300,10 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     train = load_records(args.data, "train", args.train_size)
     dev = eval_subset(load_records(args.data, "dev"), args.eval_size, args.seed) if args.eval_steps else []
+    if not train:
+        fail("bundles.finetune", f"{args.data}/train.jsonl has no records")
+    if args.eval_steps and not dev:  # else no evaluation at all, and the last step would be kept silently
+        fail("bundles.finetune", f"{args.data}/dev.jsonl has no records to evaluate on (or use --eval-steps 0)")
     args.steps = planned_steps(args, len(train))
     resume = latest_checkpoint(args.resume) if args.resume else None
     if resume:

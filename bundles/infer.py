@@ -14,7 +14,7 @@ import argparse
 import time
 from pathlib import Path
 
-from bundles.common import ArgParser, existing_path, log, model_ref, quiet, save_args, set_threads, write_json, write_jsonl
+from bundles.common import ArgParser, existing_path, fail, log, model_ref, quiet, save_args, set_threads, write_json, write_jsonl
 
 
 def shuffle_images(records, seed):
@@ -59,8 +59,9 @@ def main(argv=None):
     args = p.parse_args(argv)
     if not (Path(args.data) / f"{args.split}.jsonl").exists():
         p.error(f"no {args.split}.jsonl in {args.data}")
-    if args.batch_size < 1:
-        p.error("--batch-size must be >= 1")
+    for name in ("batch_size", "max_new_tokens", "limit"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:  # --limit 0 meant every record
+            p.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.merge and not args.adapter:
         p.error("--merge needs --adapter (there is no LoRA adapter to merge)")
 
@@ -81,6 +82,8 @@ def main(argv=None):
     if args.adapter and args.merge:
         model = model.merge_and_unload()
     records = load_records(args.data, args.split, args.limit)
+    if not records:
+        fail("bundles.infer", f"{args.data}/{args.split}.jsonl has no records")
     if args.shuffle_images is not None:
         records = shuffle_images(records, args.shuffle_images)
     t0 = time.time()

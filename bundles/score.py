@@ -65,9 +65,15 @@ def main(argv=None):
     set_threads()
     quiet()
     rows = read_jsonl(path)
+    if not rows:  # a mean over nothing would be a scores.json of no numbers that looks like a result
+        fail("bundles.score", f"{path}: no predictions")
     for i, r in enumerate(rows):
         if "prediction" not in r or "reference" not in r:
             fail("bundles.score", f"{path}:{i + 1}: needs 'prediction' and 'reference'")
+        if not (r["prediction"] is None or isinstance(r["prediction"], str)) or not isinstance(r["reference"], str):
+            fail("bundles.score", f"{path}:{i + 1}: 'prediction' and 'reference' must be strings "
+                                  f"(prediction may be null), got {type(r['prediction']).__name__} and "
+                                  f"{type(r['reference']).__name__}")
     try:
         fns = build_metrics(args.metrics, args.nli_model, device=args.device)
     except ValueError as e:
