@@ -112,8 +112,11 @@ class NLIScorer:
                   "longest_first": [i for i, n in enumerate(hyp_lens) if n > room]}
         for strategy, idx in groups.items():
             if idx:
+                # right padding whatever the saved tokenizer says: encoders with absolute positions (BERT)
+                # number from column 0, so left padding would make a score depend on its batch-mates
                 yield idx, self.tokenizer([premises[i] for i in idx], [hypotheses[i] for i in idx], padding=True,
-                                          truncation=strategy, max_length=self.max_length, return_tensors="pt")
+                                          padding_side="right", truncation=strategy, max_length=self.max_length,
+                                          return_tensors="pt")
 
     def probs(self, premises, hypotheses):
         """(P(entail), P(contradict)) per pair, batched."""

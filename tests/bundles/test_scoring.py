@@ -57,3 +57,35 @@ def test_empty_predictions_score_worst_and_are_counted(tmp_path, short_nli):
     for r in per[1:]:
         assert r["nli_contra"] == 1.0 and r["nli_entail"] == r["nli_bidir"] == r["exact"] == 0.0
         assert r["nli_contra"] >= first["nli_contra"] and r["nli_bidir"] <= first["nli_bidir"]
+
+
+@pytest.fixture(scope="module")
+def left_padding_nli(tmp_path_factory):
+    """A BERT NLI model (absolute positions, numbered from column 0) whose saved tokenizer pads on the
+    left, as tokenizers saved from decoder-model code often do."""
+    from conftest import tiny_nli
+    from transformers import AutoTokenizer
+    out = tiny_nli(tmp_path_factory.mktemp("left_nli"), {0: "entailment", 1: "neutral", 2: "contradiction"})
+    tok = AutoTokenizer.from_pretrained(out)
+    tok.padding_side = "left"
+    tok.save_pretrained(out)
+    return out
+
+
+PAIRS = [("The shape is red.", "A red circle on a white background, drawn in the middle."),
+         ("Yes.", "There is a blue triangle and a green square next to it. It is small."),
+         ("Ein roter Kreis, größer als das Quadrat.", "¿Qué? 一个红色的圆。"),
+         ("It is a circle", "It is a circle.")]
+
+
+@pytest.mark.parametrize("model", ["left_padding_nli", "short_nli"])
+def test_a_batch_scores_as_each_pair_alone(model, request):
+    """Padding must not change a score: with left padding BERT's positions shifted with each batch's
+    longest pair, so an example's NLI score depended on the other examples in its batch."""
+    scorer = NLIScorer(str(request.getfixturevalue(model)), device="cpu")
+    preds, refs = [p for p, _ in PAIRS], [r for _, r in PAIRS]
+    together = scorer(preds, refs)
+    for i, (p, r) in enumerate(PAIRS):
+        alone = scorer([p], [r])
+        for k, v in alone.items():
+            assert together[k][i] == pytest.approx(v[0], abs=1e-5), (k, i)
