@@ -12,6 +12,7 @@ from .cli_common import (
     resolve_all,
 )
 from .errors import UsageError
+from .hashing import write_atomic
 from .store import Store
 
 
@@ -232,20 +233,36 @@ def print_(worksheet, html_out, raw, base_url):
     if raw:
         click.echo(model.source(store, ws), nl=False)
         return
+    if html_out:
+        check_html_target(store, ws, html_out)
     result = interpret(store, ws.items)
     if html_out:
-        page = render.to_html(store, result, ws.title or ws.name, base_url)
+        # a value a run wrote may hold a lone surrogate ("\ud800" in its JSON): shown as U+FFFD, not fatal
+        page = render.to_html(store, result, ws.title or ws.name, base_url).encode(errors="replace").decode()
         try:
-            with open(html_out, "w") as f:
-                f.write(page)
+            write_atomic(html_out, page)  # all or nothing: a full disk leaves the old page, not half a new one
         except OSError as e:
             raise cannot_write(html_out, e, "--html") from None
         click.echo(html_out)
         return
+    sys.stdout.reconfigure(errors="replace")  # as above: one odd value must not abort the whole worksheet
     # Piped or logged output (make demo | tee) gets 120 columns rather than rich's 80, which wraps table cells.
     width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120
     render.print_terminal(result, Console(file=sys.stdout, highlight=False, width=width),
                           header=render.worksheet_header(ws))  # `cl print`'s header lines
+
+
+def check_html_target(store, ws, path):
+    """`print --html PATH` replaces PATH; it must not be the worksheet's own source file nor anything in
+    the store (as root, read-only bundle modes stop nothing): a typo there would destroy data."""
+    where = os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(path))), os.path.basename(path))
+    home = os.path.realpath(store.home)
+    if where == home or where.startswith(home + os.sep):
+        raise UsageError(f"--html {path}: that is inside the store ({store.home}); write the page elsewhere")
+    source = getattr(ws, "path", None)
+    if source and os.path.exists(path) and os.path.samefile(path, source):
+        raise UsageError(f"--html {path}: that is the worksheet's own source file; write the page elsewhere "
+                         "(e.g. a .html name)")
 
 
 @click.command()

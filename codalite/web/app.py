@@ -114,7 +114,9 @@ class App:
                 try:
                     offset = int(query.get("offset", ["0"])[0] or 0)
                 except ValueError:
-                    raise NotFound("offset must be a number") from None
+                    offset = -1
+                if not 0 <= offset < 1 << 62:  # a file offset: f.seek overflows past 2**63
+                    raise NotFound("offset must be a number of bytes from 0")
                 return self.tail(uuid, rest[1], offset)
         raise NotFound(path)
 
@@ -173,6 +175,8 @@ class App:
 
     def search(self, q):
         s = self.store
+        # one directive line: a line break in q would otherwise add worksheet markup of the URL's choosing
+        q = " ".join(q.splitlines())
         result = interpret(s, parse("% search " + q)) if q.strip() else None
         blocks = markupsafe.Markup(render.to_html(s, result, "", standalone=False, env=self.env)) if result else ""
         return 200, "text/html", self.page("search.html", q=q, blocks=blocks), {}
@@ -297,7 +301,10 @@ class App:
         bundles = [self.bundle_of(u) for u in query.get("b", [])]
         q = arg("q")
         if q.strip():
-            found = search_bundles(s, q.split())
+            try:
+                found = search_bundles(s, q.split())
+            except CodaliteError as e:  # bad keywords (.limit=x) are the URL's mistake, not the server's
+                raise NotFound(str(e)) from None
             if not isinstance(found, list):
                 raise NotFound(f"{q!r} is a count, not a list of score bundles")
             bundles += found
@@ -324,7 +331,7 @@ class App:
             raise NotFound(name)
         b = self.bundle_of(uuid)
         try:
-            data = self.read(b, name, MAX_VIEW, max(offset, 0))
+            data = self.read(b, name, MAX_VIEW, offset)
         except NotFound:
             if os.path.lexists(os.path.join(self.store.location(b), name)):
                 raise  # a link out, a FIFO: refused, not "nothing yet"

@@ -15,6 +15,7 @@ import json
 import math
 import os
 import re
+import stat
 
 from ..errors import CodaliteError
 
@@ -37,22 +38,33 @@ def is_records_path(path):
     return path.endswith((".json", ".jsonl"))
 
 
+def _read(full):
+    """The bytes of a regular file, at most MAX_BYTES. Opened without blocking and checked once open: a
+    running bundle can swap its log for a FIFO after path_in looked, and a FIFO would hang the reader."""
+    fd = os.open(full, os.O_RDONLY | os.O_NONBLOCK)
+    with open(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise CodaliteError(f"{os.path.basename(full)} is not a regular file; not graphed")
+        if st.st_size > MAX_BYTES:
+            raise CodaliteError(f"{os.path.basename(full)} is over {MAX_BYTES >> 20} MiB; not graphed")
+        return f.read(MAX_BYTES + 1)
+
+
 def _load(full):
-    if os.path.getsize(full) > MAX_BYTES:
-        raise CodaliteError(f"{os.path.basename(full)} is over {MAX_BYTES >> 20} MiB; not graphed")
-    with open(full, "rb") as f:
-        text = f.read().decode(errors="replace")
+    text = _read(full).decode(errors="replace")
+    # RecursionError: JSON nested deeper than the parser goes ([[[[...) is no log either
     if full.endswith(".jsonl"):
         rows = []
         for line in text.splitlines():
             try:
                 rows.append(json.loads(line))
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue  # a half-written last line of a running bundle
     else:
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
         rows = data.get("log_history") if isinstance(data, dict) else data
     if not isinstance(rows, list):
@@ -110,7 +122,7 @@ def number(v):
         return None
     try:
         f = float(v)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: an integer past float's range (10**400)
         return None
     return f if math.isfinite(f) else None
 

@@ -18,6 +18,7 @@ from ..errors import CodaliteError
 from ..table import format_table
 
 MAX_ROWS = 100_000
+MAX_BYTES = 256 << 20  # per file: a page never reads an unbounded run output
 METRICS = ("answer_acc", "exact")  # the default verdict metric: the first one the file has
 VERDICTS = ("all", "right", "wrong", "disagree")
 
@@ -54,19 +55,40 @@ class ExamplesBlock:
 
 
 def read_jsonl(store, bundle, path):
+    """The objects of a JSON-lines file in the bundle: at most MAX_ROWS of them and MAX_BYTES read;
+    lines that are not JSON objects (half-written, nested past the parser's depth) are skipped."""
     full = store.path_in(bundle, path)
-    rows = []
+    rows, left = [], MAX_BYTES
     with open(full, "rb") as f:
-        for line in f:
-            if len(rows) >= MAX_ROWS:
+        while len(rows) < MAX_ROWS and left > 0:
+            line = f.readline(left)
+            if not line:
                 break
+            left -= len(line)
             try:
                 r = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             if isinstance(r, dict):
                 rows.append(r)
     return rows
+
+
+def text(v):
+    """A value from a run's JSON as text: records are a run's output and may hold anything (a list,
+    a number, null); everything shown, filtered and sorted is a string."""
+    if v is None:
+        return ""
+    return v if isinstance(v, str) else json.dumps(v)
+
+
+def inside(base, image):
+    """base/image when it names a file under the data bundle's own folder, else None: an image path
+    recorded by a run (`../other`, `/etc/passwd`) must not make a page show another bundle's file."""
+    if not isinstance(image, str) or not image or image.startswith("/"):
+        return None
+    path = os.path.normpath(os.path.join(base, image))
+    return None if path == ".." or path.startswith(("../", "/")) else path
 
 
 def dep_with(store, bundle, name):
@@ -87,9 +109,10 @@ def dep_with(store, bundle, name):
 
 def split_of(store, preds_bundle, preds_path):
     try:
-        args = json.loads(open(store.path_in(preds_bundle, os.path.join(os.path.dirname(preds_path), "args.json"))).read())
+        with open(store.path_in(preds_bundle, os.path.join(os.path.dirname(preds_path), "args.json")), "rb") as f:
+            args = json.loads(f.read(1 << 20))
         return str(args.get("split") or "test")
-    except (CodaliteError, OSError, ValueError, AttributeError):
+    except (CodaliteError, OSError, ValueError, AttributeError, RecursionError):
         return "test"
 
 
@@ -114,12 +137,12 @@ def load(store, bundles, metric=None):
         preds = {str(r.get("id")): r for r in read_jsonl(store, preds_bundle, preds_path)}
         values = {str(r.get("id")): r.get(metric) for r in per}
         for pid, r in preds.items():
-            m.answers[pid] = (str(r.get("prediction") or ""), values.get(pid))
+            m.answers[pid] = (text(r.get("prediction")), values.get(pid))
             if pid not in records:
-                records[pid] = {"id": pid, "qtype": r.get("qtype"), "reference": r.get("reference", "")}
+                records[pid] = {"id": pid, "qtype": text(r.get("qtype")) or None, "reference": text(r.get("reference"))}
                 order.append(pid)
         try:
-            m.shuffled = {str(r.get("id")): r.get("image") for r in
+            m.shuffled = {str(r.get("id")): text(r.get("image")) for r in
                           read_jsonl(store, preds_bundle, os.path.join(os.path.dirname(preds_path), "shuffled_images.jsonl"))}
         except (CodaliteError, OSError):
             pass
@@ -131,10 +154,12 @@ def load(store, bundles, metric=None):
             for r in read_jsonl(store, data_bundle, data_path):
                 rec = records.get(str(r.get("id")))
                 if rec is not None and "question" not in rec:
-                    rec["question"] = str(r.get("question") or "")
-                    rec["reference"] = rec["reference"] or r.get("reference", "")
-                    if r.get("image"):
-                        rec["image"] = (data_bundle.uuid, os.path.join(base, r["image"]))
+                    rec["question"] = text(r.get("question"))
+                    rec["reference"] = rec["reference"] or text(r.get("reference"))
+                    rec["qtype"] = rec["qtype"] or text(r.get("qtype")) or None
+                    image = inside(base, r.get("image"))
+                    if image:
+                        rec["image"] = (data_bundle.uuid, image)
     examples = []
     for pid in order:
         rec = records[pid]
@@ -142,7 +167,7 @@ def load(store, bundles, metric=None):
         for m in models:
             pred, v = m.answers.get(pid, (None, None))
             answers.append((pred, None if not isinstance(v, (int, float)) or isinstance(v, bool) else v >= 1))
-        examples.append(Example(pid, rec.get("qtype"), rec.get("question", ""), str(rec.get("reference") or ""),
+        examples.append(Example(pid, rec.get("qtype"), rec.get("question", ""), rec.get("reference", ""),
                                 rec.get("image"), answers))
     return models, examples, metric
 

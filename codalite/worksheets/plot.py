@@ -13,21 +13,32 @@ L, R, T, B = 62, 16, 12, 40  # margins around the plot area
 
 
 def nice_ticks(lo, hi, n=5):
-    """About n round tick values covering [lo, hi]."""
+    """About n round tick values covering [lo, hi] (finite). Bounded: where a round step is below the
+    values' float resolution (1e16 and 1e16 + 4) or the range overflows, the ends alone."""
     if hi == lo:
         lo, hi = lo - (abs(lo) or 1) * 0.5, hi + (abs(hi) or 1) * 0.5
-    raw = (hi - lo) / n
-    mag = 10 ** math.floor(math.log10(raw))
+    raw = hi / n - lo / n  # not (hi - lo) / n: that overflows for -1e308..1e308
+    if not raw > 0 or not math.isfinite(raw):
+        return [lo, hi]
+    mag = 10.0 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
     start = math.floor(lo / step) * step
     ticks = []
-    t = start
-    while t <= hi + step * 1e-9:
-        ticks.append(round(t, 12))
-        t += step
-    if ticks[-1] < hi:
-        ticks.append(round(t, 12))
-    return ticks
+    for i in range(3 * n + 3):  # step >= (hi - lo) / n: n + 2 ticks reach hi, give or take rounding
+        t = round(start + i * step, 12)
+        if not math.isfinite(t) or ticks and t <= ticks[-1]:
+            return [lo, hi]  # the step does not move the value: no round ticks at this resolution
+        ticks.append(t)
+        if t >= hi:
+            return ticks
+    return [lo, hi]
+
+
+def finite(trajectories):
+    """The trajectories with only their finite points: a run's log may hold NaN or inf (a diverged
+    loss), which cannot be placed on an axis."""
+    return [dict(t, points=[(x, y) for x, y in t["points"] if math.isfinite(x) and math.isfinite(y)])
+            for t in trajectories]
 
 
 def fmt(v):
@@ -46,6 +57,7 @@ def label_of(t, several_keys):
 
 def svg(trajectories, xlabel=None, ylabel=None, width=560, height=300, title=None):
     esc = html.escape
+    trajectories = finite(trajectories)
     keys = list(dict.fromkeys(t.get("key") for t in trajectories))
     bundles = list(dict.fromkeys(t["uuid"] for t in trajectories))
     several_keys = len(keys) > 1
@@ -64,11 +76,11 @@ def svg(trajectories, xlabel=None, ylabel=None, width=560, height=300, title=Non
         yt = nice_ticks(min(p[1] for p in pts), max(p[1] for p in pts))
         x0, x1, y0, y1 = xt[0], xt[-1], yt[0], yt[-1]
 
-        def sx(x):
-            return L + (x - x0) / ((x1 - x0) or 1) * pw
+        def sx(x):  # halves first: x1 - x0 overflows for -1e308..1e308
+            return L + (x / 2 - x0 / 2) / ((x1 / 2 - x0 / 2) or 1) * pw
 
         def sy(y):
-            return T + ph - (y - y0) / ((y1 - y0) or 1) * ph
+            return T + ph - (y / 2 - y0 / 2) / ((y1 / 2 - y0 / 2) or 1) * ph
         for v in xt:
             out.append(f"<line x1='{sx(v):.1f}' y1='{T}' x2='{sx(v):.1f}' y2='{T + ph}' stroke='#eee'/>"
                        f"<text x='{sx(v):.1f}' y='{T + ph + 14}' text-anchor='middle' fill='#444'>{fmt(v)}</text>")

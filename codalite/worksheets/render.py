@@ -54,7 +54,9 @@ def block_lines(block, width=100):
 
 def graph_line(t):
     """A trajectory in a terminal: what it is, how many points, where it ends."""
+    from .plot import finite
     what = t["name"] + (f" {t['key']}" if t.get("key") else "")
+    (t,) = finite([t])  # as the picture: NaN and inf are not points
     last = f", last {t['points'][-1][1]:.4g} at {t['points'][-1][0]:g}" if t["points"] else ""
     live = " (live)" if t.get("live") else ""
     return f"[graph {what}: {len(t['points'])} points{last} from {t['uuid'][:10]}/{t['path']}{live}]"
@@ -166,14 +168,20 @@ def graph_svg(block, width=560, height=300):
     return markupsafe.Markup(svg(block.trajectories, block.xlabel, block.ylabel, width, height))
 
 
+MAX_EMBED = 16 << 20  # an image larger than this is linked, not embedded (base64 makes it a third larger)
+
+
 def image_data_uri(store, block):
-    """A static page embeds images (it may be opened without a server)."""
+    """A static page embeds images (it may be opened without a server); a huge one is linked instead,
+    so one run's 2 GB "image" cannot exhaust memory or make a page no browser opens."""
     try:
         b = store.get(block.uuid)
         path = store.path_in(b, block.path)
         with open(path, "rb") as f:
-            data = f.read()
+            data = f.read(MAX_EMBED + 1)
     except Exception:
+        return None
+    if len(data) > MAX_EMBED:
         return None
     mime = mimetypes.guess_type(path)[0] or "image/png"
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"

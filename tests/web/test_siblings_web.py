@@ -1,0 +1,237 @@
+"""Siblings of issue 10's web defects, found by attacking what issue 12 added (training curves,
+examples) and the commands around them (`print`, `print --html`, `serve`): logs a buggy experiment
+writes (NaN, integers past float range, nesting past the parser's depth, values whose ticks cannot
+be placed), records of any JSON type, image paths that leave the data bundle, a huge image, a search
+box that took worksheet markup, a tail offset past a file offset, and `print --html` aimed at the
+worksheet's own source or into the store. Real store, real worker, real processes and server."""
+
+import http.client
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from picture_helpers import PNG_1x1, drain
+
+from codalite import Store
+from codalite.web import make_server
+from codalite.worksheets import curves, interpret, parse, render
+from codalite.worksheets.examples import ExamplesBlock
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PASSWD = "root:x:0:0"
+
+
+def cli(cwd, *args, timeout=60):
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    env.pop("CODALITE_HOME", None)
+    return subprocess.run([sys.executable, "-m", "codalite", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def upload(store, tmp_path, name, files):
+    d = tmp_path / name
+    d.mkdir()
+    for rel, content in files.items():
+        (d / rel).parent.mkdir(parents=True, exist_ok=True)
+        (d / rel).write_bytes(content if isinstance(content, bytes) else content.encode())
+    return store.upload([str(d)], name=name)[0]
+
+
+def jsonl(rows):
+    return "".join(json.dumps(r) + "\n" for r in rows)
+
+
+# --- training curves: what a buggy experiment's log holds -----------------------------------------
+
+def test_graphs_of_logs_with_odd_numbers_render_in_text_and_html(store, tmp_path):
+    """An integer past float's range (OverflowError), a NaN or inf in a TSV graph (ValueError /
+    OverflowError while placing ticks) and JSON nested past the parser's depth (RecursionError) each
+    crashed `print` and `print --html`; each is now a curve without those points."""
+    b = upload(store, tmp_path, "logs", {
+        "log_history.json": json.dumps([{"step": 1, "loss": 1.0}, {"step": 2, "loss": "nan"}])[:-1]
+        + ', {"step": 3, "loss": ' + "9" * 400 + "}]",
+        "deep.json": "[" * 100_000 + "]" * 100_000,
+        "deep.jsonl": "[" * 100_000 + "]" * 100_000 + '\n{"step": 1, "loss": 2}\n',
+        "nan.tsv": "1\tnan\n2\t3\n3\t4\n", "inf.tsv": "1\tinf\n2\t3\n3\t-inf\n"})
+    for path, points in (("/log_history.json", [(1.0, 1.0)]), ("/deep.json", []), ("/deep.jsonl", [(1.0, 2.0)]),
+                         ("/nan.tsv", [(2.0, 3.0), (3.0, 4.0)]), ("/inf.tsv", [(2.0, 3.0)])):
+        result = interpret(store, parse(f"% display graph {path}\n{{{b.uuid}}}\n"))
+        assert not any(getattr(x, "error", False) for x in result.blocks), (path, result.blocks)
+        page = render.to_html(store, result, "t")
+        assert page.count("<circle") == len(points), path  # NaN and inf are not drawn
+        text = render.to_text(result)
+        assert f"{len(points)} points" in text, (path, text)
+
+
+def test_ticks_of_values_closer_than_their_float_resolution_end(tmp_path):
+    """Steps of 1e16 and 1e16 + 4: the round tick step (1) does not move a float that large, and the
+    tick loop never ended: `print --html` hung, and a serve thread spun forever. A real process."""
+    assert cli(tmp_path, "init").returncode == 0
+    (tmp_path / "big").mkdir()
+    (tmp_path / "big" / "log.json").write_text(json.dumps([{"step": 1e16, "loss": 1}, {"step": 1e16 + 4, "loss": 2},
+                                                           {"step": 5, "loss": -1e308}, {"step": 6, "loss": 1e308}]))
+    assert cli(tmp_path, "upload", "big", "-n", "big").returncode == 0
+    (tmp_path / "g.ws").write_text("% display graph /log.json y=loss\n{big}\n")
+    try:
+        p = cli(tmp_path, "print", "g.ws", "--html", tmp_path / "g.html", timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail("print --html hung on a graph whose x values are 1e16 and 1e16 + 4")
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    assert (tmp_path / "g.html").read_text().count("<circle") == 4
+
+
+def test_a_checkpoint_log_swapped_for_a_fifo_does_not_block_the_reader(tmp_path):
+    """A running fine-tune can replace its trainer_state.json by a FIFO after path_in looked at it:
+    opening it blocked the reader (a serve thread, `print`) forever. Reading refuses it at once."""
+    fifo = tmp_path / "trainer_state.json"
+    os.mkfifo(fifo)
+    code = f"from codalite.worksheets import curves\ntry:\n    curves._load({str(fifo)!r})\nexcept Exception as e:\n    print(type(e).__name__)\n"
+    try:
+        p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail("reading a FIFO as a training log blocked")
+    assert p.stdout.strip() == "CodaliteError", p.stderr
+
+
+# --- examples: records of any type, images that leave their bundle ---------------------------------
+
+@pytest.fixture
+def odd_study(store, tmp_path):
+    """A data bundle whose records hold lists, numbers and nulls where text belongs, and image paths
+    that leave it (`../`, absolute, a link to /etc/passwd); predictions with HTML in them; a score
+    run joining them (cp: the score bundle's dependencies are the predictions and the data)."""
+    data = upload(store, tmp_path, "data", {
+        "images/a.png": PNG_1x1,
+        "test.jsonl": jsonl([
+            {"id": "a", "image": "images/a.png", "question": ["what", "?"], "qtype": ["x"]},
+            {"id": "b", "image": 5, "question": {"q": 1}, "qtype": 3},
+            {"id": "c", "image": "../../../../../../../../etc/passwd", "question": "dotdot", "qtype": "s"},
+            {"id": "d", "image": "/etc/passwd", "question": "absolute", "qtype": "s"},
+            {"id": "e", "image": "images/../../" + "x.png", "question": "up", "qtype": None}])})
+    preds = upload(store, tmp_path, "preds", {
+        "predictions.jsonl": jsonl([{"id": i, "prediction": p, "reference": r} for i, p, r in (
+            ("a", "<script>window.__pwned=1</script>", [1]), ("b", None, None), ("c", 7, "r"),
+            ("d", {"x": "<b>"}, "r"), ("e", "\ud800", "r"))]),
+        "shuffled_images.jsonl": jsonl([{"id": "a", "image": 7}, {"id": "b", "image": ["x"]}]),
+        "per.jsonl": jsonl([{"id": i, "answer_acc": 1} for i in "abcde"])})
+    score, _ = store.run("cp preds/per.jsonl per_example.jsonl", [("preds", preds.uuid), ("data", data.uuid)],
+                         name="score", start_worker=False)
+    drain(store)
+    score = store.get(score.uuid)
+    assert score.state == "ready", score.metadata
+    return {"data": data, "score": score}
+
+
+def test_examples_of_records_with_any_json_type_render(store, odd_study):
+    """A list or number as qtype made `sorted` raise TypeError (unhashable / mixed types) and a
+    number as an image path made os.path.join raise: the whole worksheet and /examples crashed."""
+    text = f"% display examples\n{{{odd_study['score'].uuid}}}\n"
+    result = interpret(store, parse(text))
+    (b,) = [x for x in result.blocks if isinstance(x, ExamplesBlock)]
+    assert b.qtypes == ['3', '["x"]', "s"] and b.count == 5
+    assert [e.question for e in b.examples[:2]] == ['["what", "?"]', '{"q": 1}']
+    page = render.to_html(store, result, "t")
+    assert "<script>window" not in page and "&lt;script&gt;window" in page
+    assert "examples:" in render.to_text(result)
+
+
+def test_example_images_never_leave_the_data_bundle(store, odd_study):
+    """`../` and absolute image paths recorded by a run made /examples point an <img> outside the data
+    bundle (a browser normalizes `files/../../..`, so another bundle's picture could stand in)."""
+    result = interpret(store, parse(f"% display examples\n{{{odd_study['score'].uuid}}}\n"))
+    (b,) = [x for x in result.blocks if isinstance(x, ExamplesBlock)]
+    images = {e.id: e.image for e in b.examples}
+    assert images == {"a": (odd_study["data"].uuid, "images/a.png"), "b": None, "c": None, "d": None, "e": None}
+    page = render.to_html(store, result, "t", base_url="")
+    assert "etc/passwd" not in page and "/../" not in page
+
+
+def test_a_huge_image_is_linked_not_embedded(store, tmp_path):
+    big = upload(store, tmp_path, "big", {"big.png": PNG_1x1 + b"\0" * (16 << 20)})
+    page = render.to_html(store, interpret(store, parse(f"% display image /big.png\n{{{big.uuid}}}\n")), "t")
+    assert "data:image" not in page and f"/bundles/{big.uuid}/files/big.png?raw=1" in page
+    assert len(page) < 100_000
+
+
+# --- serve -------------------------------------------------------------------------------------
+
+@pytest.fixture
+def served(store, tmp_path):
+    b = upload(store, tmp_path, "plain", {"stdout": "hello\n", "secret.txt": "SECRET-CONTENT\n"})
+    server = make_server(store, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+
+    def get(path):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+        conn.request("GET", path)
+        r = conn.getresponse()
+        body = r.read().decode(errors="replace")
+        conn.close()
+        return r.status, body
+    yield {"get": get, "bundle": b}
+    server.shutdown()
+    server.server_close()
+
+
+def test_search_box_takes_keywords_not_worksheet_markup(served):
+    """/search?q= was pasted after `% search ` and parsed as a worksheet: a line break in q added any
+    markup or directive (a heading, `% display contents` of any bundle file) to the page."""
+    u = served["bundle"].uuid
+    status, body = served["get"]("/search?q=plain%0A%23%20INJECTED%0A%25%20display%20contents%20/secret.txt%0A%7B"
+                                 + u + "%7D")
+    assert status == 200
+    assert "INJECTED</h1>" not in body and "SECRET-CONTENT" not in body
+
+
+@pytest.mark.parametrize("offset", ["99999999999999999999999", "-5", "x"])
+def test_tail_offsets_past_a_file_offset_are_refused(served, offset):
+    """offset=10**23 made f.seek raise OverflowError: a 500 naming a Python exception; -5 was
+    answered with offset -5 (the client then re-read the start)."""
+    status, body = served["get"](f"/bundles/{served['bundle'].uuid}/tail/stdout?offset={offset}")
+    assert status == 404 and "offset must be" in body and "Error:" not in body
+
+
+def test_examples_with_bad_search_keywords_is_not_a_server_error(served):
+    status, body = served["get"]("/examples?q=.limit%3Dx")
+    assert status == 404 and ".limit needs a number" in body and "UsageError" not in body
+
+
+# --- print -------------------------------------------------------------------------------------
+
+@pytest.fixture
+def printable(tmp_path):
+    assert cli(tmp_path, "init").returncode == 0
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "stats.json").write_text('{"name": "\\ud800odd", "acc": 0.5}')
+    assert cli(tmp_path, "upload", "s", "-n", "s").returncode == 0
+    (tmp_path / "worksheets").mkdir()
+    src = "% schema t\n% add name /stats.json:name\n% add acc /stats.json:acc\n% display table t\n{s}\n"
+    (tmp_path / "worksheets" / "w.ws").write_text(src)
+    return tmp_path, src
+
+
+def test_print_html_never_replaces_the_worksheet_source_or_writes_into_the_store(printable):
+    root, src = printable
+    for target in ("worksheets/w.ws", ".codalite/page.html", ".codalite"):
+        p = cli(root, "print", "worksheets/w.ws", "--html", target)
+        assert p.returncode == 2 and p.stderr.startswith("Error:") and "Traceback" not in p.stderr, (target, p.stderr)
+    assert (root / "worksheets" / "w.ws").read_text() == src
+    assert not (root / ".codalite" / "page.html").exists()
+    p = cli(root, "print", "worksheets/w.ws", "--html", "w.html")  # a page beside it is fine, and replaceable
+    assert p.returncode == 0 and cli(root, "print", "worksheets/w.ws", "--html", "w.html").returncode == 0
+
+
+def test_one_unencodable_value_does_not_abort_the_whole_worksheet(printable):
+    """A run's JSON holding a lone surrogate ("\\ud800") made `print` and `print --html` fail as a
+    whole ("not valid UTF-8 text"); the value is shown with a replacement character instead."""
+    root, _ = printable
+    p = cli(root, "print", "worksheets/w.ws")
+    assert p.returncode == 0 and "odd" in p.stdout and "0.5" in p.stdout, p.stderr
+    p = cli(root, "print", "worksheets/w.ws", "--html", "w.html")
+    assert p.returncode == 0, p.stderr
+    assert "odd" in (root / "w.html").read_text() and "0.5" in (root / "w.html").read_text()
