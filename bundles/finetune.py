@@ -135,16 +135,88 @@ def parse_args(argv=None):
     return args
 
 
+def intact(f):
+    """False for a weights/state file that is cut short (a full disk, a copy interrupted): safetensors
+    must be exactly header + the tensors its header lists; torch .pt/.pth/.bin files are zip archives,
+    whose directory sits at the very end of the file."""
+    import zipfile
+    try:
+        if f.suffix == ".safetensors":
+            with open(f, "rb") as fh:
+                n = int.from_bytes(fh.read(8), "little")
+                header = json.loads(fh.read(n))
+            end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+            return f.stat().st_size == 8 + n + end
+        if f.suffix in (".pt", ".pth", ".bin"):
+            return zipfile.is_zipfile(f)
+        if f.suffix == ".json":
+            json.loads(f.read_text())
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return False
+    return True
+
+
 def complete(ckpt):
     """A checkpoint Trainer finished writing: trainer_state.json is written last, after the weights and
-    optimizer; a kill during the rotation of an older checkpoint can leave it without weights."""
+    optimizer; a kill during the rotation of an older checkpoint can leave it without weights; and no
+    file of it may be cut short (resuming from one would crash, or load garbage)."""
     try:
         json.loads((ckpt / "trainer_state.json").read_text())
-        names = [p.name for p in ckpt.iterdir()]
+        files = list(ckpt.iterdir())
     except (OSError, ValueError):
         return False
+    names = [p.name for p in files]
     has = lambda *prefixes: any(n.startswith(prefixes) for n in names)
-    return has("adapter_model", "model", "pytorch_model", "global_step") and has("optimizer", "global_step")
+    return (has("adapter_model", "model", "pytorch_model", "global_step") and has("optimizer", "global_step")
+            and all(intact(f) for f in files if f.is_file()))
+
+
+def model_fingerprint(path):
+    """A cheap identity of a local base model: its config and, per weights file, the safetensors header
+    and three 64 KiB samples of the tensor data (two random models of one shape differ there). Reading
+    13 GB to hash a 7B model would take minutes; this takes milliseconds. None for a hub id."""
+    import hashlib
+    folder = Path(path)
+    if not folder.is_dir():
+        return None
+    h = hashlib.sha256()
+    for f in sorted(folder.iterdir()):
+        if f.name == "config.json" or f.suffix == ".safetensors":
+            h.update(f.name.encode())
+            with open(f, "rb") as fh:
+                size = f.stat().st_size
+                for offset in (0, size // 2, max(size - 65536, 0)):
+                    fh.seek(offset)
+                    h.update(fh.read(65536))
+    return h.hexdigest()[:16]
+
+
+# what must not change when a run is continued: a different value would crash on the weights, or
+# silently change the adapter's scale, or compare metrics over different dev records / metrics
+RESUME_KEEPS = ("model_fingerprint", "full", "lora_r", "lora_alpha", "target_modules", "train_projector",
+                "train_vision", "freeze_vision", "best_metric", "metrics", "eval_ids")
+
+
+def check_resume(resume, now):
+    """Refuse (one line, exit 2) to continue a run under settings that differ from the resumed run's
+    (its args.json and eval_ids.json, next to its checkpoints/, when they are there)."""
+    run = Path(resume).parent.parent
+    now["lora_alpha"] = float(now.get("lora_alpha") or 2 * now["lora_r"])  # the default, spelled out, compares equal
+    try:
+        then = json.loads((run / "args.json").read_text())
+        then["eval_ids"] = json.loads((run / "eval_ids.json").read_text()) if (run / "eval_ids.json").exists() else None
+    except (OSError, ValueError):
+        log(f"finetune: warning: no args.json next to {Path(resume).parent}: cannot check that the resumed run "
+            "used the same base model and settings")
+        return
+    if then.get("lora_r"):
+        then["lora_alpha"] = float(then.get("lora_alpha") or 2 * then["lora_r"])
+    for key in RESUME_KEEPS:
+        if key in then and then[key] is not None and now.get(key) is not None and then[key] != now[key]:
+            what = ("a different base model (its weights differ)" if key == "model_fingerprint" else
+                    "a different dev subset (--eval-size, --seed or dev.jsonl changed)" if key == "eval_ids" else
+                    f"--{key.replace('_', '-')} {then[key]!r}, not {now[key]!r}")
+            fail("bundles.finetune", f"--resume {resume}: that run used {what}; a continued run must keep it")
 
 
 def latest_checkpoint(path):
@@ -308,6 +380,9 @@ def main(argv=None):
     resume = latest_checkpoint(args.resume) if args.resume else None
     if resume:
         args.eval_on_start = False  # Trainer would re-evaluate the resumed step; its evals are in the history
+    fingerprint = model_fingerprint(args.model)
+    if resume:
+        check_resume(resume, {**vars(args), "model_fingerprint": fingerprint, "eval_ids": [r["id"] for r in dev]})
     vlm = is_vlm(args.model)
     # fp32 master weights unless asked: a checkpoint's own dtype (fp16 for llava-1.5) breaks bf16 autocast
     dtype = "auto" if args.load_dtype == "auto" else getattr(torch, args.load_dtype)
@@ -333,7 +408,7 @@ def main(argv=None):
             print(f"bundles.finetune: error: {ignored}", file=sys.stderr)
         raise SystemExit(2)  # a flag that cannot apply: typed wrong for this machine
     if main_process:  # written once the run is known to start as asked
-        save_args(out, args, resumed_from=resume)
+        save_args(out, args, resumed_from=resume, model_fingerprint=fingerprint)
         write_json(out / "eval_ids.json", [r["id"] for r in dev])
     if trainer.accelerator.num_processes > 1 and main_process:
         log(f"finetune: {trainer.accelerator.distributed_type} over {trainer.accelerator.num_processes} ranks"

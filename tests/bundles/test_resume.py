@@ -91,3 +91,65 @@ def test_latest_checkpoint_needs_a_complete_one(tmp_path):
     (tmp_path / "checkpoint-3" / "adapter_model.safetensors").write_bytes(b"")
     with pytest.raises(SystemExit, match="no complete checkpoint"):
         finetune.latest_checkpoint(tmp_path)
+
+
+def test_a_checkpoint_with_a_truncated_file_is_not_resumed_from(tmp_path):
+    """trainer_state.json is there, but the weights (or the optimizer state) were cut short: resuming from
+    it crashed with a traceback (or loaded garbage). The last intact checkpoint is taken instead."""
+    import torch
+    from safetensors.torch import save_file
+    for step in (2, 4, 6):
+        ck = tmp_path / f"checkpoint-{step}"
+        ck.mkdir()
+        save_file({"w": torch.ones(64, 64)}, str(ck / "adapter_model.safetensors"))
+        torch.save({"state": torch.ones(64, 64)}, ck / "optimizer.pt")
+        (ck / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    for step, name in ((6, "adapter_model.safetensors"), (4, "optimizer.pt")):
+        f = tmp_path / f"checkpoint-{step}" / name
+        f.write_bytes(f.read_bytes()[:-100])
+    assert finetune.latest_checkpoint(tmp_path) == str(tmp_path / "checkpoint-2")
+    assert finetune.complete(tmp_path / "checkpoint-2") and not finetune.complete(tmp_path / "checkpoint-6")
+
+
+@pytest.fixture(scope="module")
+def short_run(tiny_lm, data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("short_run")
+    finetune.main(short_args(tiny_lm, data_dir) + ["--out", str(out)])
+    return out
+
+
+def short_args(model, data_dir):
+    return ["--model", str(model), "--data", str(data_dir), "--lora-r", "4", "--steps", "2", "--batch-size", "2",
+            "--eval-steps", "2", "--eval-size", "3", "--max-new-tokens", "2", "--metrics", "exact",
+            "--best-metric", "exact", "--no-eval-on-start"]
+
+
+@pytest.mark.parametrize("change, message", [
+    ("other_model", "that run used a different base model"),
+    (["--lora-alpha", "16"], "that run used --lora-alpha 8.0, not 16.0"),
+    (["--lora-r", "8"], "that run used --lora-r 4, not 8"),
+    (["--seed", "3"], "a different dev subset"),
+    (["--best-metric", "token_f1", "--metrics", "exact,token_f1"], "that run used --best-metric 'exact'"),
+])
+def test_resume_under_other_settings_is_refused(short_run, tiny_lm, data_dir, tmp_path, capsys, change, message):
+    """Continuing a run from another base model of the same shape, or with another LoRA scale, trained on
+    silently; another dev subset or best metric compared checkpoints' metrics over different things."""
+    if change == "other_model":
+        from conftest import build
+        model, extra = build("tiny-lm", tmp_path / "other", data_dir, "--seed", "1"), []
+    else:
+        model, extra = tiny_lm, change
+    with pytest.raises(SystemExit) as e:
+        finetune.main(short_args(model, data_dir) + extra + ["--steps", "4", "--resume", str(short_run / "checkpoints"),
+                                                             "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "o" / "args.json").exists()
+
+
+def test_resume_with_the_same_settings_spelled_differently_continues(short_run, tiny_lm, data_dir, tmp_path):
+    out = tmp_path / "o"
+    finetune.main(short_args(tiny_lm, data_dir) + ["--lora-alpha", "8", "--steps", "4", "--resume",
+                                                   str(short_run / "checkpoints"), "--out", str(out)])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["resumed_from_step"] == 2 and metrics["steps"] == 4
