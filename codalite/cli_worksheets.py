@@ -233,6 +233,8 @@ def print_(worksheet, html_out, raw, base_url):
     if raw:
         click.echo(model.source(store, ws), nl=False)
         return
+    if html_out == "":
+        raise UsageError("--html needs a file name (e.g. --html page.html)")
     if html_out:
         check_html_target(store, ws, html_out)
     result = interpret(store, ws.items)

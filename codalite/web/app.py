@@ -19,6 +19,7 @@ import ipaddress
 import json
 import os
 import socket
+import stat
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -232,14 +233,26 @@ class App:
             out.append((shown(e.name), kind, size, (subpath + "/" + e.name).lstrip("/")))
         return out
 
-    def read(self, b, subpath, limit=None, offset=0):
-        """Bytes of a regular file inside the bundle (a FIFO would block the server thread)."""
+    def open(self, b, subpath):
+        """A regular file inside the bundle, open. Opened without blocking and checked once open: a
+        FIFO would block the server thread, and a running bundle can swap a file for one after
+        path_in looked."""
         path = self.path_of(b, subpath)
-        if not os.path.isfile(path):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError as e:
+            raise NotFound(f"{b.uuid}/{subpath}: {e.strerror}") from None
+        f = open(fd, "rb")
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            f.close()
             raise NotFound(f"{b.uuid}/{subpath} is not a regular file")
-        with open(path, "rb") as f:
+        return f
+
+    def read(self, b, subpath, limit, offset=0):
+        """At most limit bytes of a regular file inside the bundle, from offset."""
+        with self.open(b, subpath) as f:
             f.seek(offset)
-            return f.read() if limit is None else f.read(limit)
+            return f.read(limit)
 
     def head(self, b, name):
         try:
@@ -254,14 +267,14 @@ class App:
         if os.path.isdir(path):
             body = self.page("files.html", b=b, subpath=subpath, entries=self.listing(b, subpath), text=None)
             return 200, "text/html", body, {}
-        data = self.read(b, subpath, None if raw else MAX_VIEW)
         if raw:
-            return self.raw(path, data, image)
+            return self.raw(path, self.open(b, subpath), image)
+        data = self.read(b, subpath, MAX_VIEW)
         body = self.page("files.html", b=b, subpath=subpath, entries=None, text=data.decode(errors="replace"),
                          truncated=os.path.getsize(path) > MAX_VIEW)
         return 200, "text/html", body, {}
 
-    def raw(self, path, data, image=False):
+    def raw(self, path, f, image=False):
         """A bundle file's bytes, inert: raster images as images, text (HTML and SVG included) as
         text/plain, anything else as a download; sandboxed by FILE_CSP whatever it is. An SVG asked
         for as an image (image=1, from an <img>) is image/svg+xml: an <img> never runs its script,
@@ -269,11 +282,12 @@ class App:
         headers = {"Content-Security-Policy": FILE_CSP}
         ext = os.path.splitext(path)[1].lower()
         ctype = IMAGE_TYPES.get(ext) or ("image/svg+xml" if image and ext == ".svg" else None)
-        if ctype is None and b"\0" in data[:8192]:
+        if ctype is None and b"\0" in f.peek(8192)[:8192]:
             ctype = "application/octet-stream"
             headers["Content-Disposition"] = "attachment; filename*=UTF-8''" + \
                 urllib.parse.quote(os.fsencode(os.path.basename(path)))
-        return 200, ctype or "text/plain; charset=utf-8", data, headers
+        # streamed (Handler.reply): a run's 14 GB checkpoint must not be read into the server's memory
+        return 200, ctype or "text/plain; charset=utf-8", f, headers
 
     # pictures: training curves, examples side by side ------------------------------------------
     def training_log(self, b):
@@ -414,19 +428,44 @@ class Handler(BaseHTTPRequestHandler):
             body = self.app.page("error.html", message=f"{type(e).__name__}: {e}")
         if ctype in ("text/html", "image/svg+xml", "application/json"):
             ctype += "; charset=utf-8"
-        self.reply(status, ctype, body, headers)
+        try:
+            self.reply(status, ctype, body, headers)
+        except ConnectionError:  # the browser went away mid-download: nothing to say, no traceback
+            self.close_connection = True
+
+    def do_HEAD(self):  # what GET would answer, without the body (curl -I, link checkers)
+        self.head_only = True
+        self.do_GET()
+
+    head_only = False
 
     def reply(self, status, ctype, body, headers):
+        """Send a response; body is text, bytes or an open file (streamed in chunks, then closed)."""
+        if hasattr(body, "read"):
+            with body:
+                size = os.fstat(body.fileno()).st_size
+                self.start_reply(status, ctype, size, headers)
+                while size > 0 and not self.head_only:  # at most the size announced: a running bundle's file may grow meanwhile
+                    chunk = body.read(min(size, 1 << 20))
+                    if not chunk:
+                        break  # it shrank: the client sees a short body (HTTP/1.0: the connection closes)
+                    self.wfile.write(chunk)
+                    size -= len(chunk)
+            return
         # errors="replace": a file name that is not UTF-8 must not break the page
         data = body if isinstance(body, bytes) else body.encode(errors="replace")
+        self.start_reply(status, ctype, len(data), headers)
+        if not self.head_only:
+            self.wfile.write(data)
+
+    def start_reply(self, status, ctype, length, headers):
         self.csp = headers.pop("Content-Security-Policy", CSP)
         self.send_response(status)
         self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Content-Length", str(length))
         for k, v in headers.items():
             self.send_header(k, v)
         self.end_headers()
-        self.wfile.write(data)
 
     def end_headers(self):
         # every response, the stdlib's own error pages (400, 501) included

@@ -201,6 +201,43 @@ def test_examples_with_bad_search_keywords_is_not_a_server_error(served):
     assert status == 404 and ".limit needs a number" in body and "UsageError" not in body
 
 
+def test_a_huge_file_is_streamed_not_read_into_the_server(store, tmp_path):
+    """`raw` read the whole file into memory: opening a run's multi-GB checkpoint could take the
+    server (or the machine) down. A 512 MiB file (sparse: no disk used) now costs no 512 MiB."""
+    import resource
+    b = upload(store, tmp_path, "ckpt", {"small": "x"})
+    d = store.location(b)
+    mode = os.stat(d).st_mode
+    os.chmod(d, mode | 0o200)
+    with open(os.path.join(d, "model.bin"), "wb") as f:  # planted: an upload would hash 512 MiB
+        f.truncate(512 << 20)
+    os.chmod(d, mode)
+    server = make_server(store, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
+        conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=60)
+        conn.request("GET", f"/bundles/{b.uuid}/files/model.bin?raw=1")
+        r = conn.getresponse()
+        assert r.status == 200 and r.getheader("content-type") == "application/octet-stream"
+        assert int(r.getheader("content-length")) == 512 << 20
+        n = 0
+        while chunk := r.read(1 << 20):
+            n += len(chunk)
+        conn.close()
+        assert n == 512 << 20
+        grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+        assert grown < 128 << 10, f"the server's peak memory grew by {grown >> 10} MiB"
+        conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=20)
+        conn.request("HEAD", f"/bundles/{b.uuid}/files/model.bin?raw=1")  # was 501
+        r = conn.getresponse()
+        assert r.status == 200 and r.read() == b"" and r.getheader("x-content-type-options") == "nosniff"
+        conn.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 # --- print -------------------------------------------------------------------------------------
 
 @pytest.fixture
@@ -217,7 +254,7 @@ def printable(tmp_path):
 
 def test_print_html_never_replaces_the_worksheet_source_or_writes_into_the_store(printable):
     root, src = printable
-    for target in ("worksheets/w.ws", ".codalite/page.html", ".codalite"):
+    for target in ("worksheets/w.ws", ".codalite/page.html", ".codalite", ""):
         p = cli(root, "print", "worksheets/w.ws", "--html", target)
         assert p.returncode == 2 and p.stderr.startswith("Error:") and "Traceback" not in p.stderr, (target, p.stderr)
     assert (root / "worksheets" / "w.ws").read_text() == src
