@@ -67,6 +67,13 @@ def test_graphs_of_logs_with_odd_numbers_render_in_text_and_html(store, tmp_path
         assert f"{len(points)} points" in text, (path, text)
 
 
+def test_a_genpath_into_json_nested_past_the_parsers_depth_is_a_value_not_a_crash(store, tmp_path):
+    """`% add d /deep.json:a` over `[[[[...` raised RecursionError out of `print` (a traceback)."""
+    b = upload(store, tmp_path, "deep", {"deep.json": "[" * 100_000 + "]" * 100_000})
+    result = interpret(store, parse(f"% schema s\n% add d /deep.json:a\n% display table s\n{{{b.uuid}}}\n"))
+    assert render.to_text(result).count("\n") >= 2
+
+
 def test_ticks_of_values_closer_than_their_float_resolution_end(tmp_path):
     """Steps of 1e16 and 1e16 + 4: the round tick step (1) does not move a float that large, and the
     tick loop never ended: `print --html` hung, and a serve thread spun forever. A real process."""
