@@ -305,9 +305,8 @@ def export(declaration, out_dir, base_url):
     except OSError as e:
         raise cannot_write(out_dir, e, "-o") from None
     computed = [paper.compute(store, spec) for spec in specs]  # all or nothing: a late failure writes no file
-    for table in computed:
-        for path in paper.export(store, table, out_dir, base_url, source=os.path.abspath(declaration)):
-            click.echo(path)
+    for path in paper.export_all(store, computed, out_dir, base_url, source=os.path.abspath(declaration)):
+        click.echo(path)
 
 
 @click.command()
@@ -317,17 +316,18 @@ def verify(paths):
     """Re-derive every number of exported tables (a directory such as paper/, or .provenance.json
     files) from the store; exit 1 naming each cell that no longer matches or is stale."""
     from . import paper
+    from .paper.verify import counted
 
     store = Store.find()
-    checked, problems = 0, []
+    cells, lines, problems = 0, 0, []
     for path in paths:
-        n, found = paper.verify(store, path)
-        checked, problems = checked + n, problems + found
+        found = paper.verify_all(store, path)
+        cells, lines, problems = cells + found.cells, lines + found.lines, problems + found.problems
     for p in problems:
         click.echo(p)
     if problems:
-        raise click.ClickException(f"{len(problems)} problem(s) in {checked} cells")
-    click.echo(f"{checked} cells verified: every number re-derived from its bundles")
+        raise click.ClickException(f"{len(problems)} problem(s) in {counted(cells, lines)}")
+    click.echo(f"{counted(cells, lines)} verified: every number re-derived from its bundles")
 
 
 @click.command()

@@ -3,8 +3,8 @@
 
 from . import figure, table
 from .declare import FigureSpec, TableSpec, load
-from .export import export
-from .verify import trace, verify
+from .export import export, export_all
+from .verify import trace, verify, verify_all
 
 
 def compute(store, spec):
@@ -12,4 +12,4 @@ def compute(store, spec):
     return (figure.compute if isinstance(spec, FigureSpec) else table.compute)(store, spec)
 
 
-__all__ = ["FigureSpec", "TableSpec", "compute", "export", "load", "trace", "verify"]
+__all__ = ["FigureSpec", "TableSpec", "compute", "export", "export_all", "load", "trace", "verify", "verify_all"]

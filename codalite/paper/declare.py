@@ -77,7 +77,7 @@ class TableSpec(BaseModel):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     caption: str = ""
-    bundles: list[str]
+    bundles: list[str] = Field(min_length=1)  # none would select every ready bundle of the store
     rows: dict[str, str] = Field(min_length=1)
     columns: dict[str, str] = Field(min_length=1)
     value: str

@@ -5,14 +5,19 @@ import csv
 import io
 import json
 import os
+import re
 import time
+from typing import Any
 
-from ..hashing import write_atomic
-from .figure import Figure
-from .figure import export as export_figure
+from ..errors import CodaliteError, UsageError
+from .figure import Figure, sha256
+from .figure import render as render_figure
 from .latex import bundle_url, plain, pm, tex
 from .provenance import bundle_provenance
 from .stats import METHODS, TESTS
+from .table import Table
+
+SUFFIX = ".provenance.json"
 
 def cell_url(base_url, uuids):
     """One bundle: its page. Several (a mean over seeds): the search page listing every one of them
@@ -93,10 +98,10 @@ def to_latex(table, base_url):
 
 def to_markdown(table, base_url):
     spec, usual_examples = table.spec, table.usual_examples()
-    header = list(spec.rows) + [table.label(c) for c in table.columns]
+    header = [md_cell(k) for k in spec.rows] + [md_cell(table.label(c)) for c in table.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(spec.rows) + "---:|" * len(table.columns)]
     for row in table.rows:
-        out = list(row)
+        out = [md_cell(v) for v in row]
         for col in table.columns:
             c = table.cells.get((row, col))
             if c is None:
@@ -158,22 +163,84 @@ def provenance(store, table, base_url, source):
             "cells": cells}
 
 
+def render(store, table: Table, base_url: str, source: str = "") -> dict[str, str]:
+    """{file name: text} of a table's export: .tex, .md, .csv and the provenance, which records the
+    sha256 of the other three (`verify` tells an edited file from the one export wrote)."""
+    name = table.spec.name
+    files = {f"{name}.tex": to_latex(table, base_url), f"{name}.md": to_markdown(table, base_url),
+             f"{name}.csv": to_csv(table)}
+    prov = provenance(store, table, base_url, source)
+    prov["files"] = {fname: sha256(text) for fname, text in files.items()}
+    files[name + SUFFIX] = json.dumps(prov, indent=1) + "\n"
+    return files
+
+
 def export(store, table, out_dir, base_url, source=""):
     """Write <name>.tex/.md/.csv/.provenance.json into out_dir (a figure: also <name>.svg, figure.py);
     returns the paths."""
-    if isinstance(table, Figure):
-        return export_figure(store, table, out_dir, base_url, source)
+    return export_all(store, [table], out_dir, base_url, source)
+
+
+def export_all(store, computed: list[Any], out_dir: str, base_url: str, source: str = "") -> list[str]:
+    """Write every table's and figure's files into out_dir, all or none: nothing is replaced until
+    every file is written, and no file that `codalite export` did not write is overwritten."""
+    files: dict[str, str] = {}
+    for t in computed:
+        files.update(render_figure(store, t, base_url, source) if isinstance(t, Figure)
+                     else render(store, t, base_url, source))
     os.makedirs(out_dir, exist_ok=True)
-    name = table.spec.name
-    files = {
-        f"{name}.tex": to_latex(table, base_url),
-        f"{name}.md": to_markdown(table, base_url),
-        f"{name}.csv": to_csv(table),
-        f"{name}.provenance.json": json.dumps(provenance(store, table, base_url, source), indent=1) + "\n",
-    }
-    paths = []
-    for fname, text in files.items():
-        path = os.path.join(out_dir, fname)
-        write_atomic(path, text)  # a reader never sees half a table
-        paths.append(path)
-    return paths
+    for fname in files:
+        claim(out_dir, fname)
+    return write_all(out_dir, files)
+
+
+def stem(fname: str) -> str:
+    """The table or figure a file of an export belongs to: nli.tex, nli.provenance.json -> nli."""
+    return fname[: -len(SUFFIX)] if fname.endswith(SUFFIX) else fname.rsplit(".", 1)[0]
+
+
+def exported_by_us(out_dir: str, name: str) -> bool:
+    """Whether out_dir holds the provenance of an export of table or figure `name`."""
+    try:
+        with open(os.path.join(out_dir, name + SUFFIX), encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and name in (data.get("table"), data.get("figure"))
+
+
+def claim(out_dir: str, fname: str) -> None:
+    """Refuse to replace what a user wrote: `name: main` must not overwrite the paper's main.tex."""
+    path = os.path.join(out_dir, fname)
+    if os.path.isdir(path) and not os.path.islink(path):
+        raise UsageError(f"cannot write {path}: a directory of that name is in the way; nothing was written")
+    if os.path.lexists(path) and not exported_by_us(out_dir, stem(fname)):
+        raise UsageError(f"{path} exists and was not written by `codalite export` (no {stem(fname)}{SUFFIX} "
+                         "of that name beside it); rename the table or figure, or move the file; nothing was written")
+
+
+def write_all(out_dir: str, files: dict[str, str]) -> list[str]:
+    """Each file to a temporary name first; only when all are written are they renamed into place
+    (a full disk or a read-only directory leaves the old export whole)."""
+    staged: list[tuple[str, str]] = []
+    try:
+        for fname, text in files.items():
+            path = os.path.join(out_dir, fname)
+            tmp = os.path.join(out_dir, f".{fname}.{os.getpid()}.tmp")
+            staged.append((tmp, path))
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(text)
+    except OSError as e:
+        for tmp, _ in staged:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+        raise CodaliteError(f"cannot write {os.path.join(out_dir, os.path.basename(staged[-1][1]))}: "
+                            f"{e.strerror or e}; nothing was written") from None
+    for tmp, path in staged:
+        os.replace(tmp, path)
+    return [path for _, path in staged]
+
+
+def md_cell(text: str) -> str:
+    """A label in a Markdown table: `|` would end the cell, `*`/`_`/`[` would format it."""
+    return re.sub(r"([\\`*_\[\]<>|])", r"\\\1", text)

@@ -15,12 +15,10 @@ import hashlib
 import io
 import json
 import math
-import os
 import re
 import time
 from dataclasses import dataclass
 
-from ..hashing import write_atomic
 from ..search import search
 from ..worksheets import curves, plot
 from ..worksheets.genpath import display
@@ -237,10 +235,13 @@ def to_markdown(fig, base_url):
             f"Points: {_md(', '.join(spec.y))} against {_md(spec.x)} from each bundle's {_md(spec.file)}: {links}.\n")
 
 
+CSV_HEADER = ["label", "key", "x", "y", "bundle", "name"]
+
+
 def to_csv(fig):
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["label", "key", "x", "y", "bundle", "name"])
+    w.writerow(CSV_HEADER)
     for s in fig.series:
         w.writerows([s.label, s.key, repr(x), repr(y), s.uuid, s.name] for x, y in s.points)
     return buf.getvalue()
@@ -250,9 +251,9 @@ def sha256(text):
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def export(store, fig, out_dir, base_url, source=""):
-    """Write <name>.svg/.tex/.md/.csv and <name>.provenance.json into out_dir; returns the paths."""
-    os.makedirs(out_dir, exist_ok=True)
+def render(store, fig, base_url, source=""):
+    """{file name: text} of a figure's export: .svg/.tex/.md/.csv and the provenance, which records
+    their sha256 (nobody edits a picture by hand)."""
     spec = fig.spec
     files = {f"{spec.name}.svg": to_svg(fig), f"{spec.name}.tex": to_latex(fig, base_url),
              f"{spec.name}.md": to_markdown(fig, base_url), f"{spec.name}.csv": to_csv(fig)}
@@ -263,12 +264,14 @@ def export(store, fig, out_dir, base_url, source=""):
         "series": [{"uuid": s.uuid, "name": s.name, "label": s.label, "key": s.key, "n_points": len(s.points),
                     "points_sha256": series_hash(s.points)} for s in fig.series],
         "bundles": [dict(bundle_provenance(store, b, None), label=labels[b.uuid]) for b in fig.bundles],
-        "files": {name: sha256(text) for name, text in files.items()},  # nobody edits a picture by hand
+        "files": {name: sha256(text) for name, text in files.items()},
     }
     files[f"{spec.name}.provenance.json"] = json.dumps(prov, indent=1) + "\n"
-    paths = []
-    for fname, text in files.items():
-        path = os.path.join(out_dir, fname)
-        write_atomic(path, text)
-        paths.append(path)
-    return paths
+    return files
+
+
+def export(store, fig, out_dir, base_url, source=""):
+    """Write <name>.svg/.tex/.md/.csv and <name>.provenance.json into out_dir; returns the paths."""
+    from .export import export_all
+
+    return export_all(store, [fig], out_dir, base_url, source)

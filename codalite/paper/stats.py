@@ -58,6 +58,8 @@ def select(rows: Sequence[Any], column: str, where: dict[str, Any] | None = None
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise StatsError(f"{source}: example {r.get(id_key, i)!r} has no number in column {column!r}")
         key = r.get(id_key, i)
+        if isinstance(key, bool) or not isinstance(key, (str, int, float)):  # a list or mapping cannot align examples
+            raise StatsError(f"{source}: example {i + 1} has id {json.dumps(key)}; ids are strings or numbers")
         if key in out:
             raise StatsError(f"{source}: example id {key!r} appears twice")
         out[key] = float(v)
@@ -86,9 +88,8 @@ def _bootstrap(fn: Callable[..., Any], sizes: list[int]) -> tuple[float, float]:
     from scipy import stats
 
     free = [i for i, s in enumerate(sizes) if s > 1]
-    if not free:
-        v = float(fn(*[np.zeros(1, int) for _ in sizes]))
-        return v, v
+    if not free:  # one seed and one example: nothing varies, and [v, v] would claim certainty
+        raise StatsError("a bootstrap interval needs at least 2 examples or 2 seeds; this cell has 1 of each")
 
     def statistic(*resampled, axis=-1):
         batch = resampled[0].shape[:-1]

@@ -4,6 +4,8 @@ interval per cell and a paired test of each cell against a baseline row (stats.p
 
 from __future__ import annotations
 
+import math
+import re
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -77,9 +79,13 @@ def _usual(ns: list[Any]) -> Any:
 
 
 def number(v: Any) -> float:
+    """A finite number: NaN or infinity (JSON's NaN, Infinity) has no mean, sd or best to print."""
     if isinstance(v, bool):
         raise ValueError
-    return float(v)
+    x = float(v)
+    if not math.isfinite(x):
+        raise ValueError
+    return x
 
 
 def format_cell(spec: TableSpec, mean: float, sd: float | None, low: float | None = None,
@@ -128,8 +134,9 @@ def read_values(store: Store, spec: TableSpec,
         raw = interp.value(b, spec.value, None)
         try:
             value = number(raw)
-        except (TypeError, ValueError):
-            raise TableError(f"bundle {b.uuid} ({b.name}): value {spec.value} is {display(raw)!r}, not a number") from None
+        except (TypeError, ValueError, OverflowError):
+            raise TableError(f"bundle {b.uuid} ({b.name}): value {spec.value} is {display(raw)!r}, not a finite "
+                             "number") from None
         out.append((b, row, col, over, value))
     return out
 
@@ -155,6 +162,12 @@ def tabulate(spec: TableSpec, values: Iterable[tuple[str, tuple, tuple, tuple, f
     for uuid, row, col, over, value in values:
         groups.setdefault((row, col), {})[over if spec.over else uuid] = (uuid, value)
     table = Table(spec, sorted({r for r, _ in groups}, key=_sort_key), sorted({c for _, c in groups}, key=_sort_key))
+    for what, keys in (("rows", table.rows), ("columns", table.columns)):
+        labels: dict[str, tuple[str, ...]] = {}
+        for k in keys:  # verify, trace and the files name a cell by its label: two keys, one label is ambiguous
+            if (other := labels.setdefault(table.label(k), k)) != k:
+                raise TableError(f"table {spec.name}: {what} {other} and {k} both print as {table.label(k)!r} "
+                                 "(a value holds ' / '); change the values or the variables")
     for (row, col), members in groups.items():
         cell_values = list(members.values())  # oldest first (insertion order)
         mean, sd, text = aggregate(spec, cell_values)
@@ -232,8 +245,14 @@ def mark_best(table: Table) -> None:
             c.best = printed(table.spec, c.mean) == best
 
 
+NUMBER_RE = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
 def printed(spec: TableSpec, x: float) -> float:
+    """The number as the table prints it (rounded), also in a format with text around it ('%.1f%%')."""
+    text = spec.format % x
     try:
-        return float(spec.format % x)
-    except ValueError:  # a format with text around the number
-        return x
+        return float(text)
+    except ValueError:
+        m = NUMBER_RE.search(text)
+        return float(m.group()) if m else x

@@ -100,7 +100,7 @@ def test_verify_passes_then_fails_when_points_change(store, runs, tmp_path):
     assert invoke("export", tmp_path / "figs.yaml", "-o", out).exit_code == 0
     r = invoke("verify", out)
     assert r.exit_code == 0, r.output  # 4 + 2 series
-    assert r.output == "6 cells verified: every number re-derived from its bundles\n"
+    assert r.output == "6 figure lines verified: every number re-derived from its bundles\n"
     r = invoke("trace", out / "curves.provenance.json", "ft-0.5", "loss")
     assert r.exit_code == 2 and "is a figure's: trace names table cells" in r.output
 
@@ -115,7 +115,7 @@ def test_verify_passes_then_fails_when_points_change(store, runs, tmp_path):
     r = invoke("verify", out)
     assert r.exit_code == 1
     problems = r.output.splitlines()
-    assert problems[-1] == "Error: 1 problem(s) in 6 cells"
+    assert problems[-1] == "Error: 1 problem(s) in 6 figure lines"
     assert problems[0].startswith(f"exact: eval_exact of bundle {a.uuid} (ft-0.5) changed: /log_history.json "
                                   "now gives 4 points (sha256 ")
     assert not any(p.startswith("curves:") for p in problems)  # loss and eval_loss did not change
