@@ -18,6 +18,7 @@ import math
 import re
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from ..search import search
 from ..worksheets import curves, plot
@@ -82,7 +83,7 @@ def compute(store, spec):
     if not bundles:
         raise TableError(f"figure {spec.name}: no ready bundle matches {' '.join(spec.bundles)}")
     bundles.sort(key=lambda b: b.id)  # oldest first: the newest of a rerun wins
-    interp, chosen = Interpreter(store), {}
+    interp, chosen = Interpreter(store), dict[str, Any]()
     for b in bundles:
         v = interp.value(b, spec.label, None)
         if v is None:

@@ -363,14 +363,17 @@ def check_files(path, spec, cells):
     except (KeyError, TypeError, ValueError) as e:  # edited by hand: not the CSV that export wrote
         return [f"{spec.name}: {os.path.basename(base)}.csv is not the table export wrote ({type(e).__name__}: {e}); "
                 "re-export it"]
-    tex_text = open(base + ".tex").read() if os.path.exists(base + ".tex") else None
-    if tex_text is None:
-        out.append(f"{spec.name}: {os.path.basename(base)}.tex is missing")
+    try:
+        with open(base + ".tex", encoding="utf-8") as f:
+            tex_text: str | None = f.read()
+    except (OSError, UnicodeDecodeError):
+        tex_text = None
+        out.append(f"{spec.name}: {os.path.basename(base)}.tex is missing or unreadable")
     for c in cells:
         where = f"{spec.name} [{c['row']}, {c['column']}]"
-        r = rows.get((c["row"], c["column"]))
-        if r is None or r["text"] != c["text"] or r["n"] != c["n"]:
-            out.append(f"{where}: {os.path.basename(base)}.csv says {r['text'] if r else 'nothing'}, "
+        line = rows.get((c["row"], c["column"]))
+        if line is None or line["text"] != c["text"] or line["n"] != c["n"]:
+            out.append(f"{where}: {os.path.basename(base)}.csv says {line['text'] if line else 'nothing'}, "
                        f"the provenance says {c['text']}")
         if tex_text is not None and pm(tex(c["text"])) not in tex_text:
             out.append(f"{where}: {os.path.basename(base)}.tex does not contain {c['text']}")
