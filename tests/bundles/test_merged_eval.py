@@ -79,3 +79,29 @@ def test_merge_without_an_adapter_is_refused(step, argv, message, tiny_vlm, data
         mod.main(["--model", str(tiny_vlm), "--data", str(data_dir), "--metrics", "exact", "--best-metric", "exact",
                   *argv] if step == "finetune" else ["--model", str(tiny_vlm), "--data", str(data_dir), *argv])
     assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra", [["--merge-for-eval"], []])
+def test_compiled_eval_generation_compiles_once_over_three_evaluations(tiny_lm, data_dir, tmp_path, monkeypatch, extra):
+    """--merge-for-eval makes a new merged model object at every evaluation; with --compile-generation that
+    must not mean a new compilation each time (minutes per eval at 7B, and after torch._dynamo's recompile
+    limit a silent fall-back to eager decoding). Counted with dynamo's graph counter; backend 'eager' (the
+    capture, which is what recompiles, without C++ code generation) keeps it to seconds on the CPU."""
+    from torch._dynamo.utils import counters
+    import bundles.gen_eval as gen_eval
+    from bundles import finetune
+    from bundles.generation import generate
+    new_graphs = []
+
+    def counting(*args, **kwargs):
+        before = counters["stats"]["unique_graphs"]
+        out = generate(*args, **kwargs, compile_backend="eager")
+        new_graphs.append(counters["stats"]["unique_graphs"] - before)
+        return out
+    monkeypatch.setattr(gen_eval, "generate", counting)
+    finetune.main(["--model", str(tiny_lm), "--data", str(data_dir), "--out", str(tmp_path / "ft"), "--lora-r", "4",
+                   "--steps", "2", "--batch-size", "4", "--lr", "0.05", "--eval-steps", "1", "--eval-size", "6",
+                   "--gen-batch-size", "3", "--max-new-tokens", "4", "--metrics", "exact", "--best-metric", "exact",
+                   "--compile-generation", *extra])
+    assert len(new_graphs) == 3  # step 0, 1 and 2
+    assert new_graphs[0] >= 1 and new_graphs[1:] == [0, 0], new_graphs
