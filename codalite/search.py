@@ -57,14 +57,24 @@ def _path(key):
     return f'$."{key}"'
 
 
-def _condition(expr, value, params):
-    """CodaLab's make_condition for an ordinary value: IN for a list, LIKE with %, else equality
-    (MySQL's default collation compares text case-insensitively)."""
+LIKE = "LIKE ? ESCAPE '\\'"  # MySQL's LIKE: a backslash escapes % and _ (SQLite's has no escape by default)
+
+
+def _condition(expr, value, params, trimmed=False):
+    """CodaLab's make_condition for an ordinary value: IN for a list, LIKE with %, else equality.
+    MySQL's default collation compares text case-insensitively and PAD SPACE: trailing spaces do
+    not count in = and IN (`name=train ` is 'train'), but do in LIKE. `trimmed`: the stored values
+    never end in a space (uuid, name, state: an index can then be used)."""
+    if "%" in value and not isinstance(value, list):
+        params.append(value)
+        return f"{expr} {LIKE}"
+    values = value if isinstance(value, list) else [value]
+    params += [v.rstrip(" ") for v in values]
+    if not trimmed:
+        expr = f"rtrim({expr}, ' ')"
     if isinstance(value, list):
-        params += value
         return f"{expr} COLLATE NOCASE IN ({','.join('?' * len(value))})"
-    params.append(value)
-    return f"{expr} LIKE ?" if "%" in value else f"{expr} = ? COLLATE NOCASE"
+    return f"{expr} = ? COLLATE NOCASE"
 
 
 def parse_date(value: str) -> int:
@@ -141,7 +151,7 @@ def compile_search(keywords: Sequence[str], store: Store | None = None) -> Query
             if kw.startswith("."):
                 raise UsageError(f"search: unknown option {raw!r} (options: .mine .floating .count .last .limit= "
                                  ".offset= .before= .after= .format=)")
-            q.where.append("(uuid LIKE ? OR name LIKE ?)")
+            q.where.append(f"(uuid {LIKE} OR name {LIKE})")
             q.params += [f"%{kw}%", f"%{kw}%"]
             continue
         key, value = m.group(1), m.group(2)
@@ -188,8 +198,8 @@ def _keyword(q, raw, key, value, store):
         if isinstance(value, list):
             raise UsageError(f"search: {raw!r}: =VALUE (any field contains VALUE) takes one value, not a list")
         text = _as_text("", "j.atom", "j.type")
-        q.where.append(f"(uuid LIKE ? OR command LIKE ? OR EXISTS (SELECT 1 FROM json_tree(bundle.metadata) j "
-                       f"WHERE j.atom IS NOT NULL AND j.key IS NOT NULL AND {text} LIKE ?))")
+        q.where.append(f"(uuid {LIKE} OR command {LIKE} OR EXISTS (SELECT 1 FROM json_tree(bundle.metadata) j "
+                       f"WHERE j.atom IS NOT NULL AND j.key IS NOT NULL AND {text} {LIKE}))")
         q.params += [f"%{value}%"] * 3
     elif key.startswith("."):
         raise UsageError(f"search: unknown option {raw!r} (options: .mine .floating .count .last .limit= "
@@ -199,7 +209,7 @@ def _keyword(q, raw, key, value, store):
             raise UsageError(f"search: {raw!r}: sorting or summing by dependency is not supported")
         dep_key = key.partition("/")[2]
         params: list[Any] = []
-        cond = _condition("d.parent_uuid", _uuid_values(value, store, "bundle"), params)
+        cond = _condition("d.parent_uuid", _uuid_values(value, store, "bundle"), params, trimmed=True)
         if dep_key:
             cond += " AND d.child_path = ?"
             params.append(dep_key)
@@ -209,11 +219,11 @@ def _keyword(q, raw, key, value, store):
         if special:
             raise UsageError(f"search: {raw!r}: sorting or summing by worksheet is not supported")
         params = []
-        cond = _condition("wi.worksheet_uuid", _uuid_values(value, store, "worksheet"), params)
+        cond = _condition("wi.worksheet_uuid", _uuid_values(value, store, "worksheet"), params, trimmed=True)
         q.where.append(f"EXISTS (SELECT 1 FROM worksheet_item wi WHERE wi.bundle_uuid = bundle.uuid AND {cond})")
         q.params += params
-    elif key in COLUMNS:
-        col = COLUMNS[key]
+    elif key in COLUMNS or key.lower() == "name":
+        col = COLUMNS.get(key, "name")
         if value in (".sort", ".sort-"):
             desc = " DESC" if value == ".sort-" else ""
             # CodaLab sorts every field but name as a number (MySQL's `field * 1`: '2g' -> 2, text -> 0);
@@ -223,29 +233,45 @@ def _keyword(q, raw, key, value, store):
         elif value == ".sum":
             q.sum = Sum(f"({col} * 1)", [], None)
         else:
-            q.where.append(_condition(col, value, q.params))
+            q.where.append(_condition(col, value, q.params, trimmed=col != "command"))
     else:
         if "/" in key or not spec.NAME_RE.match(key):
             raise UsageError(f"search: invalid field {key!r}")
-        text = _as_text(key)
-        has = f"EXISTS (SELECT 1 FROM json_each(bundle.metadata, ?) j WHERE j.type != 'null'"
+        # MySQL compares CodaLab's metadata_key without case: NAME=, Tags= are name=, tags=
+        text = _as_text(key.lower())
+        values = ("FROM json_each(bundle.metadata) k, json_each(bundle.metadata, '$.\"' || replace(k.key, '\"', '') "
+                  "|| '\"') j WHERE k.key = ? COLLATE NOCASE AND j.type != 'null'")
         if value in (".sort", ".sort-", ".sum"):
-            q.where.append(has + ")")  # CodaLab's join: only bundles that have the key
-            q.params.append(_path(key))
+            q.where.append(f"EXISTS (SELECT 1 {values})")  # CodaLab's join: only bundles that have the key
+            q.params.append(key)
             if value == ".sum":
-                q.sum = Sum(f"({text} * 1)", [], _path(key))
+                q.sum = Sum(f"({text} * 1)", [], _path(_stored_key(store, key)))
             else:
-                desc = " DESC" if value == ".sort-" else ""
-                first = (f"(SELECT {text} FROM json_each(bundle.metadata, ?) j WHERE j.type != 'null' "
-                         f"ORDER BY j.key LIMIT 1)")
+                # CodaLab sorts one row per value of a list (tags): a bundle first shows up at its
+                # smallest value (its largest with .sort-); each is listed once here
+                desc, agg = (" DESC", "MAX") if value == ".sort-" else ("", "MIN")
+                num = f"(SELECT {agg}({text} * 1) {values})"
+                txt = f"(SELECT {agg}({text} COLLATE NOCASE) {values})"
                 if key == "name":
-                    q.order = Order(f"{first} COLLATE NOCASE{desc}", [_path(key)])
+                    q.order = Order(f"{txt}{desc}", [key])
                 else:
-                    q.order = Order(f"({first} * 1){desc}, {first} COLLATE NOCASE{desc}", [_path(key)] * 2)
+                    q.order = Order(f"{num}{desc}, {txt}{desc}", [key] * 2)
         else:
-            params = [_path(key)]
-            q.where.append(f"{has} AND {_condition(text, value, params)})")
+            params = [key]
+            q.where.append(f"EXISTS (SELECT 1 {values} AND {_condition(text, value, params)})")
             q.params += params
+
+
+def _stored_key(store, key):
+    """The metadata key as stored, for a key given in another case (`Data_Size=.sum`)."""
+    if store is None:
+        return key
+    found = sorted({r[0] for r in store.db.execute(
+        "SELECT DISTINCT k.key FROM bundle, json_each(bundle.metadata) k WHERE k.key = ? COLLATE NOCASE", [key])})
+    if len(found) > 1:
+        raise UsageError(f"search: {key}=.sum: the metadata keys {', '.join(found)} differ only in case; CodaLab "
+                         "reads them as one key: sum each one with its exact name")
+    return found[0] if found else key
 
 
 def _uuid_values(value, store, kind):

@@ -240,8 +240,9 @@ def schema_of(args, schemas):
     """The columns of `% display table|record [SCHEMA ...]` (default: the default schema)."""
     schema = []
     for name in args or ["default"]:
-        # an unknown schema name is read as a single column (CodaLab: `% display table uuid`)
-        schema += schemas.get(name) or [schema_item(name.split(":", 2))]
+        # an unknown schema name is read as a single column (CodaLab: `% display table uuid`);
+        # a known but empty schema adds no column, as CodaLab's schemas.get(name, ...)
+        schema += schemas[name] if name in schemas else [schema_item(name.split(":", 2))]
     return schema
 
 
