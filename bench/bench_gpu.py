@@ -26,8 +26,11 @@ vocabulary 32064) with a small BPE tokenizer trained on the data (the model's id
 nothing); NLI: RoBERTa-large width and depth (1024 x 24 layers, 16 heads; MLP 2x, tiny vocabulary).
 
   bash bench/gpu_study.sh                 # on the GPU machine: one command, ~6-8 min on an H200
-  python bench/bench_gpu.py --tiny        # CPU check of the whole script with tiny shapes (~1 min)
-Results: bench/results/gpu_study.json (written after every phase: a timeout keeps what finished).
+  python bench/bench_gpu.py --tiny        # CPU check of the whole script with tiny shapes (~2 min)
+Results: --out (gpu_study.sh: $OUT/gpu_study.json on the device machine, else bench/results/), rewritten
+after every phase. A phase that fails is recorded there (error, traceback tail) and the phases that do not
+need it still run; --budget stops a phase that hangs (recorded), SIGTERM (the outer timeout) records
+where it was. compile_graphs_first_call / _second_call count torch.compile captures (0: no recompile).
 """
 import argparse
 import json
@@ -35,6 +38,7 @@ import os
 import platform
 import random
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -164,8 +168,11 @@ def compare_generation(base, adapter, data, args, device, merge=False, reference
     backend = "eager" if args.tiny else None  # --tiny: dynamo capture without C++ codegen (CPU, seconds)
     generate(model, batcher, records[:2], 2, 2)  # warm-up (kernels, allocator)
     plain, plain_s = timed()
+    g0 = dynamo_graphs()
     _, first_s = timed(compile=True, compile_backend=backend)
+    g1 = dynamo_graphs()
     fast, fast_s = timed(compile=True, compile_backend=backend)
+    g2 = dynamo_graphs()
     n_plain = sum(len(r["tokens"]) for r in plain)
     n_fast = sum(len(r["tokens"]) for r in fast)
     same = sum(a["tokens"] == b["tokens"] for a, b in zip(plain, fast))
@@ -174,7 +181,9 @@ def compare_generation(base, adapter, data, args, device, merge=False, reference
          "bf16_autocast": bf16, "plain_tokens": n_plain, "plain_seconds": plain_s, "plain_tokens_s": n_plain / plain_s,
          "compiled_tokens": n_fast, "compiled_seconds": fast_s, "compiled_tokens_s": n_fast / fast_s,
          "compile_first_call_seconds": first_s, "speedup": (n_fast / fast_s) / (n_plain / plain_s),
-         "same_tokens_records": same, "compile_backend": backend or "inductor"}
+         "same_tokens_records": same, "compile_backend": backend or "inductor",
+         # graphs captured by the first compiled call, and by the second (0 = no recompilation)
+         "compile_graphs_first_call": g1 - g0, "compile_graphs_second_call": g2 - g1}
     if merge:
         r["merge_seconds"] = merge_s
     if reference is not None:  # against the unmerged plain path: what the options buy, and what they change
@@ -191,6 +200,12 @@ def sync(device):
         torch.cuda.synchronize()
 
 
+def dynamo_graphs():
+    """Graphs torch.compile captured so far in this process (a recompile adds one)."""
+    from torch._dynamo.utils import counters
+    return counters["stats"]["unique_graphs"]
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tiny", action="store_true", help="tiny shapes on the CPU: checks the script; numbers mean nothing")
@@ -204,6 +219,9 @@ def main(argv=None):
     p.add_argument("--max-new-tokens", type=int, default=64, help="generated tokens per record (the random model "
                                                                    "rarely stops early, so about this many)")
     p.add_argument("--fp32", action="store_true", help="no bf16 autocast (the --tiny CPU check uses it)")
+    p.add_argument("--budget", type=int, default=int(os.environ.get("GPU_STUDY_BUDGET", 0)),
+                   help="seconds for all phases (0: no limit); a phase still running then is stopped and "
+                        "recorded as an error, and the JSON keeps every finished phase")
     p.add_argument("--work", help="working folder (default: a temporary one, removed at the end)")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "gpu_study.json"), help="result file")
     args = p.parse_args(argv)
@@ -228,17 +246,60 @@ def main(argv=None):
               "precision": "fp32" if args.fp32 else "bf16 autocast over fp32 weights (finetune --bf16)",
               "args": vars(args), "phases": {}}
 
-    def phase(name, fn):
+    deadline = t_start + args.budget if args.budget else None
+    running = {"phase": None}
+
+    def save():
+        result["total_s"] = time.time() - t_start
+        out.write_text(json.dumps(result, indent=2) + "\n")
+
+    def on_signal(signum, frame):
+        """The outer `timeout` (gpu_study.sh) or the budget ran out: say where, keep what finished."""
+        if signum == signal.SIGALRM:
+            raise TimeoutError(f"--budget {args.budget}s ran out")
+        result["interrupted"] = {"signal": signal.Signals(signum).name, "in_phase": running["phase"],
+                                 "after_s": time.time() - t_start}
+        save()
+        os._exit(124)  # at once: not an exception a phase would catch and carry on from
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGALRM, on_signal)
+
+    def phase(name, fn, needs=()):
+        """Run one phase; its numbers (or its error, with the traceback's tail) go into the JSON at once,
+        so a failure, a hang cut by the budget or a kill still leaves every finished phase on disk.
+        A phase whose inputs (`needs`) failed is skipped, the others still run."""
+        missing = [n for n in needs if "error" in result["phases"].get(n, {"error": "not run"})]
+        if missing:
+            result["phases"][name] = {"error": f"skipped: needs {', '.join(missing)}"}
+            save()
+            return {}
+        if deadline:
+            left = int(deadline - time.time())
+            if left < 5:
+                result["phases"][name] = {"error": "skipped: --budget spent"}
+                save()
+                return {}
+            signal.alarm(left)
         print(f"[bench_gpu] {name} ...", flush=True)
+        running["phase"] = name
         t = time.time()
         peak_reset(device)
-        r = fn() or {}
-        r.update(seconds=time.time() - t, peak_mem_gib=peak(device))
+        graphs = dynamo_graphs()
+        try:
+            r = fn() or {}
+        except (Exception, SystemExit) as e:  # noqa: BLE001 -- a step's one-line exit too: recorded, the next phases run
+            import traceback
+            r = {"error": f"{type(e).__name__}: {e}"[:2000],
+                 "traceback": traceback.format_exc().splitlines()[-25:]}
+            print(f"[bench_gpu] {name} FAILED: {r['error']}", flush=True)
+        finally:
+            signal.alarm(0)
+            running["phase"] = None
+        r.update(seconds=time.time() - t, peak_mem_gib=peak(device), dynamo_new_graphs=dynamo_graphs() - graphs)
         if device == "cuda":
             r["mem_still_allocated_gib"] = torch.cuda.memory_allocated() / 2 ** 30  # what the phase left behind
         result["phases"][name] = r
-        result["total_s"] = time.time() - t_start
-        out.write_text(json.dumps(result, indent=2) + "\n")
+        save()
         print(f"[bench_gpu] {name}: {json.dumps(r)}", flush=True)
         return r
 
@@ -246,13 +307,14 @@ def main(argv=None):
     side = 56 if args.tiny else 336
     ann, data, base, nli, ft = work / "ann", work / "data", work / "base", work / "nli", work / "ft"
     try:
-        phase("data", lambda: (annotations(ann, args.train_size, args.eval_size, args.test_size, side), prepare.main(
-            ["jsonl", "--train", str(ann / "train.jsonl"), "--dev", str(ann / "dev.jsonl"), "--test",
-             str(ann / "test.jsonl"), "--image-root", str(ann), "--out", str(data)]))[1])
-        shape = dict(phase("base", lambda: build_base(base, data, args.tiny, device)))
+        phase("data", lambda: {k: len(v) for k, v in (annotations(ann, args.train_size, args.eval_size, args.test_size, side),
+                                                     prepare.main(["jsonl", "--train", str(ann / "train.jsonl"), "--dev",
+                                                                   str(ann / "dev.jsonl"), "--test", str(ann / "test.jsonl"),
+                                                                   "--image-root", str(ann), "--out", str(data)]))[1].items()})
+        shape = dict(phase("base", lambda: build_base(base, data, args.tiny, device), needs=["data"]))
         nli_shape = ["--hidden-size", "32", "--layers", "1", "--heads", "2"] if args.tiny else \
             ["--hidden-size", "1024", "--layers", "24", "--heads", "16", "--max-length", "512"]
-        phase("nli", lambda: models.main(["tiny-nli", "--out", str(nli), "--data", str(data), *nli_shape]))
+        phase("nli", lambda: models.main(["tiny-nli", "--out", str(nli), "--data", str(data), *nli_shape]), needs=["data"])
         precision = [] if args.fp32 else ["--bf16"]
         ft_args = ["--model", str(base), "--data", str(data), "--out", str(ft), "--nli-model", str(nli),
                    "--lora-r", "16", "--lr", "2e-4", "--seed", "1", *precision, "--gradient-checkpointing",
@@ -276,18 +338,18 @@ def main(argv=None):
                     "eval_runtime": last["eval_runtime"], "eval_gen_seconds": last.get("eval_gen_seconds"),
                     "eval_gen_tokens_s": last.get("eval_gen_tokens_s"), "eval_gen_len": last.get("eval_gen_len"),
                     "eval_nli_bidir": last.get("eval_nli_bidir"), "eval_gen_hit_limit": last.get("eval_gen_hit_limit")}
-        phase("finetune", run_finetune)
+        phase("finetune", run_finetune, needs=["base", "nli"])
         unmerged = {}
 
         def run_generation():
             r, unmerged["tokens"] = compare_generation(base, ft / "adapter", data, args, device)
             unmerged["plain_tokens_s"] = r["plain_tokens_s"]
             return r
-        phase("generation", run_generation)
+        phase("generation", run_generation, needs=["finetune"])
         phase("infer", lambda: infer.main(["--model", str(base), "--adapter", str(ft), "--data", str(data), "--split",
                                            "test", *precision, "--batch-size", str(args.gen_batch_size),
                                            "--max-new-tokens", str(args.max_new_tokens), "--out", str(work / "infer")])
-              or json.loads((work / "infer" / "metrics.json").read_text()))
+              or json.loads((work / "infer" / "metrics.json").read_text()), needs=["finetune"])
 
         def run_score():
             score.main(["--predictions", str(work / "infer"), "--nli-model", str(nli), "--out", str(work / "score")])
@@ -295,22 +357,24 @@ def main(argv=None):
             return {"nli_device": str(default_device()),
                     "scores": {k: v for k, v in json.loads((work / "score" / "scores.json").read_text()).items()
                                if isinstance(v, (int, float))}}
-        phase("score", run_score)
+        phase("score", run_score, needs=["infer"])
         phase("generation_merged", lambda: compare_generation(base, ft / "adapter", data, args, device, merge=True,
-                                                              reference=unmerged)[0])
+                                                              reference=unmerged)[0], needs=["generation"])
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
-    f, g = result["phases"]["finetune"], result["phases"]["generation"]
-    result.update({"train_tokens_s": f["train_tokens_s"], "mfu": f["mfu"], "peak_mem_gib": f["peak_mem_gib"],
-                   "eval_gen_tokens_s": f["eval_gen_tokens_s"], "gen_plain_tokens_s": g["plain_tokens_s"],
-                   "gen_compiled_tokens_s": g["compiled_tokens_s"], "gen_speedup": g["speedup"],
-                   "gen_same_tokens": f"{g['same_tokens_records']}/{g['records']}",
-                   **({"gen_merged_speedup": m["merged_speedup"], "gen_merged_compiled_speedup": m["merged_compiled_speedup"],
-                       "gen_merged_same_tokens": f"{m['merged_same_tokens_as_unmerged']}/{m['records']}",
-                       "gen_merged_compiled_same_tokens": f"{m['merged_compiled_same_tokens_as_unmerged']}/{m['records']}"}
-                      if (m := result["phases"].get("generation_merged")) else {}),
-                   **{k: v for k, v in shape.items() if k not in ("seconds", "peak_mem_gib")}})
+    f, g, m = (result["phases"].get(k, {}) for k in ("finetune", "generation", "generation_merged"))
+    summary = {"train_tokens_s": f.get("train_tokens_s"), "mfu": f.get("mfu"), "peak_mem_gib": f.get("peak_mem_gib"),
+               "eval_gen_tokens_s": f.get("eval_gen_tokens_s"), "gen_plain_tokens_s": g.get("plain_tokens_s"),
+               "gen_compiled_tokens_s": g.get("compiled_tokens_s"), "gen_speedup": g.get("speedup"),
+               "gen_same_tokens": f"{g['same_tokens_records']}/{g['records']}" if "records" in g else None}
+    if "records" in m:
+        summary.update({"gen_merged_speedup": m["merged_speedup"], "gen_merged_compiled_speedup": m["merged_compiled_speedup"],
+                        "gen_merged_same_tokens": f"{m['merged_same_tokens_as_unmerged']}/{m['records']}",
+                        "gen_merged_compiled_same_tokens": f"{m['merged_compiled_same_tokens_as_unmerged']}/{m['records']}"})
+    result.update(summary, failed_phases=[k for k, v in result["phases"].items() if "error" in v],
+                  **{k: v for k, v in shape.items() if k not in ("seconds", "peak_mem_gib", "dynamo_new_graphs",
+                                                                 "mem_still_allocated_gib")})
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k not in ("phases", "args")}, indent=2))
     return result
