@@ -4,11 +4,19 @@ the extension (`cl upload data.zip` -> bundle `data`); `--pack` keeps the archiv
 (CodaLab's zip_util: several paths are packed together and their archives stay files.)"""
 
 import bz2
+import errno
 import gzip
 import os
 import shutil
 import tarfile
 import zipfile
+
+if not hasattr(tarfile, "data_filter"):  # extraction filters came in 3.12 and 3.11.4 (Debian 12 has 3.11.2)
+    try:
+        from backports import tarfile  # type: ignore[no-redef]  # Python 3.12's tarfile, filters included
+    except ImportError:
+        tarfile = None  # type: ignore[assignment]
+TAR_ERRORS = (tarfile.TarError,) if tarfile else ()
 
 from .errors import CodaliteError, UsageError
 
@@ -29,6 +37,9 @@ def unpack(path: str, dest: str) -> str:
     land outside dest, devices and links leaving it are refused (tarfile's 'data' filter, zipfile's
     own path cleaning), in one line naming the archive."""
     ext = extension(path)
+    if tarfile is None and ext in (".tar.gz", ".tgz", ".tar.bz2"):  # never without the filter that keeps members in
+        raise CodaliteError(f"this Python cannot unpack {path} safely (no tarfile extraction filters); "
+                            "pip install backports.tarfile, or upload it as a file with --pack")
     try:
         if ext in (".tar.gz", ".tgz", ".tar.bz2"):
             os.mkdir(dest)
@@ -43,8 +54,13 @@ def unpack(path: str, dest: str) -> str:
                 shutil.copyfileobj(src, out, 1 << 20)
         else:
             raise UsageError(f"{path} is not an archive CodaLab unpacks ({', '.join(EXTENSIONS)})")
-    except (tarfile.TarError, zipfile.BadZipFile, gzip.BadGzipFile, EOFError) as e:  # not an archive after all
+    except (*TAR_ERRORS, zipfile.BadZipFile, gzip.BadGzipFile, EOFError) as e:  # not an archive after all
         raise UsageError(f"cannot unpack {path}: {e}; upload it as a file with --pack") from None
-    except OSError as e:  # a full disk, or bz2's "Invalid data stream"
-        raise CodaliteError(f"cannot unpack {path}: {e.strerror or e}") from None
+    except OSError as e:
+        member = os.path.relpath(e.filename, dest) if isinstance(e.filename, str) else None
+        if e.errno is None or e.errno in (errno.ENOTDIR, errno.EISDIR, errno.EEXIST):
+            # bz2's "Invalid data stream", or members that contradict each other (a file `a` and `a/b`)
+            raise UsageError(f"cannot unpack {path}: {e.strerror or e}" + (f" ({member})" if member else "")
+                             + "; upload it as a file with --pack") from None
+        raise CodaliteError(f"cannot unpack {path}: {e.strerror or e}") from None  # a full disk
     return dest

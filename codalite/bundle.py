@@ -33,6 +33,7 @@ RUN_REQUESTS: dict[str, Any] = {
 GENERATED = (
     "created", "data_size", "failure_message", "time", "time_user", "time_system", "memory_max",
     "exitcode", "started", "last_updated", "docker_image", "staged_status", "remote", "memo_hit_of",
+    "job_handle", "cpus", "gpus", "sandbox", "run_status", "memoize",  # the worker's record of how it ran
 )
 
 

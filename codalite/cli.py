@@ -18,14 +18,14 @@ import time
 
 import click
 
-from . import hashing, sandbox, spec
+from . import db as sqlite_db, hashing, sandbox, spec
 from .cli_common import (  # noqa: F401  (fail, open_store, ... stay importable from here)
     bad as _bad, check_name, dep_on_worksheet, echo_uuid, expand_specs, fail, land, metadata_options, on_worksheet,
     open_store, os_error, print_table, refuse, resolve_all, worksheet_spec_option,
 )
 from .errors import CodaliteError, UsageError
 from .search import search as search_bundles
-from .store import NO_MEMO, Store, validate_requests
+from .store import NO_MEMO, Store, default_name, validate_requests
 
 
 def main():
@@ -116,6 +116,14 @@ class Group(click.Group):
             db = os.path.join(Store.locate() or ".codalite", "codalite.db")
             if "disk is full" in str(e) or _no_space(db):
                 raise click.ClickException(f"the disk holding {db} is full ({e}); free space and retry") from None
+            home = os.path.dirname(db)
+            if "readonly" in str(e) or ("unable to open" in str(e) and not os.access(home, os.W_OK)):
+                # not damaged: the advice below (restore, init) would be wrong and dangerous here
+                if sqlite_db.read_only_filesystem(db):
+                    raise click.ClickException(f"the store {home} is on a read-only file system: it can be read (ls, "
+                                               "info, cat, search, download, print, fsck) but not changed") from None
+                raise click.ClickException(f"the store {home} is not writable by you (its owner's uid is "
+                                           f"{os.stat(home).st_uid}); work in a store of your own") from None
             if any(w in str(e) for w in ("not a database", "malformed", "unable to open")):
                 raise click.ClickException(f"the store's database {db} cannot be used ({e}); restore .codalite/ "
                                            "from a backup or `codalite init` a new store") from None
@@ -216,18 +224,20 @@ def upload(paths, contents, name, description, tags, follow_symlinks, pack, excl
             raise click.BadParameter(f"Path {p!r} does not exist.", param_hint="'[PATHS]...'")
     store = open_store(create=True)
     force = memo_mode(store, force, no_memo, memoize)
-    with tempfile.TemporaryDirectory(prefix="codalite-upload-") as d:
+    # staged in the store's tmp/ as <pid>-...: what a killed upload unpacked or copied there is
+    # deleted by the next command that writes (a system temp directory would keep it forever)
+    with tempfile.TemporaryDirectory(prefix=f"{os.getpid()}-upload-", dir=os.path.join(store.home, "tmp")) as d:
         if contents is not None:  # as CodaLab: a file bundle holding the text, named `contents` by default
             paths = [os.path.join(d, "contents")]
             with open(paths[0], "w", encoding="utf-8") as f:
                 f.write(contents)
         elif len(paths) == 1 and not pack and archives.extension(paths[0]):
-            name = name or archives.strip_extension(os.path.basename(os.path.normpath(paths[0])))
+            base = os.path.basename(os.path.normpath(paths[0]))  # named as a plain upload would be: made valid
+            name = name or default_name(archives.strip_extension(base) or base)
             paths = [archives.unpack(paths[0], os.path.join(d, "unpacked"))]
         if exclude_patterns:  # CodaLab's: a file or directory is left out when its name matches
             paths = [copy_excluding(p, os.path.join(d, "x", os.path.basename(os.path.normpath(p))), exclude_patterns,
-                                    follow_symlinks) for p in paths]
-            name = name or os.path.basename(os.path.normpath(paths[0]))
+                                    follow_symlinks) for p in paths]  # same base names: same default name
         bundle, reused = store.upload(paths, name, description, tags, follow_symlinks, bool(force))
     extra = {k: v for k, v in (("license", license), ("source_url", source_url)) if v}
     if extra and not reused:
@@ -544,7 +554,7 @@ def cat(target, head, tail):
     if head is not None or tail is not None:
         lines = data.splitlines(keepends=True)
         lines = lines[:head] if head is not None else lines
-        lines = lines[-tail:] if tail else lines
+        lines = lines[max(0, len(lines) - tail):] if tail is not None else lines  # --tail 0: nothing ([-0:] is all)
         data = b"".join(lines)
     sys.stdout.buffer.write(data)
 
@@ -742,8 +752,8 @@ def fsck(repair):
 
 
 @cli.command()
-@click.option("--cpus", type=int, help="Use at most this many CPUs (default: all).")
-@click.option("--gpus", type=int, help="Use this many GPUs (default: all visible).")
+@click.option("--cpus", type=click.IntRange(min=1), help="Use at most this many CPUs (default: all).")
+@click.option("--gpus", type=click.IntRange(min=0), help="Use this many GPUs (default: all visible).")
 @click.option("--memory", help="Memory to pack runs into (default: all), e.g. 16g.")
 @click.option("--exit-when-idle", is_flag=True, help="Exit after 2 s with nothing to do.")
 def worker(cpus, gpus, memory, exit_when_idle):
@@ -751,7 +761,10 @@ def worker(cpus, gpus, memory, exit_when_idle):
     from .worker import Worker
 
     store = Store.find()
-    w = Worker(store, cpus=cpus, gpus=gpus, memory=spec.parse_size(memory) if memory else None,
+    size = spec.parse_size(memory) if memory is not None else None
+    if size is not None and size < 1:  # 0 would silently mean "all of it"
+        raise click.BadParameter(f"{memory!r} is not an amount of memory for runs; give e.g. 16g", param_hint="--memory")
+    w = Worker(store, cpus=cpus, gpus=gpus, memory=size,
                exit_when_idle=exit_when_idle)
     stamp = time.strftime("%H:%M:%S")
     click.echo(f"[{stamp}] worker {os.getpid()}: {len(w.cpus)} CPUs, {len(w.gpus)} GPUs, "

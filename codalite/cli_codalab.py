@@ -48,7 +48,10 @@ def edit(bundle_text, name, description, tags, field, freeze, unfreeze, anonymou
     if not changes:
         raise UsageError("nothing to edit: give -n NAME, -d TEXT, -T TAG..., or -f KEY VALUE (codalite opens no editor)")
     store = Store.find()
-    (bundle,) = resolve_all(store, [bundle_text], worksheet_spec)
+    found = resolve_all(store, [bundle_text], worksheet_spec)
+    if len(found) != 1:  # `edit ^1-3`: one bundle at a time, as `cl edit`
+        raise UsageError(f"{bundle_text!r} names {len(found)} bundles; `edit` changes one: name it alone")
+    (bundle,) = found
     b = store.edit_metadata(bundle, changes)
     click.echo(f"Saved metadata for bundle {b.uuid}.")
 
@@ -65,17 +68,15 @@ def download(target, output_path, force, worksheet_spec):
     bundle, subpath = store.resolve_target(on_worksheet(store, target, worksheet_spec))
     if not bundle.final and bundle.state != "ready":
         raise UsageError(f"bundle {bundle.uuid} ({bundle.name}) is {bundle.state}; wait for it (`codalite wait`)")
+    subpath = os.path.normpath(subpath).lstrip("/") if subpath else ""  # `B/sub/.` is B/sub, `B/.` is B
+    subpath = "" if subpath == "." else subpath
     src = store.path_in(bundle, subpath)
     out = output_path or (os.path.basename(subpath) if subpath else bundle.name or bundle.uuid)
-    if os.path.lexists(out):
-        if not force:
-            raise UsageError(f"{out} already exists; pass -f to replace it, or -o another path")
-        if os.path.isdir(out) and not os.path.islink(out):
-            shutil.rmtree(out)
-        else:
-            os.remove(out)
-    tmp = f"{out.rstrip(os.sep)}.codalite-download-{os.getpid()}"
-    try:  # assembled beside, then renamed: a failed download leaves nothing half-written at OUT
+    check_output_path(store, out)
+    if os.path.lexists(out) and not force:
+        raise UsageError(f"{out} already exists; pass -f to replace it, or -o another path")
+    tmp, old = (f"{out.rstrip(os.sep)}.codalite-{kind}-{os.getpid()}" for kind in ("download", "replaced"))
+    try:  # assembled beside, then renamed: a failed download leaves OUT as it was (-f: replaced only at the end)
         if os.path.isdir(src):
             shutil.copytree(src, tmp, symlinks=True)
             for root, dirs, files in os.walk(tmp):  # the store's copies are read-only; yours are not
@@ -86,14 +87,46 @@ def download(target, output_path, force, worksheet_spec):
             os.chmod(tmp, os.stat(tmp).st_mode | 0o200)
         else:
             shutil.copyfile(src, tmp)
-        os.rename(tmp, out)
+        if os.path.lexists(out):
+            os.rename(out, old)
+        try:
+            os.rename(tmp, out)
+        except OSError:
+            if os.path.lexists(old):
+                os.rename(old, out)  # put what was there back
+            raise
+        remove_path(old)
     except OSError as e:
-        if os.path.isdir(tmp) and not os.path.islink(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif os.path.lexists(tmp):
-            os.remove(tmp)
-        raise click.ClickException(f"download failed: {e.strerror or e}: {hashing.shown(out)}") from None
+        remove_path(tmp)
+        if isinstance(e, shutil.Error):  # copytree's list of (src, dst, why): the first says enough
+            first = e.args[0][0] if e.args and isinstance(e.args[0], list) and e.args[0] else None
+            message = f"{first[2]}: {hashing.shown(first[0])}" if first else str(e)
+        else:
+            message = e.strerror or str(e)
+        raise click.ClickException(f"download failed: {message} (writing {hashing.shown(out)})") from None
     click.echo(f"Downloaded {bundle.uuid}{'/' + subpath if subpath else ''} to {out}")
+
+
+def check_output_path(store, out):
+    """`download -o OUT [-f]` writes (and with -f replaces) OUT: never the directory you stand in or
+    one above it (`B/sub/.` named OUT '.'), and never anything in the store (as root, modes would not
+    stop it from writing into a ready bundle)."""
+    real = os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(out))), os.path.basename(os.path.abspath(out)))
+    real = os.path.realpath(real) if os.path.basename(out) in ("", ".", "..") else real
+    cwd, home = os.path.realpath(os.getcwd()), os.path.realpath(store.home)
+    if os.path.commonpath([real, cwd]) == real:
+        raise UsageError(f"cannot download to {hashing.shown(out)}: it is the current directory or one above it; "
+                         "give -o a new path")
+    if os.path.commonpath([real, home]) in (real, home):
+        raise UsageError(f"cannot download to {hashing.shown(out)}: it is, holds or is inside the codalite store "
+                         f"({store.home}); give -o a path outside it")
+
+
+def remove_path(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.remove(path)
 
 
 @click.command()

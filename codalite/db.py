@@ -5,7 +5,9 @@ and a busy timeout makes concurrent codalite processes wait for each other inste
 """
 
 import contextlib
+import os
 import sqlite3
+import urllib.parse
 
 # Each entry migrates the schema from version i to i+1 (PRAGMA user_version).
 MIGRATIONS = [
@@ -83,6 +85,16 @@ MIGRATIONS = [
 
 
 def connect(path):
+    if read_only_filesystem(path):
+        # a store on a read-only filesystem (a snapshot, a mounted archive): nobody can change it, so
+        # SQLite may read it as immutable (WAL mode would need to write its -shm file); writes fail
+        # with "attempt to write a readonly database"
+        conn = sqlite3.connect(f"file:{urllib.parse.quote(os.path.abspath(path))}?immutable=1", uri=True,
+                               isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        if conn.execute("PRAGMA user_version").fetchone()[0] < len(MIGRATIONS):
+            raise sqlite3.OperationalError("attempt to write a readonly database (its schema needs an upgrade)")
+        return conn
     conn = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
@@ -90,6 +102,14 @@ def connect(path):
     conn.execute("PRAGMA foreign_keys=ON")
     migrate(conn)
     return conn
+
+
+def read_only_filesystem(path):
+    """Whether the file system holding path (a database file) is mounted read-only."""
+    try:
+        return bool(os.statvfs(os.path.dirname(os.path.abspath(path))).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def migrate(conn):

@@ -220,9 +220,9 @@ def parse_key_target(text):
     target = parse_target(value)
     if not key:
         key = target.subpath or target.spec.base
-    if not KEY_RE.match(key) or ".." in key.split("/"):
+    if not KEY_RE.match(key) or {".", ".."} & set(key.split("/")):  # `.` would mount over the run's own directory
         raise UsageError(
-            f"invalid dependency key {key!r} in {text!r}: use letters, digits, _ - . and /"
+            f"invalid dependency key {key!r} in {text!r}: use letters, digits, _ - . and / (no '.' or '..' part)"
         )
     return key, target
 

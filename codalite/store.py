@@ -441,7 +441,8 @@ class Store:
             # a top-level link counts as its target only when it is followed (else it is refused)
             real = os.path.realpath(p if follow_symlinks else os.path.dirname(p))
             real = real if follow_symlinks else os.path.join(real, os.path.basename(p))
-            if os.path.commonpath([real, home]) in (home, real):
+            staged = os.path.join(home, "tmp", f"{os.getpid()}-")  # this process's own staging (cli upload)
+            if os.path.commonpath([real, home]) in (home, real) and not real.startswith(staged):
                 raise UsageError(f"{p} is, holds or is inside the codalite store ({self.home}); "
                                  "upload the files you mean, not the store")
         if len(paths) > 1 and len({os.path.basename(p) for p in paths}) < len(paths):
@@ -522,6 +523,10 @@ class Store:
         for key, target in deps:
             if key in keys:
                 raise UsageError(f"dependency key {key!r} is used twice; give each dependency its own key")
+            nested = next((k for k in keys if key.startswith(k + "/") or k.startswith(key + "/")), None)
+            if nested is not None:  # as `cl run`: ./a and ./a/b cannot both be dependencies (nor in a make)
+                raise UsageError(f"dependency key {key!r} is inside {nested!r} (or the reverse); give them keys "
+                                 "that do not nest")
             keys.add(key)
             parent, subpath = self.resolve_target(target)
             if parent.state in (FAILED, KILLED) and not allow_failed:
@@ -578,6 +583,9 @@ class Store:
         env_vars: {NAME: value} set in the run and part of its memo key.
         """
         md = run_metadata(command, name, description, tags, requests)
+        for key, _ in deps:  # the run's own output files: a dependency there would hide one or the other
+            if key in ("stdout", "stderr"):
+                raise UsageError(f"dependency key {key!r} is where the run's {key} is written; give it another key")
         dependencies = self.resolve_deps(deps, md["allow_failed_dependencies"])
         path_env = path_env if path_env is not None else os.environ.get("PATH", "")
         runspec: dict[str, Any] = {"env_vars": dict(env_vars or {})}
@@ -890,13 +898,16 @@ class Store:
             deps = [(d.child_path, mapping.get(d.parent_uuid, d.parent_uuid) + (f"/{d.parent_path}" if d.parent_path else ""))
                     for d in b.dependencies]
             bname = name if name and b is ordered[-1] else b.name
+            # a --no-memo bundle (not a function of its inputs) stays one when rerun: its copy must not
+            # become what later identical runs reuse
+            force_b = NO_MEMO if b.runspec.get("memoize") is False else force
             if b.bundle_type == "make":
-                nb, _ = self.make(deps, name=bname, force=force, start_worker=start_worker)
+                nb, _ = self.make(deps, name=bname, force=force_b, start_worker=start_worker)
             else:
                 requests = {k: b.metadata[k] for k in RUN_REQUESTS if k in b.metadata}
                 nb, _ = self.run(b.command or "", deps, name=bname, description=b.metadata.get("description", ""),
                                  tags=b.metadata.get("tags", []), requests=requests,
-                                 env_vars=b.runspec.get("env_vars"), force=force,
+                                 env_vars=b.runspec.get("env_vars"), force=force_b,
                                  path_env=b.runspec.get("path"), start_worker=start_worker)
             mapping[b.uuid] = nb.uuid
             done.append((b, nb))
@@ -1011,11 +1022,12 @@ class Store:
     def edit_metadata(self, bundle: Bundle, changes: dict[str, Any]) -> Bundle:
         """`cl edit`: change a bundle's editable metadata (name, description, tags, ...). Its contents,
         command, dependencies, state and memo key stay as they are: they are what the bundle is."""
-        from .bundle import RUN_REQUESTS as requests
-        fixed = {"uuid", "bundle_type", "command", "state", "data_size", "created", "started", "last_updated",
-                 "time", "exitcode", "failure_message", "memo_hit_of", "memoize", "content_hash", "memo_key",
-                 "remote", "docker_image", "memory_max", "time_user", "time_system", "run_status", "staged_status",
-                 "dependencies", *requests}
+        from .bundle import GENERATED, RUN_REQUESTS as requests
+        # what a run or the worker recorded, the bundle's own columns, and the names `info` (-v) shows
+        # beside metadata: editing any would make `info` and search say something untrue about it
+        fixed = {"uuid", "id", "bundle_type", "command", "state", "content_hash", "memo_key", "is_dir", "stat_sig",
+                 "runspec", "kill_requested", "location", "dependencies", "children", "host_worksheets",
+                 "contents", "stdout", "stderr", *GENERATED, *requests}
         for key in changes:
             if key in fixed:
                 raise UsageError(f"{key!r} is not editable: it records how {bundle.uuid} was made (a bundle's "
@@ -1024,6 +1036,8 @@ class Store:
                 raise UsageError(f"invalid metadata field {key!r}: use letters, digits, _ . -")
         if "name" in changes:
             spec.check_name(changes["name"])
+        if isinstance(changes.get("tags"), str):  # `-f tags "a b"`: a list, as -T makes (search reads a list)
+            changes = dict(changes, tags=changes["tags"].replace(",", " ").split())
         with self.tx():
             row = self.db.execute("SELECT metadata FROM bundle WHERE uuid = ?", (bundle.uuid,)).fetchone()
             if row is None:

@@ -1,0 +1,302 @@
+"""Siblings of issue 10's defects in the verbs issue 13 added (download, edit, upload of archives),
+found by attacking them as a careless or hostile user would, as root and as an ordinary account.
+Each test failed before its fix."""
+
+import gzip
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import time
+import zipfile
+
+import pytest
+
+
+def one_error(r, code, fragment=""):
+    err = r.stderr.rstrip("\n").split("\n")
+    assert r.returncode == code and len(err) == 1 and err[0].startswith("Error: "), (r.returncode, r.stderr)
+    assert fragment in err[0], r.stderr
+
+
+def fsck_clean(cl):
+    r = cl("fsck")
+    assert r.returncode == 0 and "note:" not in r.stdout, r.stdout
+
+
+# --- download ------------------------------------------------------------------------------------
+
+def test_download_never_replaces_where_you_stand_or_the_store(any_cl):
+    """`download B/sub/. -f` named its output '.', and -f then deleted the current directory (the
+    project and its store with it); -o could also write into the store, i.e. into ready bundles."""
+    cl = any_cl
+    cl("init")
+    cl.sh("mkdir -p d/sub && echo hi > d/sub/f && echo precious > keep.txt")
+    b = cl.out("upload", "d", "-n", "dd")
+    cl("download", "dd/sub/.", "-f")                     # B/sub/. is B/sub: written to ./sub
+    assert open(os.path.join(cl.cwd, "sub", "f")).read() == "hi\n"
+    for out in (".", "..", "./", ".codalite", f".codalite/bundles/{b}/new", f".codalite/bundles/{b}/sub/f"):
+        one_error(cl("download", "dd", "-o", out, "-f", ok=False), 2, "cannot download to")
+    one_error(cl("download", "dd/.", "-o", "sub/..", "-f", ok=False), 2, "current directory")
+    assert open(os.path.join(cl.cwd, "keep.txt")).read() == "precious\n"
+    assert cl.out("cat", "dd/sub/f") == "hi" and sorted(os.listdir(os.path.join(cl.cwd, ".codalite", "bundles"))) == [b]
+    fsck_clean(cl)
+
+
+def test_a_failed_download_with_force_keeps_what_was_there(any_cl):
+    """-f deleted what was at OUT before copying: a copy that then failed (here a FIFO a run left in
+    its outputs) lost the user's files and wrote nothing."""
+    cl = any_cl
+    cl("init")
+    cl("run", "mkdir d && echo 1 > d/a && mkfifo d/p", "-n", "r", "-W")
+    cl.sh("mkdir old && echo precious > old/mine")
+    one_error(cl("download", "r/d", "-o", "old", "-f", ok=False), 1, "download failed")
+    assert open(os.path.join(cl.cwd, "old", "mine")).read() == "precious\n"
+    assert sorted(os.listdir(cl.cwd)) == [".codalite", "old"]   # no half-written copy beside it
+    cl("download", "r/d/a", "-o", "old", "-f")                  # a copy that works replaces it
+    assert open(os.path.join(cl.cwd, "old")).read() == "1\n"
+    assert sorted(os.listdir(cl.cwd)) == [".codalite", "old"]
+
+
+# --- edit ------------------------------------------------------------------------------------------
+
+def test_edit_cannot_make_info_lie_about_how_a_bundle_was_made(cl, tmp_path):
+    """`edit -f` refused a list of generated keys but not what the worker records (sandbox,
+    job_handle, cpus, gpus) nor what `info` shows beside metadata (location, stdout, ...): `edit R
+    -f sandbox bwrap` made an unconfined run look confined. `-f tags 'a b'` stored a string, which
+    `search tags=a` then never found."""
+    (tmp_path / "a.txt").write_text("1\n")
+    r = cl.out("run", "echo hi", "-n", "r", "-W")
+    before = json.loads(cl.out("info", r, "--json"))
+    for key in ("sandbox", "job_handle", "cpus", "gpus", "location", "stdout", "stderr", "contents", "children",
+                "host_worksheets", "is_dir", "stat_sig", "id", "runspec"):
+        one_error(cl("edit", r, "-f", key, "x", ok=False), 2, "not editable")
+    assert json.loads(cl.out("info", r, "--json")) == before
+    cl("edit", r, "-f", "tags", "a b")
+    assert json.loads(cl.out("info", r, "--json"))["tags"] == ["a", "b"]
+    assert cl.out("search", "tags=a", "-u") == r
+    cl("edit", r, "-f", "note", "my own key")                  # keys of your own stay editable
+    assert cl.out("info", r, "-f", "note") == "my own key"
+
+
+# --- upload of archives ----------------------------------------------------------------------------
+
+def write_tar(path, members):
+    with tarfile.open(path, "w:gz") as t:
+        for name, kind, data, link, mode in members:
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname, info.mode = kind, link, mode
+            info.size = len(data) if kind == tarfile.REGTYPE else 0
+            t.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+
+
+def file_member(name, data=b"x", mode=0o644):
+    return (name, tarfile.REGTYPE, data, "", mode)
+
+
+def test_contradictory_or_corrupt_archives_are_the_users_mistake(any_cl):
+    """An archive whose members contradict each other (a file `a` and `a/b`, a member '..') or a
+    .bz2 that is not bzip2 exited 1 ("Not a directory", naming nothing), unlike every other
+    malformed archive (exit 2, --pack)."""
+    cl = any_cl
+    cl("init")
+    d = cl.cwd
+    write_tar(os.path.join(d, "dirfile.tar.gz"), [file_member("a"), file_member("a/b")])
+    with zipfile.ZipFile(os.path.join(d, "dirfile.zip"), "w") as z:
+        z.writestr("a", "a")
+        z.writestr("a/b", "b")
+    with zipfile.ZipFile(os.path.join(d, "dotdot.zip"), "w") as z:
+        z.writestr("..", "x")
+    with open(os.path.join(d, "bad.bz2"), "wb") as f:
+        f.write(b"BZh9 not bzip2 at all")
+    os.system(f"chown -R --reference={d} {d}")
+    for name in ("dirfile.tar.gz", "dirfile.zip", "dotdot.zip", "bad.bz2"):
+        one_error(cl("upload", name, ok=False), 2, "--pack")
+    assert cl.out("ls", "-u") == ""
+    assert os.listdir(os.path.join(d, ".codalite", "tmp")) == []
+    fsck_clean(cl)
+
+
+@pytest.mark.parametrize("members, fragment", [
+    ([("l", tarfile.SYMTYPE, b"", "/etc/passwd", 0o777)], "absolute"),
+    ([("l", tarfile.SYMTYPE, b"", "../../../../etc/passwd", 0o777)], "outside"),
+    ([("h", tarfile.LNKTYPE, b"", "/etc/passwd", 0o644)], "absolute"),
+    ([("l", tarfile.SYMTYPE, b"", "/tmp", 0o777), file_member("l/evil")], "absolute"),
+    ([("null", tarfile.CHRTYPE, b"", "", 0o666)], "special"),
+    ([("p", tarfile.FIFOTYPE, b"", "", 0o666)], "special"),
+    ([file_member("../escape")], "outside"),
+])
+def test_hostile_archives_store_nothing(any_cl, members, fragment):
+    cl = any_cl
+    cl("init")
+    write_tar(os.path.join(cl.cwd, "evil.tar.gz"), members)
+    os.system(f"chown --reference={cl.cwd} {cl.cwd}/evil.tar.gz")
+    one_error(cl("upload", "evil.tar.gz", ok=False), 2, fragment)
+    assert cl.out("ls", "-u") == "" and os.listdir(os.path.join(cl.cwd, ".codalite", "tmp")) == []
+    assert not os.path.exists(os.path.join(os.path.dirname(cl.cwd), "escape"))
+
+
+def test_archive_modes_are_tamed(any_cl):
+    """setuid bits never reach the store; a member directory or file of mode 000 stays readable."""
+    cl = any_cl
+    cl("init")
+    write_tar(os.path.join(cl.cwd, "m.tar.gz"), [file_member("s", b"#!/bin/sh\n", 0o6755),
+                                                 ("d", tarfile.DIRTYPE, b"", "", 0), file_member("d/f", b"f", 0)])
+    os.system(f"chown --reference={cl.cwd} {cl.cwd}/m.tar.gz")
+    b = cl.out("upload", "m.tar.gz")
+    assert cl.out("cat", "m/d/f") == "f"
+    mode = os.stat(os.path.join(cl.cwd, ".codalite", "bundles", b, "s")).st_mode
+    assert not mode & 0o7000
+    fsck_clean(cl)
+
+
+def test_a_killed_archive_upload_leaves_nothing_behind(any_cl, tmp_path):
+    """upload unpacked archives (and -x copies) in the system's temp directory: kill -9 there left
+    the whole unpacked archive behind for good (issue 10 fixed it for the store's tmp/ only)."""
+    cl = any_cl
+    cl("init")
+    private_tmp = os.path.join(cl.cwd, "systemtmp")
+    cl.sh(f"mkdir {private_tmp} && head -c 400000000 /dev/zero > big && tar czf big.tar.gz big && rm big")
+    prefix = getattr(cl, "prefix", [])
+    python = getattr(cl, "python", sys.executable)
+    store_tmp = os.path.join(cl.cwd, ".codalite", "tmp")
+    p = subprocess.Popen([*prefix, python, "-m", "codalite", "upload", "big.tar.gz"], cwd=cl.cwd,
+                         env=dict(cl.env, TMPDIR=private_tmp), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and p.poll() is None:  # kill it while it unpacks
+        staged = [os.path.join(root, f) for where in (private_tmp, store_tmp) for root, _, fs in os.walk(where)
+                  for f in fs]
+        if any(os.path.getsize(f) > 0 for f in staged):
+            break
+        time.sleep(0.005)
+    p.kill()
+    p.wait()
+    assert p.returncode == -9, "the upload ended before it could be killed"
+    cl.sh("echo x > small.txt")
+    cl("upload", "small.txt")                    # the next writer deletes the dead upload's staging
+    assert os.listdir(private_tmp) == [] and os.listdir(store_tmp) == []
+    fsck_clean(cl)
+
+
+def test_edit_of_a_range_is_one_line(cl, tmp_path):
+    """`edit ^1-2 -n x` ended in a ValueError traceback (a range resolves to several bundles)."""
+    (tmp_path / "a.txt").write_text("1\n")
+    (tmp_path / "b.txt").write_text("2\n")
+    cl("upload", "a.txt")
+    cl("upload", "b.txt")
+    one_error(cl("edit", "^1-2", "-d", "x", ok=False), 2, "names 2 bundles")
+    cl("edit", "^2-2", "-d", "x")
+    assert cl.out("info", "a.txt", "-f", "description") == "x"
+
+
+# --- default names ---------------------------------------------------------------------------------
+
+def test_uploads_get_a_valid_default_name_whatever_the_file_is_called(any_cl):
+    """An archive or an -x upload was named after its file as is: `upload 2020-data.zip` or
+    `upload 'my dir' -x '*.log'` were refused for a name the user never typed (a plain upload makes
+    it valid: my_dir), and `upload .tar.gz` was named 'unpacked', the name of a temporary directory."""
+    cl = any_cl
+    cl("init")
+    cl.sh("mkdir -p 'my dir' && echo 1 > 'my dir/x' && echo 2 > 'my dir/y.log' && "
+          "tar czf 2020-data.tar.gz 'my dir' && cp 2020-data.tar.gz 'my data.tgz' && cp 2020-data.tar.gz .tar.gz")
+    names = {}
+    for args in (["2020-data.tar.gz"], ["my data.tgz"], ["my dir", "-x", "*.log"], [".tar.gz"]):
+        names[args[0]] = cl.out("info", cl.out("upload", *args, "--force"), "-f", "name")
+    assert names == {"2020-data.tar.gz": "_2020-data", "my data.tgz": "my_data", "my dir": "my_dir",
+                     ".tar.gz": "_.tar.gz"}
+    assert cl.out("cat", "my_dir/x") == "1"
+    one_error(cl("cat", "my_dir/y.log", ok=False), 1, "no such path")
+
+
+# --- dependency keys -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dep", [".:A", ":A/.", "a/.:A", "./x:A", "stdout:A", "stderr:A"])
+def test_dependency_keys_that_cannot_be_mounted_are_refused(cl, tmp_path, dep):
+    """A key '.' (also from `:A/.`) was accepted and the run then failed inside the worker
+    ("internal error while starting: Invalid argument"); a key `stdout` hid the run's own stdout
+    (the bundle lost it, or kept the run's output in place of the dependency)."""
+    (tmp_path / "a.txt").write_text("1\n")
+    cl("upload", "a.txt", "-n", "A")
+    one_error(cl("run", dep, "ls", ok=False), 2, "key")
+    assert cl.out("ls", "-u").count("\n") == 0  # only A: nothing was submitted
+
+
+# --- a store on a read-only file system ----------------------------------------------------------
+
+@pytest.fixture
+def read_only_store(cl, tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mnt = tmp_path / "ro"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mnt)], check=True)
+    try:
+        ro = type(cl)(mnt)
+        ro("init")
+        (mnt / "a.txt").write_text("1\n")
+        b = ro.out("upload", "a.txt", "-n", "A")
+        ro("new", "ws")
+        ro("add", "bundle", "A", "-w", "ws")
+        subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
+        yield ro, b
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_a_store_on_a_read_only_file_system_can_be_read(read_only_store, tmp_path):
+    """Every command, even `ls`, failed on a read-only store (SQLite's WAL mode writes its -shm file)
+    with advice that could destroy it: "cannot be used ...; restore .codalite/ from a backup or
+    `codalite init` a new store"."""
+    ro, b = read_only_store
+    assert ro.out("ls", "-u") == b and ro.out("cat", "A") == "1" and ro.out("search", "A", "-u") == b
+    assert ro.out("info", "A", "-f", "name") == "A" and "A" in ro.out("print", "ws")
+    ro("download", "A", "-o", str(tmp_path / "got"))
+    assert (tmp_path / "got").read_text() == "1\n"
+    assert "1 ready bundles verified" in ro.out("fsck")
+    for args in (["edit", "A", "-d", "x"], ["new", "w2"], ["config", "memo", "off"], ["run", ":A", "cat A"]):
+        r = ro(*args, ok=False)
+        one_error(r, 1, "read-only file system")
+        assert "backup" not in r.stderr and "init" not in r.stderr
+    one_error(ro("upload", "a.txt", "-n", "B", ok=False), 1, "Read-only file system")
+
+
+# --- memo ----------------------------------------------------------------------------------------
+
+def test_a_no_memo_run_stays_never_reused_when_mimicked(cl):
+    """`mimic R` of a --no-memo run made a reusable copy: the next plain `run` of the same command
+    silently returned it (a memo hit on `date`), which --no-memo exists to prevent."""
+    first = cl.out("run", "date +%N > t", "--no-desugar", "--no-memo", "-W")
+    again = cl.out("mimic", first, "-W")
+    assert again != first
+    r = cl("run", "date +%N > t", "--no-desugar", "-W")
+    assert r.stdout.strip() not in (first, again) and "memo hit" not in r.stderr
+
+
+def test_cat_tail_zero_prints_nothing(cl, tmp_path):
+    """`cat --tail 0` printed the whole file (lines[-0:] is every line); --head 0 printed nothing."""
+    (tmp_path / "n").write_text("1\n2\n3\n")
+    cl("upload", "n", "-n", "N")
+    assert cl.out("cat", "N", "--tail", "0") == "" and cl.out("cat", "N", "--head", "0") == ""
+    assert cl.out("cat", "N", "--tail", "5") == "1\n2\n3" and cl.out("cat", "N", "--tail", "2") == "2\n3"
+
+
+def test_make_refuses_nested_keys_up_front(cl, tmp_path):
+    """`run` refused keys that nest (a and a/b), `make` accepted them and the bundle then failed in
+    the worker ("make failed: File exists: .../tmp/...")."""
+    (tmp_path / "a.txt").write_text("1\n")
+    (tmp_path / "b.txt").write_text("2\n")
+    cl("upload", "a.txt", "-n", "A")
+    cl("upload", "b.txt", "-n", "B")
+    one_error(cl("make", "a:A", "a/b:B", ok=False), 2, "do not nest")
+    assert cl.out("ls", "-u").count("\n") == 1  # A and B only
+    assert cl.out("cat", cl.out("make", "a:A", "b/c:B", "-W") + "/b/c") == "2"
+
+
+@pytest.mark.parametrize("args", [["--cpus", "-1"], ["--cpus", "0"], ["--gpus", "-1"], ["--memory", "0"]])
+def test_worker_refuses_resources_it_would_silently_reinterpret(cl, args):
+    """`worker --cpus 0` ran with every CPU and `--cpus -1` with all but one (a list slice),
+    `--memory 0` with all the memory: each exited 0 and said nothing."""
+    cl("init")
+    one_error(cl("worker", *args, "--exit-when-idle", ok=False), 2, args[0])
