@@ -184,6 +184,7 @@ def export(store, table, out_dir, base_url, source=""):
 def export_all(store, computed: list[Any], out_dir: str, base_url: str, source: str = "") -> list[str]:
     """Write every table's and figure's files into out_dir, all or none: nothing is replaced until
     every file is written, and no file that `codalite export` did not write is overwritten."""
+    check_base_url(base_url)
     files: dict[str, str] = {}
     for t in computed:
         files.update(render_figure(store, t, base_url, source) if isinstance(t, Figure)
@@ -192,6 +193,17 @@ def export_all(store, computed: list[Any], out_dir: str, base_url: str, source: 
     for fname in files:
         claim(out_dir, fname)
     return write_all(out_dir, files)
+
+
+URL_RE = re.compile(r"(https?://|/)?[A-Za-z0-9._~:/?@!&'()*+,;=\[\]-]*")  # or "" (or /path): links relative to the paper
+
+
+def check_base_url(base_url: str) -> None:
+    """Every cell links under base_url, in LaTeX too: `%` would comment out the rest of a row there, `{`,
+    `}`, `#` or a space break the \\href; a URL without http(s):// is a link to nowhere."""
+    if not URL_RE.fullmatch(base_url) or (base_url and not base_url.startswith(("http://", "https://", "/"))):
+        raise UsageError(f"--base-url {base_url!r} is not an http(s):// URL (or a /path) of plain characters (no spaces, %, #, "
+                         "braces or backslashes); cells link to <base-url>/bundles/<uuid>")
 
 
 def stem(fname: str) -> str:

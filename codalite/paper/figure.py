@@ -269,10 +269,3 @@ def render(store, fig, base_url, source=""):
     }
     files[f"{spec.name}.provenance.json"] = json.dumps(prov, indent=1) + "\n"
     return files
-
-
-def export(store, fig, out_dir, base_url, source=""):
-    """Write <name>.svg/.tex/.md/.csv and <name>.provenance.json into out_dir; returns the paths."""
-    from .export import export_all
-
-    return export_all(store, [fig], out_dir, base_url, source)

@@ -147,8 +147,17 @@ def compute(store: Store, spec: TableSpec) -> Table:
     if not bundles:
         raise TableError(f"table {spec.name}: no ready bundle matches {' '.join(spec.bundles)}")
     bundles.sort(key=lambda b: b.id)  # oldest first: with `over`, the newest of a duplicate wins
-    table = tabulate(spec, [(b.uuid, row, col, over, value) for b, row, col, over, value
-                            in read_values(store, spec, bundles)])
+    values = read_values(store, spec, bundles)
+    if spec.over:
+        seen: dict[tuple, Bundle] = {}
+        for b, row, col, over, _ in values:
+            old = seen.setdefault((row, col, over), b)
+            if old.command != b.command:  # not a rerun: a variable the declaration lacks tells them apart
+                raise TableError(f"table {spec.name}: bundles {old.uuid} ({old.name}) and {b.uuid} ({b.name}) have "
+                                 f"the same {', '.join([*spec.rows, *spec.columns, *spec.over])} but ran different "
+                                 "commands; only one would be shown: declare the variable that tells them apart "
+                                 "(in rows, columns or over) or narrow `bundles`")
+    table = tabulate(spec, [(b.uuid, row, col, over, value) for b, row, col, over, value in values])
     if spec.examples:
         add_statistics(store, table)
     mark_best(table)

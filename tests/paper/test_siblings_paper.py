@@ -24,6 +24,7 @@ from codalite.errors import UsageError
 from codalite.paper import stats
 from codalite.paper.declare import TableSpec
 from codalite.paper.table import TableError, mark_best, tabulate
+from codalite.search import search
 
 
 def invoke(*args):
@@ -169,10 +170,10 @@ CODE = (
 
 def odd_study(store, tmp_path, grid):
     """Runs whose model names hold what a careless user types (spaces, ' / ', '|'), values NaN or Infinity."""
-    (tmp_path / "code").mkdir()
+    (tmp_path / "code").mkdir(parents=True)
     (tmp_path / "code" / "train.py").write_text(CODE)
     src, _ = store.upload([str(tmp_path / "code")], name="code")
-    for i, args in enumerate(grid):
+    for i, args in enumerate(grid, start=len(search(store, ["name=train-%", ".limit=1000"]))):
         store.run("python3 code/train.py " + shlex.join(map(str, args)), [("code", src.uuid)], name=f"train-{i}",
                   start_worker=False)
     drain(store)
@@ -292,3 +293,26 @@ def test_verify_summary_counts_cells_and_figure_lines_apart():
     with pytest.raises(TableError):
         tabulate(spec(rows={"a": "/a", "b": "/b"}), [("0x1", ("x / y", "z"), ("c",), (), 1.0),
                                                      ("0x2", ("x", "y / z"), ("c",), (), 2.0)])
+
+
+def test_two_different_runs_in_one_cell_and_seed_are_refused_not_one_dropped(store, tmp_path):
+    # the same model, rank and seed, but a learning rate the declaration does not name: `over` would keep
+    # only the newest and show its number as the cell's
+    odd_study(store, tmp_path, [("m", "4", 1), ("m", "4", 2), ("m", "4", 1, "--lr=2")])
+    (tmp_path / "nli.yaml").write_text(DECL)
+    r = invoke("export", tmp_path / "nli.yaml", "-o", tmp_path / "paper")
+    assert r.exit_code == 1 and not (tmp_path / "paper" / "nli.tex").exists()
+    assert "have the same model, rank, seed but ran different commands" in r.output
+    # a rerun of the same command (a forced rerun, or new code under the same command) replaces its twin
+    store.rm(search(store, ["name=train-2"]))
+    odd_study(store, tmp_path / "again", [("m", "4", 1)])
+    t = paper.compute(store, paper.load(str(tmp_path / "nli.yaml"))[0])
+    assert [c.n for c in t.cells.values()] == [2]
+
+
+@pytest.mark.parametrize("url", ["http://x/%7e", "not a url", "ftp://x", "http://x/{a}", "http://x/a b"])
+def test_a_base_url_that_would_break_the_links_is_refused(exported, tmp_path, url):
+    before = (exported / "nli.tex").read_text()
+    r = invoke("export", tmp_path / "nli.yaml", "-o", exported, "--base-url", url)
+    assert r.exit_code == 2 and f"--base-url {url!r} is not an http(s):// URL" in r.output
+    assert (exported / "nli.tex").read_text() == before
