@@ -132,6 +132,9 @@ def read_values(store: Store, spec: TableSpec,
         col = tuple(var(g, f"column variable {k!r}") for k, g in spec.columns.items())
         over = tuple(var(g, f"variable {k!r}") for k, g in spec.over.items())
         raw = interp.value(b, spec.value, None)
+        if raw is None:
+            raise TableError(f"bundle {b.uuid} ({b.name}) has no value {spec.value} (no such file or key; a "
+                             "value is a genpath without post-processors); fix `value` or narrow `bundles`")
         try:
             value = number(raw)
         except (TypeError, ValueError, OverflowError):

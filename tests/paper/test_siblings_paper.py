@@ -316,3 +316,9 @@ def test_a_base_url_that_would_break_the_links_is_refused(exported, tmp_path, ur
     r = invoke("export", tmp_path / "nli.yaml", "-o", exported, "--base-url", url)
     assert r.exit_code == 2 and f"--base-url {url!r} is not an http(s):// URL" in r.output
     assert (exported / "nli.tex").read_text() == before
+
+
+def test_a_value_genpath_that_matches_nothing_says_so(exported, tmp_path):
+    edit(tmp_path / "nli.yaml", "value: /scores.json:nli_entail", "value: /scores.json:nli_entail | %.1f")
+    r = invoke("export", tmp_path / "nli.yaml", "-o", tmp_path / "other")
+    assert r.exit_code == 1 and "has no value /scores.json:nli_entail | %.1f (no such file or key" in r.output
