@@ -322,3 +322,24 @@ def test_a_value_genpath_that_matches_nothing_says_so(exported, tmp_path):
     edit(tmp_path / "nli.yaml", "value: /scores.json:nli_entail", "value: /scores.json:nli_entail | %.1f")
     r = invoke("export", tmp_path / "nli.yaml", "-o", tmp_path / "other")
     assert r.exit_code == 1 and "has no value /scores.json:nli_entail | %.1f (no such file or key" in r.output
+
+
+def test_a_figure_point_edited_with_its_recorded_hash_is_caught(store, tmp_path):
+    from picture_helpers import fake_finetunes
+
+    fake_finetunes(store, tmp_path, lrs=(0.5,))
+    (tmp_path / "figs.yaml").write_text("figures:\n  - name: exact\n    bundles: name=ft-%\n    y: eval_exact\n")
+    out = tmp_path / "paper"
+    assert invoke("export", tmp_path / "figs.yaml", "-o", out).exit_code == 0
+    lines = (out / "exact.csv").read_text().splitlines()
+    cols = lines[1].split(",")
+    cols[3] = "0.999"  # one point of the line, moved
+    lines[1] = ",".join(cols)
+    (out / "exact.csv").write_text("\n".join(lines) + "\n")
+    prov = json.loads((out / "exact.provenance.json").read_text())
+    prov["files"]["exact.csv"] = hashlib.sha256((out / "exact.csv").read_bytes()).hexdigest()
+    (out / "exact.provenance.json").write_text(json.dumps(prov))
+    r = invoke("verify", out)
+    assert r.exit_code == 1 and r.output.splitlines() == [
+        "exact: exact.csv is not what export writes from the store now (edited by hand, or exported by another "
+        "codalite version); re-export", "Error: 1 problem(s) in 1 figure line"]
