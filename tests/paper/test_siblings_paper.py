@@ -343,3 +343,16 @@ def test_a_figure_point_edited_with_its_recorded_hash_is_caught(store, tmp_path)
     assert r.exit_code == 1 and r.output.splitlines() == [
         "exact: exact.csv is not what export writes from the store now (edited by hand, or exported by another "
         "codalite version); re-export", "Error: 1 problem(s) in 1 figure line"]
+
+
+def test_paired_bootstrap_of_one_seed_is_scipys_bootstrap_of_the_differences():
+    from scipy import stats as sst
+
+    rng = np.random.default_rng(3)
+    M = (rng.random((1, 120)) < 0.7).astype(float)
+    B = (rng.random((1, 120)) < 0.6).astype(float)
+    differs, detail = stats.paired(M, B, "paired_bootstrap")
+    ref = sst.bootstrap(((M - B)[0],), np.mean, method="percentile", n_resamples=stats.RESAMPLES,
+                        batch=stats.BATCH, rng=np.random.default_rng(stats.SEED)).confidence_interval
+    assert (detail["low"], detail["high"]) == (pytest.approx(ref.low), pytest.approx(ref.high))
+    assert differs == (ref.low > 0 or ref.high < 0)
