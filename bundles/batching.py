@@ -103,20 +103,26 @@ class Batcher:
 
 def turn_end_ids(processor, tokenizer):
     """The special token(s) the chat template writes right after an assistant message, found by
-    rendering one with a marker text: [] when the template ends turns with plain text or has none."""
+    rendering one with a marker text: [] when the template ends turns with plain text or has none.
+
+    Both content forms are tried, list parts (VLM templates) and a plain string: a text-only template
+    (Llama-3, Gemma, Phi-3...) renders list parts as their Python repr, "[{'type': 'text', ...}]", so
+    the marker is followed by "'}]" and not by the end-of-turn token; the first form that puts a
+    special token after the marker wins. Whitespace between the text and the token is skipped."""
+    special = set(tokenizer.all_special_ids) | {i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
     marker = "Xq7Marker"
-    for content in ([{"type": "text", "text": marker}], marker):  # list parts (VLM templates) or a string
+    for content in ([{"type": "text", "text": marker}], marker):
         msgs = [{"role": "user", "content": content}, {"role": "assistant", "content": content}]
         try:
             text = processor.apply_chat_template(msgs, tokenize=False)
-            break
         except Exception:  # no template, or one that only takes the other content form
-            text = None
-    if not text or marker not in text:
-        return []
-    tail = tokenizer(text.rsplit(marker, 1)[1], add_special_tokens=False)["input_ids"]
-    special = set(tokenizer.all_special_ids) | {i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
-    return tail[:1] if tail and tail[0] in special else []
+            continue
+        if not text or marker not in text:
+            continue
+        tail = tokenizer(text.rsplit(marker, 1)[1].lstrip(), add_special_tokens=False)["input_ids"]
+        if tail and tail[0] in special:
+            return tail[:1]
+    return []
 
 
 def answer_loss(model, batch, num_items=None):

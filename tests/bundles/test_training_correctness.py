@@ -153,3 +153,40 @@ def test_steps_and_epochs_are_exclusive(tiny_lm, data_dir, capsys):
         finetune.parse_args(["--model", str(tiny_lm), "--data", str(data_dir), "--steps", "3", "--epochs", "1",
                             "--metrics", "exact"])
     assert e.value.code == 2 and "not both" in capsys.readouterr().err
+
+
+TEMPLATES = {  # text-only templates as their models ship them (content rendered as a string), and VLM-style
+    "llama3": ("{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n{{ m['content'] | trim }}"
+               "<|eot_id|>{% endfor %}{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n"
+               "{% endif %}", ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"], "<|eot_id|>"),
+    "gemma": ("{% for m in messages %}<start_of_turn>{{ 'model' if m['role'] == 'assistant' else m['role'] }}\n"
+              "{{ m['content'] | trim }}<end_of_turn>\n{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n"
+              "{% endif %}", ["<start_of_turn>", "<end_of_turn>"], "<end_of_turn>"),
+    "phi3": ("{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}<|end|>\n{% endfor %}"
+             "{% if add_generation_prompt %}<|assistant|>\n{% endif %}", ["<|user|>", "<|assistant|>", "<|end|>"], "<|end|>"),
+    "chatml_space": ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }} <|im_end|>\n{% endfor %}",
+                     ["<|im_start|>", "<|im_end|>"], "<|im_end|>"),
+    "smollm2_vlm": (None, [], "<|im_end|>"),
+    "tiny (plain-text turns)": ("", [], None),
+}
+
+
+@pytest.mark.parametrize("name", list(TEMPLATES))
+def test_end_of_turn_token_is_found_for_each_template(tiny_lm, name):
+    """Text-only templates render list-of-parts content as its Python repr, so the first rendering put
+    "'}]" after the marker and Llama-3/Gemma/Phi-3 templates got no end-of-turn token: generation ran on
+    past <|eot_id|> to --max-new-tokens, and training ended answers with EOS, which the template never writes."""
+    from transformers import AutoTokenizer
+    from bundles.batching import turn_end_ids
+    from bundles.models import SMOL_TEMPLATE
+    template, specials, want = TEMPLATES[name]
+    tok = AutoTokenizer.from_pretrained(tiny_lm)
+    if name == "smollm2_vlm":
+        tok.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
+        template = SMOL_TEMPLATE
+    elif specials:
+        tok.add_special_tokens({"additional_special_tokens": specials})
+    if template:
+        tok.chat_template = template
+    got = turn_end_ids(tok, tok)
+    assert got == ([tok.convert_tokens_to_ids(want)] if want else []), tok.convert_ids_to_tokens(got)
