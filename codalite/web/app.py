@@ -15,6 +15,7 @@ project's worksheets/ folder, never from a path in the URL.
 """
 
 import errno
+import heapq
 import ipaddress
 import json
 import os
@@ -37,7 +38,11 @@ WEB_TEMPLATES = os.path.join(os.path.dirname(__file__), "templates")
 STATIC = {"app.js": (os.path.join(os.path.dirname(__file__), "static", "app.js"), "text/javascript"),
           "web.css": (os.path.join(os.path.dirname(__file__), "static", "web.css"), "text/css"),
           "style.css": (os.path.join(render.TEMPLATES, "style.css"), "text/css")}
-MAX_VIEW = 1 << 20  # show at most 1 MiB of a file inline
+MAX_VIEW = 1 << 20  # show at most 1 MiB of a file inline, and of stdout/stderr only the last MiB
+# A page lists at most this many of a folder's entries (a run can write 100,000 files) or of a
+# bundle's dependents, and says how many it left out.
+MAX_ENTRIES = 1000
+MAX_CHILDREN = 100
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 # Raster images cannot carry script; everything else a run wrote (HTML, SVG, ...) is text or a download.
 IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
@@ -195,15 +200,19 @@ class App:
         for d in b.dependencies:
             name = s.name_of(d.parent_uuid)
             parents.append((d, name if name is not None else "(missing)"))
-        children = sorted(s.get_many(s.children(b.uuid)), key=lambda c: -c.id)
+        # thousands of runs can use one dataset: the newest MAX_CHILDREN are listed, the rest counted
+        child_uuids = s.children(b.uuid)
+        children = sorted(s.get_many(child_uuids), key=lambda c: -c.id)[:MAX_CHILDREN]
         metadata = sorted((k, pretty(k, v)) for k, v in b.metadata.items())
         # graph.svg builds its SVG by hand and escapes every name and attribute it writes
         recs = self.training_log(b)
         panels = [p for p, keys in zip(("loss", "metrics"), curves.default_panels(recs.rows)) if keys] if recs else []
+        listing = self.listing(b, "")
         body = self.page("bundle.html", b=b, parents=parents, children=children, metadata=metadata, curves=panels,
+                         more_children=len(child_uuids) - len(children),
                          environment=b.runspec.get("environment"), graph=markupsafe.Markup(graph.svg(s, b.uuid, self.links)),
-                         hosts=model.host_worksheets(s, b.uuid), entries=self.listing(b, ""),
-                         stdout=self.head(b, "stdout"), stderr=self.head(b, "stderr"))
+                         hosts=model.host_worksheets(s, b.uuid), entries=listing and listing[0],
+                         total=listing and listing[1], logs=[(name, *self.last(b, name)) for name in ("stdout", "stderr")])
         return 200, "text/html", body, {}
 
     # bundle files: only inside the bundle ------------------------------------------------------
@@ -219,19 +228,29 @@ class App:
         return path
 
     def listing(self, b, subpath):
+        """(the first MAX_ENTRIES entries by name, how many there are in all), or None if no folder."""
         try:
             path = self.path_of(b, subpath)
         except NotFound:
             return None
         if not os.path.isdir(path):
             return None
+        total = 0
+
+        def counted(it):
+            nonlocal total
+            for e in it:
+                total += 1
+                yield e
+        with os.scandir(path) as it:  # nsmallest: 100,000 files are counted, not all held and sorted
+            first = heapq.nsmallest(MAX_ENTRIES, counted(it), key=lambda e: e.name)
         out = []
-        for e in sorted(os.scandir(path), key=lambda e: e.name):
+        for e in first:
             kind = "link" if e.is_symlink() else "dir" if e.is_dir(follow_symlinks=False) else \
                 "file" if e.is_file(follow_symlinks=False) else "other"
             size = e.stat(follow_symlinks=False).st_size if kind == "file" else None
             out.append((shown(e.name), kind, size, (subpath + "/" + e.name).lstrip("/")))
-        return out
+        return out, total
 
     def open(self, b, subpath):
         """A regular file inside the bundle, open. Opened without blocking and checked once open: a
@@ -254,18 +273,22 @@ class App:
             f.seek(offset)
             return f.read(limit)
 
-    def head(self, b, name):
+    def last(self, b, name):
+        """(text, offset after it, whether earlier output was left out): the last MAX_VIEW bytes of
+        stdout/stderr, where a log's news is (an error at the end of 50 MB of progress bars)."""
         try:
-            data = self.read(b, name, MAX_VIEW)
-            return data.decode(errors="replace"), len(data)
+            with self.open(b, name) as f:
+                data, start, end = tail_bytes(f, 0, whole=b.final)
         except (NotFound, OSError):
-            return None, 0
+            return None, 0, False
+        return data.decode(errors="replace"), end, start > 0
 
     def files(self, uuid, subpath, raw=False, image=False):
         b = self.bundle_of(uuid)
         path = self.path_of(b, subpath)
         if os.path.isdir(path):
-            body = self.page("files.html", b=b, subpath=subpath, entries=self.listing(b, subpath), text=None)
+            entries, total = self.listing(b, subpath)
+            body = self.page("files.html", b=b, subpath=subpath, entries=entries, total=total, text=None)
             return 200, "text/html", body, {}
         if raw:
             return self.raw(path, self.open(b, subpath), image)
@@ -340,21 +363,61 @@ class App:
         return 200, "text/html", body, {}
 
     def tail(self, uuid, name, offset):
-        """New bytes of stdout/stderr from offset, and whether more may come."""
+        """New text of stdout/stderr from offset, the offset to ask from next, whether output was
+        skipped (more than MAX_VIEW new bytes: only their last MAX_VIEW are sent), and the bundle's
+        state. A refused file (a link out, a FIFO) is a 404 that still says the state: the page
+        must learn that the run ended."""
         if name not in ("stdout", "stderr"):
             raise NotFound(name)
         b = self.bundle_of(uuid)
+        state = {"state": b.state, "final": b.final}
         try:
-            data = self.read(b, name, MAX_VIEW, offset)
-        except NotFound:
+            with self.open(b, name) as f:
+                data, start, end = tail_bytes(f, offset)
+        except NotFound as e:
             if os.path.lexists(os.path.join(self.store.location(b), name)):
-                raise  # a link out, a FIFO: refused, not "nothing yet"
-            data = b""  # not written yet
+                # a link out, a FIFO: refused, not "nothing yet"
+                return 404, "application/json", json.dumps({"error": str(e), **state}), {}
+            data, start, end = b"", offset, offset  # not written yet
         except OSError:
-            data = b""
-        body = json.dumps({"data": data.decode(errors="replace"), "offset": offset + len(data),
-                           "state": b.state, "final": b.final})
+            data, start, end = b"", offset, offset
+        # reset: the file is shorter than offset (truncated): the page starts its view again
+        reset = start < offset
+        body = json.dumps({"data": data.decode(errors="replace"), "offset": end, "reset": reset,
+                           "skipped": start - (0 if reset else offset), **state})
         return 200, "application/json", body, {}
+
+
+def tail_bytes(f, offset, whole=False):
+    """(bytes, start, end) of an open file from offset: at most its last MAX_VIEW bytes (start is
+    then past offset), starting and ending on whole UTF-8 characters, so that a character the run
+    wrote in two pieces, or one cut by the skip, is not shown as two replacement characters
+    (whole: the file is complete, keep its last bytes whatever they are). A file shorter than
+    offset (the run truncated it) is read again from its start."""
+    size = os.fstat(f.fileno()).st_size
+    if offset > size:
+        offset = 0
+    start = max(offset, size - MAX_VIEW)
+    f.seek(start)
+    data = f.read(MAX_VIEW)
+    if start > offset:
+        lead = 0
+        while lead < min(3, len(data)) and data[lead] & 0xC0 == 0x80:  # continuation bytes
+            lead += 1
+        data, start = data[lead:], start + lead
+    if not whole:
+        data = data[:complete_utf8(data)]
+    return data, start, start + len(data)
+
+
+def complete_utf8(data):
+    """len(data) without a UTF-8 sequence cut short at its end (the rest of it is still to come)."""
+    for i in range(1, min(4, len(data)) + 1):
+        c = data[-i]
+        if c & 0xC0 != 0x80:  # the last lead byte (or ASCII): does its sequence fit?
+            need = 2 if c & 0xE0 == 0xC0 else 3 if c & 0xF0 == 0xE0 else 4 if c & 0xF8 == 0xF0 else 1
+            return len(data) - i if need > i else len(data)
+    return len(data)
 
 
 FORMATS = {"created": "date", "started": "date", "last_updated": "date", "time": "duration",

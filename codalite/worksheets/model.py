@@ -196,6 +196,9 @@ def open_worksheet(store: Store, text: str) -> Worksheet:
     """What `print` and `serve` accept: a path to a .ws file, a stored worksheet's name or uuid,
     or the name of a file under the project's worksheets/."""
     if text.endswith(EXT) or os.sep in text:
+        if not text.endswith(EXT):  # as `cl print`: /etc/passwd is no worksheet (any text parses as markup)
+            raise UsageError(f"{text}: not a worksheet file (their names end in {EXT}); give a {EXT} file or a "
+                             "stored worksheet's name or uuid")
         if not os.path.isfile(text):
             raise UsageError(f"no such worksheet file: {text}")
         return load_file(text)

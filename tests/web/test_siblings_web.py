@@ -279,3 +279,188 @@ def test_one_unencodable_value_does_not_abort_the_whole_worksheet(printable):
     p = cli(root, "print", "worksheets/w.ws", "--html", "w.html")
     assert p.returncode == 0, p.stderr
     assert "odd" in (root / "w.html").read_text() and "0.5" in (root / "w.html").read_text()
+
+
+# --- second pass: what a chatty or busy run, and a careless `print`, make huge or wrong -----------
+
+def test_print_refuses_a_file_that_is_not_a_worksheet(printable):
+    """`print /etc/passwd` rendered any readable file as a worksheet (any text parses as markup);
+    `cl print` refuses it. A worksheet file is a `.ws` file, as worksheets/*.ws everywhere else."""
+    root, _ = printable
+    (root / "notes.txt").write_text("# not a worksheet\n")
+    for target in ("/etc/passwd", "./notes.txt", str(root / "notes.txt"), "/etc", "worksheets/"):
+        p = cli(root, "print", target)
+        assert p.returncode == 2 and p.stdout == "" and PASSWD not in p.stderr, (target, p.stdout, p.stderr)
+        assert p.stderr.startswith("Error:") and p.stderr.count("\n") == 1 and "not a worksheet file" in p.stderr
+    assert cli(root, "print", "worksheets/w.ws").returncode == 0
+    assert cli(root, "print", "w").returncode == 0  # the name of a worksheets/ file
+    assert cli(root, "new", "stored").returncode == 0 and cli(root, "work", "stored").returncode == 0
+    for args in (["stored"], []):  # a stored name; no argument: the current worksheet
+        p = cli(root, "print", *args)
+        assert p.returncode == 0 and "(stored)" in p.stdout, (args, p.stderr)
+
+
+@pytest.fixture
+def busy(store, tmp_path):
+    """A bundle of 1,500 files whose stdout is 3 MiB of two-byte characters ending in a cut one, a
+    dataset 150 runs depend on, and a run whose stdout is a link out; served."""
+    files = {f"f{i:05d}": "x" for i in range(1500)}
+    files["stdout"] = "é" * (3 << 19) + "END\n"
+    b = upload(store, tmp_path, "busy", files)
+    for i in range(150):
+        store.run(f"true {i}", [("d", b.uuid)], name=f"user{i}", start_worker=False)
+    d = store.location(b)
+    mode = os.stat(d).st_mode
+    os.chmod(d, mode | 0o200)
+    with open(os.path.join(d, "stderr"), "wb") as f:  # planted: a live run's half-written character
+        f.write(b"ab" + "é".encode()[:1])
+    os.chmod(d, mode)
+    server = make_server(store, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def get(path):
+        conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=30)
+        conn.request("GET", path)
+        r = conn.getresponse()
+        body = r.read().decode()
+        conn.close()
+        return r.status, r.getheader("content-type"), body
+    yield {"get": get, "bundle": b}
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_folder_of_many_files_lists_the_first_thousand_and_counts_the_rest(busy):
+    """A run writing 100,000 files made a 100,000-row bundle page (and file page)."""
+    u = busy["bundle"].uuid
+    for path in (f"/bundles/{u}", f"/bundles/{u}/files/"):
+        status, _, body = busy["get"](path)
+        assert status == 200 and body.count('<tr><td><a href="') == 1000, path
+        assert "and 502 more (1502 entries in all; the first 1000 by name are listed)" in body, path
+        assert ">f00999</a>" in body and ">f01000</a>" not in body
+
+
+def test_a_dataset_with_many_dependents_lists_the_newest_hundred(busy):
+    status, _, body = busy["get"](f"/bundles/{busy['bundle'].uuid}")
+    assert status == 200 and body.count("<th>used by</th>") == 101  # 100 and the line counting the rest
+    assert ">user149</a>" in body and ">user49</a>" not in body and "and 50 more" in body
+    assert "dependency%3D" + busy["bundle"].uuid in body  # a search for them all
+
+
+def test_stdout_shows_its_last_mib_in_whole_characters(busy):
+    """The page showed the first MiB of stdout and the tail then sent every byte after it, 1 MiB a
+    request (a chatty run's log grew the page without bound); a two-byte character cut by the
+    MiB, or written in two pieces, showed as U+FFFD."""
+    u = busy["bundle"].uuid
+    status, _, body = busy["get"](f"/bundles/{u}")
+    assert "END" in body and '<p class="none" id="stdout-trimmed">' in body and 'id="stderr-trimmed" hidden' in body
+    assert "\ufffd" not in body.split('id="stdout"')[1].split("</pre>")[0]
+    status, ctype, body = busy["get"](f"/bundles/{u}/tail/stdout?offset=0")
+    j = json.loads(body)
+    size = 2 * (3 << 19) + 4
+    assert status == 200 and j["offset"] == size and 0 < j["skipped"] <= size - (1 << 20) + 1
+    assert j["data"].endswith("END\n") and "\ufffd" not in j["data"] and len(j["data"].encode()) <= 1 << 20
+    j = json.loads(busy["get"](f"/bundles/{u}/tail/stderr?offset=0")[2])
+    assert j["data"] == "ab" and j["offset"] == 2  # the cut character comes with its second byte
+    j = json.loads(busy["get"](f"/bundles/{u}/tail/stdout?offset={size + 100}")[2])  # truncated by the run
+    assert j["reset"] and j["data"].endswith("END\n")
+
+
+def test_a_refused_tail_still_says_whether_the_run_ended(store, tmp_path):
+    """stdout replaced by a link out: the tail's 404 was an HTML page, the live page's script failed
+    to read it and stopped polling, so the page never learnt that the run ended."""
+    run, _ = store.run("rm -f stdout; ln -s /etc/passwd stdout", name="linker", start_worker=False)
+    drain(store)
+    server = make_server(store, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=20)
+        conn.request("GET", f"/bundles/{run.uuid}/tail/stdout?offset=0")
+        r = conn.getresponse()
+        body = r.read().decode()
+        assert r.status == 404 and r.getheader("content-type").startswith("application/json")
+        j = json.loads(body)
+        assert j["final"] is True and j["state"] == store.get(run.uuid).state and PASSWD not in body
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# --- the live page in a real browser (Debian's chromium via Playwright) ------------------------------
+
+@pytest.fixture
+def live_site(store, browser):
+    server = make_server(store, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    page = browser.new_page()
+    yield {"store": store, "page": page, "url": f"http://127.0.0.1:{server.server_address[1]}"}
+    page.close()
+    server.shutdown()
+    server.server_close()
+
+
+def js_until(page, expression, timeout):
+    """Poll through the DevTools protocol (wait_for_function evals, which the UI's CSP forbids)."""
+    import time
+
+    from playwright.sync_api import Error
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if page.evaluate(expression):
+                return True
+        except Error:  # the page is reloading: ask the new one
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def start(store, command, name):
+    import time
+    run, _ = store.run(command, name=name)
+    deadline = time.time() + 60
+    while store.get(run.uuid).state != "running":
+        assert time.time() < deadline, store.get(run.uuid).state
+        time.sleep(0.1)
+    return run
+
+
+def finish(store, run):
+    b = store.get(run.uuid)
+    if not b.final:
+        store.kill(b)
+    store.wait(store.get(run.uuid), timeout=60)
+
+
+def test_the_live_tail_keeps_only_the_last_mib(live_site):
+    """The page appended up to 1 MiB every 500 ms for as long as the run wrote: a chatty run grew
+    the tab without bound. It keeps the last MiB of characters and says that earlier output was
+    trimmed, with a link to the whole file."""
+    store, page = live_site["store"], live_site["page"]
+    run = start(store, "python3 -u -c \"import sys, time\nfor i in range(30):\n    sys.stdout.write(('%d' % i) * 299999"
+                       " + '\\n'); sys.stdout.flush(); time.sleep(0.2)\nprint('MARK'); time.sleep(60)\"", "chatty")
+    try:
+        page.goto(f"{live_site['url']}/bundles/{run.uuid}")
+        assert js_until(page, "document.getElementById('stdout').textContent.includes('MARK')", 60), \
+            "the tail never showed the run's last line"
+        length = page.evaluate("document.getElementById('stdout').textContent.length")
+        assert length <= 1 << 20, length
+        assert page.is_visible("#stdout-trimmed") and not page.is_visible("#stderr-trimmed")
+        assert page.get_attribute("#stdout-trimmed a", "href") == f"/bundles/{run.uuid}/files/stdout?raw=1"
+    finally:
+        finish(store, run)
+
+
+def test_the_live_page_learns_the_run_ended_when_its_stdout_is_refused(live_site):
+    """A run replacing its stdout by a link out made the tail answer 404 (HTML): the script stopped
+    polling, and the page said `running` forever. It still learns the end, and reloads."""
+    store, page = live_site["store"], live_site["page"]
+    run = start(store, "rm -f stdout; ln -s /etc/passwd stdout; sleep 3", "linker")
+    try:
+        page.goto(f"{live_site['url']}/bundles/{run.uuid}")
+        assert js_until(page, "!document.querySelector('[data-tail]') && "
+                              "document.getElementById('state').textContent !== 'running'", 40), \
+            page.inner_text("#state")
+        assert PASSWD not in page.content()
+    finally:
+        finish(store, run)
