@@ -30,6 +30,7 @@ class Batcher:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.turn_ends = turn_end_ids(processor, self.tokenizer)
+        self.flatten = not self.is_vlm and parts_render_as_repr(processor)
 
     @property
     def pad_id(self):
@@ -55,7 +56,11 @@ class Batcher:
     def prompt_text(self, rec):
         if "prompt" in rec and "messages" not in rec:
             return rec["prompt"]
-        return self.processor.apply_chat_template(rec["messages"], add_generation_prompt=True, tokenize=False)
+        messages = rec["messages"]
+        if self.flatten:  # a text-only template that takes string content only (see parts_render_as_repr)
+            messages = [{**m, "content": m["content"] if isinstance(m["content"], str) else
+                         "".join(c.get("text", "") for c in m["content"] if c.get("type") == "text")} for m in messages]
+        return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
     def image(self, rec):
         from PIL import Image
@@ -99,6 +104,18 @@ class Batcher:
         return batch
 
     __call__ = training  # a Trainer data_collator
+
+
+def parts_render_as_repr(processor):
+    """True when the chat template writes list-of-parts content ([{"type": "text", ...}], what prepare
+    writes) as its Python repr: text-only templates (Llama-3, Gemma...) take string content only, and
+    the model would be prompted with "[{'type': 'text', 'text': 'What is it?'}]"."""
+    msgs = [{"role": "user", "content": [{"type": "text", "text": "Xq7Marker"}]}]
+    try:
+        text = processor.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
+    except Exception:  # a template that refuses lists takes strings
+        return True
+    return "'type'" in text or '"type"' in text
 
 
 def turn_end_ids(processor, tokenizer):

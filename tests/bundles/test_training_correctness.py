@@ -190,3 +190,21 @@ def test_end_of_turn_token_is_found_for_each_template(tiny_lm, name):
         tok.chat_template = template
     got = turn_end_ids(tok, tok)
     assert got == ([tok.convert_tokens_to_ids(want)] if want else []), tok.convert_ids_to_tokens(got)
+
+
+@pytest.mark.parametrize("name", ["llama3", "gemma", "phi3", "tiny (plain-text turns)"])
+def test_text_only_templates_are_prompted_with_the_question_not_its_repr(tiny_lm, name):
+    """prepare writes list-of-parts content; a text-only template renders a list as its Python repr, so a
+    Llama-3-style LM was trained and evaluated on "[{'type': 'text', 'text': 'What is it?'}]" prompts."""
+    from transformers import AutoTokenizer
+    template, specials, _ = TEMPLATES[name]
+    tok = AutoTokenizer.from_pretrained(tiny_lm)
+    if specials:
+        tok.add_special_tokens({"additional_special_tokens": specials})
+    if template:
+        tok.chat_template = template
+    rec = {"messages": [{"role": "user", "content": [{"type": "text", "text": "What is it?"}]}], "reference": "A cat."}
+    text = Batcher(tok, ".").prompt_text(rec)
+    assert "What is it?" in text and "'type'" not in text and "{" not in text
+    assert text == tok.apply_chat_template([{"role": "user", "content": "What is it?"}], add_generation_prompt=True,
+                                           tokenize=False)
