@@ -43,6 +43,9 @@ MAX_VIEW = 1 << 20  # show at most 1 MiB of a file inline, and of stdout/stderr 
 # bundle's dependents, and says how many it left out.
 MAX_ENTRIES = 1000
 MAX_CHILDREN = 100
+# A table on a page (a worksheet's, search results) shows at most this many rows, and says so: a
+# 100,000-row table is tens of MB, re-sent every 2 s while a run it shows is live.
+MAX_ROWS = 1000
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 # Raster images cannot carry script; everything else a run wrote (HTML, SVG, ...) is text or a download.
 IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
@@ -78,6 +81,7 @@ class App:
         self.home = home
         self.local = threading.local()
         self.env = render.environment([WEB_TEMPLATES])
+        self.env.globals["max_rows"] = MAX_ROWS
         # render.environment autoescapes every template; Markup only wraps HTML we escaped ourselves
         self.links = WebLinks("")
 
@@ -197,7 +201,7 @@ class App:
         s = self.store
         b = self.bundle_of(uuid)
         parents = []
-        for d in b.dependencies:
+        for d in b.dependencies[:MAX_ENTRIES]:  # a run can have thousands: the rest are counted
             name = s.name_of(d.parent_uuid)
             parents.append((d, name if name is not None else "(missing)"))
         # thousands of runs can use one dataset: the newest MAX_CHILDREN are listed, the rest counted
@@ -210,6 +214,7 @@ class App:
         listing = self.listing(b, "")
         body = self.page("bundle.html", b=b, parents=parents, children=children, metadata=metadata, curves=panels,
                          more_children=len(child_uuids) - len(children),
+                         more_parents=len(b.dependencies) - len(parents),
                          environment=b.runspec.get("environment"), graph=markupsafe.Markup(graph.svg(s, b.uuid, self.links)),
                          hosts=model.host_worksheets(s, b.uuid), entries=listing and listing[0],
                          total=listing and listing[1], logs=[(name, *self.last(b, name)) for name in ("stdout", "stderr")])

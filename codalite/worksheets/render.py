@@ -140,14 +140,16 @@ def environment(extra_dirs=()):
     env.globals["graph_svg"] = graph_svg
     env.globals["rows_html"] = rows_html
     env.globals["examples_html"] = examples_html
+    env.globals["max_rows"] = None  # `codalite serve` shows at most this many rows of a table
     return env
 
 
-def rows_html(block, links):
-    """A table's rows, built in Python: a Jinja macro per cell costs ~1 s per 10,000 rows."""
+def rows_html(block, links, max_rows=None):
+    """A table's rows (the first max_rows), built in Python: a Jinja macro per cell costs ~1 s per
+    10,000 rows."""
     esc = markupsafe.escape
     out = []
-    for r in block.rows:
+    for r in block.rows[:max_rows] if max_rows else block.rows:
         row_href = esc(links.bundle(r.uuid))
         tds = []
         for c in r.cells:

@@ -464,3 +464,39 @@ def test_the_live_page_learns_the_run_ended_when_its_stdout_is_refused(live_site
         assert PASSWD not in page.content()
     finally:
         finish(store, run)
+
+
+def test_a_huge_table_on_a_page_shows_a_thousand_rows_and_counts_the_rest(store, tmp_path, monkeypatch):
+    """A worksheet (or a search: /search?q=.limit=100000) of 100,000 bundles was a 100,000-row page,
+    tens of MB re-sent every 2 s while one of them ran; and a run with thousands of dependencies
+    listed each on its bundle page. `print --html` still writes every row."""
+    data = upload(store, tmp_path, "data", {"x": "1"})
+    parents = [upload(store, tmp_path, f"p{i}", {"x": str(i)}) for i in range(3)]
+    runs = [store.run(f"true {i}", [("d", data.uuid)], name=f"r{i}", start_worker=False)[0] for i in range(1200)]
+    import codalite.web.app as web_app
+    from codalite.worksheets import model
+    ws = model.new(store, "big")
+    model.set_source(store, ws, "% schema s\n% add name\n% display table s\n" + "".join(f"{{{r.uuid}}}\n" for r in runs))
+    many, _ = store.run("true many", [(f"p{i}", p.uuid) for i, p in enumerate(parents)], name="many", start_worker=False)
+    server = make_server(store, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def get(path):
+        conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=60)
+        conn.request("GET", path)
+        r = conn.getresponse()
+        return r.status, r.read().decode()
+    try:
+        for path in ("/worksheets/big", "/worksheets/big/blocks", "/search?q=name%3Dr%25+.limit%3D5000"):
+            status, body = get(path)
+            assert status == 200 and body.count("<tr class=") == 1000, path
+            assert "and 200 more rows (1200 in all; this page shows the first 1000" in body, path
+        monkeypatch.setattr(web_app, "MAX_ENTRIES", 2)  # as 1,000 of 1,001 dependencies
+        status, body = get(f"/bundles/{many.uuid}")
+        assert body.count("<th>dependency</th>") == 3 and ">p1</a>" in body and ">p2</a>" not in body
+        assert "and 1 more (`codalite info" in body
+    finally:
+        server.shutdown()
+        server.server_close()
+    page = render.to_html(store, interpret(store, model.get(store, "big").items), "t")
+    assert page.count("<tr class=") == 1200 and "more rows" not in page
