@@ -76,6 +76,19 @@ class Batcher:
             return dict(self.processor(text=texts, images=images or None, **kwargs))
         return dict(self.tokenizer(texts, **kwargs))
 
+    def over_length(self, records, chunk=64):
+        """(answers that --max-length cuts, prompts longer than it on their own) over these records: a
+        cut answer loses its end-of-turn token too (so it is trained not to stop there), and a prompt
+        over the limit is kept whole with one answer token, so its row exceeds the limit."""
+        cut = over = 0
+        for s in range(0, len(records), chunk):
+            part = records[s:s + chunk]
+            prompt_lens = self.prompts(part)["attention_mask"].sum(-1).tolist()
+            for rec, n in zip(part, prompt_lens):
+                cut += n + len(self.answer_ids(rec)) > self.max_length
+                over += n >= self.max_length
+        return cut, over
+
     def answer_ids(self, rec):
         return self.tokenizer(rec["reference"], add_special_tokens=False)["input_ids"] + [self.end_id]
 

@@ -67,7 +67,8 @@ def parse_args(argv=None):
     g.add_argument("--warmup", type=int, default=5, help="warm-up steps")
     g.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
     g.add_argument("--train-size", type=int, help="use only the first N training records")
-    g.add_argument("--max-length", type=int, help="truncate answers so prompt+answer fit this many tokens")
+    g.add_argument("--max-length", type=int, help="truncate answers so prompt+answer fit this many tokens (a prompt is "
+                   "never cut; metrics.json counts train_answers_cut and train_prompts_over_max_length)")
     g.add_argument("--seed", type=int, default=0, help="seed (LoRA init, data order)")
     g.add_argument("--bf16", action="store_true", help="bf16 mixed precision: fp32 weights, bf16 autocast")
     g.add_argument("--load-dtype", default="float32", choices=["float32", "bfloat16", "float16", "auto"],
@@ -400,6 +401,13 @@ def main(argv=None):
     log(f"finetune: {'VLM' if vlm else 'LM'} {total / 1e6:.2f}M params, {trainable / 1e6:.3f}M trainable, "
         f"{args.steps} steps, {threads} threads")
     batcher = Batcher(processor, args.data, args.max_length)
+    length_cap = {}
+    if args.max_length:  # say what the cap does to the training targets, instead of cutting them silently
+        cut, over = batcher.over_length(train)
+        length_cap = {"train_answers_cut": cut, "train_prompts_over_max_length": over}
+        if cut and main_process:
+            log(f"finetune: warning: --max-length {args.max_length} cuts the answer of {cut} of {len(train)} training "
+                f"records (with their end-of-turn token){f'; {over} prompts are longer on their own' if over else ''}")
     metric_fns = build_metrics(args.metrics, args.nli_model) if dev else []
     trainer = build_trainer(args, model, processor, batcher, train, dev, metric_fns, out)
     ignored = not_applied(args, trainer)
@@ -434,7 +442,8 @@ def main(argv=None):
         return
     metrics = final_metrics(trainer, {"trainable_params": trainable, "total_params": total,
                                       "wall_seconds": seconds, "steps": trainer.state.global_step,
-                                      "threads": threads, "resumed_from": resume, "resumed_from_step": resumed_step})
+                                      "threads": threads, "resumed_from": resume, "resumed_from_step": resumed_step,
+                                      **length_cap})
     write_json(out / "metrics.json", metrics)
     write_json(out / "log_history.json", trainer.state.log_history)
     shown = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float) and "_" in k and not k.startswith("base_")}

@@ -208,3 +208,19 @@ def test_text_only_templates_are_prompted_with_the_question_not_its_repr(tiny_lm
     assert "What is it?" in text and "'type'" not in text and "{" not in text
     assert text == tok.apply_chat_template([{"role": "user", "content": "What is it?"}], add_generation_prompt=True,
                                            tokenize=False)
+
+
+def test_max_length_says_how_many_training_answers_it_cuts(tiny_lm, data_dir, tmp_path):
+    """--max-length cut answers (and their end-of-turn token, so those answers learn not to stop) without
+    a word; now metrics.json counts them, and the count is that of rows longer than the cap."""
+    _, tok = load_model(tiny_lm)
+    train = load_records(data_dir, "train", 16)
+    full = Batcher(tok, data_dir).training(train)["attention_mask"].sum(-1).tolist()
+    cap = sorted(full)[len(full) // 2]
+    expected = sum(n > cap for n in full)
+    assert 0 < expected < len(full)
+    finetune.main(["--model", str(tiny_lm), "--data", str(data_dir), "--out", str(tmp_path), "--lora-r", "2",
+                   "--steps", "1", "--batch-size", "4", "--train-size", "16", "--eval-steps", "0", "--metrics", "exact",
+                   "--max-length", str(cap)])
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["train_answers_cut"] == expected and m["train_prompts_over_max_length"] == 0
