@@ -6,8 +6,9 @@ value is first written as CodaLab writes it (`str(value)`: 0, 1.5, True, each ta
 compared the same way. Keywords, in CodaLab's order of precedence:
 
 word               uuid or name contains word (`.*` or `%` are wildcards everywhere)
-key=value          a column (uuid, id, type, state, command, name) or any metadata key
-                   (size = data_size); v1,v2 = any of them; a `%` makes it a LIKE pattern
+key=value          a column (uuid, id, type, state, command, name) or any metadata key, in any
+                   case (size = data_size); v1,v2 = any of them; a `%` makes it a LIKE pattern
+                   (`\%`, `\_`: literal); trailing spaces do not count (MySQL's PAD SPACE)
 =value             uuid, command or any metadata value contains value
 dependency=U       bundles that depend on U; dependency/KEY=U with that key
 host_worksheet=W   bundles on worksheet W (worksheet=W)

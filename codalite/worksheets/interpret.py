@@ -213,6 +213,8 @@ class Page:
 
     def directive(self, tokens, line):
         command = tokens[0]
+        if command == "%":  # `%% text`: a comment, as CodaLab's `command == '%'`
+            return
         if command == "schema":
             if len(tokens) < 2:
                 raise WorksheetError("`schema` missing name")

@@ -47,7 +47,8 @@ KNOWN = {
                            or (d["what"] == "search" and any(k.startswith("data_size=") for k in d["case"])),
     # a bad `% display` is reported on the display line; CodaLab names the line after its bundles
     "display-error-line": lambda d: d["what"] == "markup" and _same_but_line(d) and _line(d["lite"]) < _line(d["cl"])
-                                    and re.search(r"display|maxlines|Not file genpath", d["lite"]),
+                                    and re.search(r"display|maxlines|Not file genpath|Expected <key>=<value>", d["lite"])
+                                    or _no_mode(d),
     # after a `% search`, CodaLab counts error lines over the expanded items; codalite names the source line
     "search-shifts-lines": lambda d: d["what"] == "markup" and d.get("after_search") and _same_but_line(d),
     # a list index past the end is an empty cell; CodaLab's server fails the whole table (IndexError)
@@ -62,7 +63,28 @@ KNOWN = {
                            and d["arg"] >= 1024 ** 5,
     "list-index-crash": lambda d: d["what"] == "block" and (d["lite"] or {}).get("mode") == "table"
                                   and (d["cl"] or {}).get("text") == "ERROR: Unexpected error interpreting item",
+    # queries on which CodaLab's server fails with an SQL error (HTTP 500) are answered
+    "search-server-error": lambda d: d["what"] == "search-error" and d["lite"] == "answers"
+                                     and "HTTP 500" in d["cl"] and codalab_search_fails(d["case"]),
+    # a list key (tags=.sort) lists each bundle once; CodaLab lists it once per value
+    # `% addschema NAME` of an unknown schema names it; CodaLab: "Unexpected error while parsing line N"
+    "addschema-unknown": lambda d: d["what"] == "markup" and re.match(r"^Error in source line \d+: unknown schema `",
+                                                                       d["lite"] or "") is not None
+                                   and re.match(r"^Unexpected error while parsing line \d+$", d["cl"] or "") is not None,
+    "list-sort-once": lambda d: d["what"] == "search" and d.get("once_per_value"),
 }
+
+
+def codalab_search_fails(case):
+    """Whether CodaLab 1.7.5's search_bundles builds SQL that MySQL refuses for these keywords (as a
+    user other than root): the same table joined twice, or a .sum ordered by a column it lacks."""
+    kws = [k.replace(".*", "%") for k in case]
+    sort = any(k in (".last",) or k.endswith(("=.sort", "=.sort-")) for k in kws)
+    summed = any(k.endswith("=.sum") for k in kws)
+    joins_dep = sum(1 for k in kws if re.match(r"^dependency(/[^=]*)?=", k) and not k.endswith((".sort", ".sort-", ".sum")))
+    joins_ws = sum(1 for k in kws if (k == ".floating" or (re.match(r"^(host_)?worksheet=", k)
+                                                           and not k.endswith((".sort", ".sort-", ".sum")))))
+    return ".shared" in kws or (sort and summed) or joins_dep >= 2 or joins_ws >= 2
 
 SIZE = re.compile(r"^\d+(\.\d+)?( bytes|[kmgt])$")
 
@@ -70,6 +92,16 @@ SIZE = re.compile(r"^\d+(\.\d+)?( bytes|[kmgt])$")
 def _line(text):
     m = re.match(r"Error in source line (\d+): ", text or "")
     return int(m.group(1)) if m else None
+
+
+def _no_mode(d):
+    """`% display` without a mode: codalite says so on that line; CodaLab fails at the line after the
+    bundles with "Unexpected error while parsing line N" (an IndexError)."""
+    if d["what"] != "markup":
+        return False
+    m = re.match(r"^Unexpected error while parsing line (\d+)$", d["cl"] or "")
+    return (bool(m) and _line(d["lite"]) is not None and _line(d["lite"]) < int(m.group(1))
+            and d["lite"].endswith(": Unknown display mode: "))
 
 
 def _same_but_line(d):
@@ -361,7 +393,7 @@ def cl_form(b):
         return {"mode": "table", "header": list(b["header"]), "uuids": uuids,
                 "rows": [[value(r.get(h)) for h in b["header"]] for r in b["rows"]]}
     if mode == "record":
-        return {"mode": "record", "uuids": uuids, "rows": [[r["key"], value(r["value"])] for r in b["rows"]]}
+        return {"mode": "record", "uuids": uuids, "rows": [[r["key"], value(r.get("value"))] for r in b["rows"]]}
     if mode == "contents":
         return {"mode": "contents", "uuid": uuids[0], "path": b["target_genpath"], "lines": b.get("lines")}
     if mode == "image":
@@ -404,7 +436,7 @@ def differences(lite_blocks, cl_blocks, search_lines=()):
             for r, (ra, rb) in enumerate(zip(a["rows"], b["rows"])):
                 for c, (va, vb) in enumerate(zip(ra, rb)):
                     if va != vb:
-                        genpath = a["genpaths"][c] if a["mode"] == "table" else ra[0]
+                        genpath = a["genpaths"][c] if a["mode"] == "table" else ra[0].rstrip(":")  # a record's key
                         out.append(dict(base, what="cell", row=r, column=a["header"][c] if a["mode"] == "table" else ra[0],
                                         genpath=genpath, uuid=a["uuids"][r] if a["mode"] == "table" else a["uuids"][0],
                                         lite=va, cl=vb))
