@@ -85,7 +85,10 @@ def main(argv=None):
     result = {"n": len(rows), "n_empty": sum(not p.strip() for p in preds), "n_per": counts(per_example, means),
               **means}
     if args.baseline:
-        result["baseline"] = json.loads(Path(args.baseline).read_text())
+        try:
+            result["baseline"] = json.loads(Path(args.baseline).read_text())
+        except (OSError, ValueError) as e:  # a folder, not UTF-8, not JSON: one line, before anything is written
+            fail("bundles.score", f"--baseline {args.baseline}: not a JSON file ({e})")
     out = Path(args.out)
     write_json(out / "scores.json", result)
     write_jsonl(out / "per_example.jsonl", per_example)

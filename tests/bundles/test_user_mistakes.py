@@ -70,3 +70,13 @@ def test_score_refuses_bad_prediction_files(tmp_path, capsys, content, message):
     one_line_exit_2(capsys, score.main, ["--predictions", str(tmp_path), "--metrics", "exact", "--out",
                                          str(tmp_path / "o")], message)
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"\xff\xfe"])
+def test_score_refuses_a_baseline_that_is_not_json(tmp_path, capsys, content):
+    (tmp_path / "predictions.jsonl").write_text('{"prediction": "a", "reference": "a"}\n')
+    (tmp_path / "baseline.json").write_bytes(content)
+    one_line_exit_2(capsys, score.main, ["--predictions", str(tmp_path), "--metrics", "exact", "--baseline",
+                                         str(tmp_path / "baseline.json"), "--out", str(tmp_path / "o")],
+                    "--baseline")
+    assert not (tmp_path / "o" / "scores.json").exists()
