@@ -8,7 +8,7 @@ compared the same way. Keywords, in CodaLab's order of precedence:
 word               uuid or name contains word (`.*` or `%` are wildcards everywhere)
 key=value          a column (uuid, id, type, state, command, name) or any metadata key, in any
                    case (size = data_size); v1,v2 = any of them; a `%` makes it a LIKE pattern
-                   (`\%`, `\_`: literal); trailing spaces do not count (MySQL's PAD SPACE)
+                   (a backslash makes % and _ literal); trailing spaces do not count (MySQL's PAD SPACE)
 =value             uuid, command or any metadata value contains value
 dependency=U       bundles that depend on U; dependency/KEY=U with that key
 host_worksheet=W   bundles on worksheet W (worksheet=W)
