@@ -58,11 +58,11 @@ def run_recipe(path, retry_failed, only, dry_run, no_wait, remote, profile):
     if bad:
         raise click.BadParameter(f"no step {bad[0]!r} in {path}; steps: {', '.join(r.order)}", param_hint="--only")
 
-    store = open_store(create=True)
     path_env = os.environ.get("PATH", "")
-    if dry_run:
-        _plan_table(recipes.plan(store, r, path_env))
+    if dry_run:  # changes nothing: not even a new store (like `recipe plan`)
+        _plan_table(recipes.plan(Store.find(), r, path_env))
         return
+    store = open_store(create=True)
     if remote:
         from .codalab.recipe import run_recipe as run_remote
 

@@ -16,8 +16,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .. import memo
+from .. import memo, spec
 from ..bundle import FAILED, KILLED, READY, Bundle
+from ..errors import UsageError
 from ..hashing import hash_path
 from .schema import Recipe, RecipeError, cell_name, render
 
@@ -94,14 +95,52 @@ def _deps(recipe: Recipe, step: str, values: dict[str, Any]) -> list[Dep]:
     return out
 
 
+# a command runs as `bash -c COMMAND`: Linux refuses one argument longer than this (MAX_ARG_STRLEN)
+MAX_COMMAND_BYTES = 131_071
+
+
+def _cell_error(recipe: Recipe, step: str, field: str, message: str) -> RecipeError:
+    return RecipeError(os.path.relpath(recipe.path) if recipe.path else recipe.name, None, f"steps.{step}.{field}",
+                       message)
+
+
+def _shown(values: dict[str, Any]) -> str:
+    """A cell's values for a message: quoted when blank or spaced, long ones cut."""
+    def one(v: Any) -> str:
+        text = repr(v) if isinstance(v, str) and (not v.strip() or not v.isprintable() or " " in v) else str(v)
+        return text if len(text) <= 40 else text[:30] + f"... ({len(text):,} characters)"
+    return " ".join(f"{k}={one(v)}" for k, v in values.items()) or "(its only cell)"
+
+
 def cells(recipe: Recipe) -> list[GridCell]:
-    """Every step x cell, in dependency order."""
-    out = []
+    """Every step x cell, in dependency order. Refuses (before anything runs) what would fail or
+    mix cells up halfway through a run: two cells with one bundle name (names keep only letters,
+    digits, _ and ., so `a b` and `a_b` meet), a name too long, an empty or too long command."""
+    out: list[GridCell] = []
+    owner: dict[str, str] = {name: f"upload {name}" for name in recipe.uploads}  # bundle name -> whose
     for step in recipe.order:
         for values in recipe.step_cells(step):
-            out.append(GridCell(step, values, cell_name(step, values),
+            cell = GridCell(step, values, cell_name(step, values),
                             _render(recipe, step, "command", recipe.steps[step].command, {**recipe.vars, **values}),
-                            deps=_deps(recipe, step, values)))
+                            deps=_deps(recipe, step, values))
+            mine = f"step {step} {_shown(values)}"
+            if cell.name in owner:
+                raise _cell_error(recipe, step, "command", f"{owner[cell.name]} and {mine} would both be named "
+                                  f"{cell.name} (bundle names keep only letters, digits, _ and .), and each would "
+                                  "be taken for the other; give them values or names that differ there")
+            owner[cell.name] = mine
+            try:
+                spec.check_name(cell.name)
+            except UsageError as e:
+                raise _cell_error(recipe, step, "command", f"{mine}: {e}; shorten its values") from None
+            if not cell.command.strip():
+                raise _cell_error(recipe, step, "command", f"the command is empty for {mine}")
+            if len(cell.command.encode()) > MAX_COMMAND_BYTES:
+                raise _cell_error(recipe, step, "command", f"the command for {mine} is {len(cell.command.encode()):,} "
+                                  f"bytes; a shell command can have at most {MAX_COMMAND_BYTES:,}")
+            if recipe.steps[step].env:
+                env_vars(recipe, cell)  # its templates fail now, not after other cells were submitted
+            out.append(cell)
     return out
 
 
@@ -116,8 +155,14 @@ def cell_labels(recipe: Recipe, cell: GridCell) -> tuple[str, list[str]]:
 
 
 def env_vars(recipe: Recipe, cell: GridCell) -> dict[str, str]:
-    values = {**recipe.vars, **cell.values}
-    return {k: _render(recipe, cell.step, f"env.{k}", str(v), values) for k, v in recipe.steps[cell.step].env.items()}
+    values, out = {**recipe.vars, **cell.values}, {}
+    for k, v in recipe.steps[cell.step].env.items():
+        out[k] = _render(recipe, cell.step, f"env.{k}", str(v), values)
+        if len(f"{k}={out[k]}".encode()) > MAX_COMMAND_BYTES:  # the same kernel limit as an argument
+            raise _cell_error(recipe, cell.step, f"env.{k}", f"the value for {_shown(cell.values)} is "
+                              f"{len(out[k].encode()):,} bytes; an environment variable can have at most "
+                              f"{MAX_COMMAND_BYTES - len(k) - 1:,}")
+    return out
 
 
 def cell_status(key: str | None, match: Bundle | None, previous: Bundle | None,
@@ -205,13 +250,14 @@ def submit(store: Store, recipe: Recipe, path_env: str, retry_failed: bool = Fal
     """Upload what changed and create the runs of every cell that is not done; memoization makes
     done cells free. Returns what happened to each cell, in dependency order."""
     only = set(only or ())
+    planned = plan(store, recipe, path_env)  # first: a cell the recipe cannot make stops it before anything is stored
     uploaded = {}  # upload name -> uuid
     for name, u in recipe.uploads.items():
         description = getattr(u, "description", "") or f"recipe {recipe.name}: upload {name}"
         uploaded[name] = store.upload([recipe.upload_path(name)], name=name, description=description)[0].uuid
     made: dict[str, str] = {}  # cell name -> uuid
     out = []
-    for cell in plan(store, recipe, path_env):  # the plan's cells carry their status and bundle
+    for cell in planned:  # the plan's cells carry their status and bundle
         parents = cell_parents(cell, uploaded, made)
         if cell.status == DONE and cell.bundle:  # the plan found the ready bundle for these exact inputs
             made[cell.name] = cell.bundle.uuid

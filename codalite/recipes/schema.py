@@ -10,6 +10,7 @@ import functools
 import itertools
 import os
 import re
+import shlex
 
 import math
 from collections.abc import Callable
@@ -49,6 +50,44 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def load_yaml(text: str) -> Any:
     """yaml.safe_load that refuses duplicated keys (recipes and paper table declarations)."""
     return yaml.load(text, Loader=_UniqueKeyLoader)
+
+
+# YAML 1.1 (PyYAML) reads some plain scalars as something else than they look: yes/no/on/off as
+# booleans, 010 as 8, 0x10 as 16, 1_000 as 1000, 1:30 as 90, 2024-01-01 as a date. In a grid value
+# that silently changes the command (`--answer {{ a }}` with a: [yes] ran `--answer True`).
+_PLAIN_INT = re.compile(r"[-+]?(0|[1-9][0-9]*)\Z")
+_PLAIN_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+\.[0-9]*)([eE][-+]?[0-9]+)?\Z|[-+]?\.(inf|Inf|INF)\Z|\.(nan|NaN|NAN)\Z")
+
+
+def _misread_scalars(node, loc, seen=None):
+    """(node, loc) of each plain scalar that YAML 1.1 reads as another value than its text shows;
+    each node once (aliases share nodes: a billion-laughs file must not be walked expanded)."""
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.ScalarNode):
+        kind, text = node.tag.rsplit(":", 1)[-1], node.value
+        if node.style is None and ((kind == "bool" and text.lower() not in ("true", "false"))
+                                   or (kind == "int" and not _PLAIN_INT.match(text))
+                                   or (kind == "float" and not _PLAIN_FLOAT.match(text)) or kind == "timestamp"):
+            yield node, loc
+    elif isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            yield from _misread_scalars(key, loc, seen)
+            yield from _misread_scalars(value, loc + [str(key.value)], seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, value in enumerate(node.value):
+            yield from _misread_scalars(value, loc + [str(i)], seen)
+
+
+def _check_scalars(root, shown):
+    for node, loc in itertools.islice(_misread_scalars(root, []), 1):
+        value = yaml.safe_load(node.value)
+        read = str(value).lower() if isinstance(value, bool) else "a date" if node.tag.endswith("timestamp") else value
+        fix = f"quote it ('{node.value}') to keep the text" + ("" if read == "a date" else f", or write {read}")
+        raise RecipeError(shown, node.start_mark.line + 1, ".".join(loc) or None,
+                          f"YAML reads {node.value} as {read}; {fix}")
 
 
 def read_text(path: str, error: Callable[[int, str], Exception]) -> str:
@@ -147,7 +186,8 @@ class Recipe(BaseModel):
         seen, out = set(), []
         for cell in self.cells():
             proj = {v: cell[v] for v in self.step_vars[step] if v in cell}
-            key = tuple(sorted(proj.items(), key=lambda kv: kv[0]))
+            # typed: 1, 1.0 and true are equal in Python but render (and name cells) differently
+            key = tuple(sorted((k, type(v).__name__, v) for k, v in proj.items()))
             if key not in seen and len(proj) == len(self.step_vars[step]):
                 seen.add(key)
                 out.append(proj)
@@ -178,8 +218,37 @@ def _line_of(root, loc):
     return line
 
 
+MAX_BUILT = 1_000_000  # characters or items one `*` in a template may build
+MAX_POWER_BITS = 100_000  # bits of an integer `**` result
+
+
+class _Sandbox(jinja2.sandbox.SandboxedEnvironment):
+    """Jinja's sandbox caps range() only: `{{ 'x' * 10**10 }}` or `{{ 3 ** 10**9 }}` in a shared
+    recipe would take the planner's memory or minutes (even at load: Jinja folds constants while
+    compiling, except for intercepted operators)."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context, operator, left, right):
+        if operator == "**" and _is_int(left) and _is_int(right) and right > 0 and abs(left) > 1 \
+                and abs(left).bit_length() * right > MAX_POWER_BITS:
+            raise jinja2.sandbox.SecurityError(f"{left} ** {right} is too large a number")
+        if operator == "*":
+            seq, n = (left, right) if _is_int(right) else (right, left)
+            if isinstance(seq, (str, list, tuple)) and _is_int(n) and len(seq) * n > MAX_BUILT:
+                raise jinja2.sandbox.SecurityError(f"repeating {len(seq):,} items {n:,} times builds more "
+                                                   f"than {MAX_BUILT:,}")
+        return super().call_binop(context, operator, left, right)
+
+
+def _is_int(x):
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
 # sandboxed: a template is data in a shared file; the sandbox also caps range() (100,000 items)
-ENV = jinja2.sandbox.SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+ENV = _Sandbox(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+# `{{ v | quote }}`: a value as one shell word, whatever it holds (as Ansible's filter of that name)
+ENV.filters["quote"] = lambda value: shlex.quote(str(value))
 
 
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -243,6 +312,7 @@ def load(path: str, profile: str | None = None) -> Recipe:
         raise RecipeError(path, mark.line + 1 if mark else None, None, f"not valid YAML ({e.problem})") from None
     if not isinstance(data, dict):
         raise RecipeError(path, 1, None, "a recipe is a mapping with name, uploads, grid and steps")
+    _check_scalars(root, path)
     try:
         recipe = Recipe(**{k: v for k, v in data.items() if k not in ("path", "step_vars", "order", "profile")})
         if profile:
@@ -272,6 +342,14 @@ def _check(r, root, shown):
     if n > r.max_cells:
         fail(["grid"], f"the grid has {n:,} cells, more than max_cells ({r.max_cells:,}); shrink it, or raise "
                        "the cap with `max_cells: N` in the recipe")
+    for field, names in (("grid", r.grid), ("vars", r.vars)):
+        for var in names:  # a name a template cannot write would be a variable nothing can use
+            if not ENV_NAME_RE.match(var):
+                fail([field, var], f"{var!r}: variable names use letters, digits and _ (not first), as templates "
+                                   "write them ({{ name }})")
+    for var, values in r.grid.items():
+        if not values:
+            fail(["grid", var], f"{var!r} has no values: the grid would have no cells and nothing would run")
     for var in r.vars:
         if var in r.grid:
             fail(["vars", var], f"{var!r} is both a grid variable and a var; rename one")
@@ -343,6 +421,13 @@ def _check(r, root, shown):
         deps = {t.split("/", 1)[0] for t in r.steps[name].deps.values()} & set(r.steps)
         used = set(own[name]).union(*(r.step_vars[d] for d in deps)) if deps else set(own[name])
         r.step_vars[name] = [v for v in r.grid if v in used]
+    # a grid variable no template names varies nothing: `seed: [1, 2, 3]` would run once, silently
+    unused = [v for v in r.grid if not any(v in used for used in own.values())]
+    if unused:
+        fail(["grid", unused[0]], f"{unused[0]!r} is used by no step (no command or env names it), so every "
+                                  "value would run the same cell; use it in a template or remove it")
+    if r.exclude and not r.cells():
+        fail(["exclude"], "it removes every cell of the grid: nothing would run")
 
 
 def cell_name(step: str, cell: dict[str, Any]) -> str:

@@ -1,0 +1,208 @@
+"""Recipes attacked as a careless user and a buggy experiment would: values that meet in one
+bundle name, YAML that reads values as something else, grids that make nothing, templates that
+blow up, cells that fail halfway through a submit, a dry run that writes. Real store, real worker,
+the real `codalite` program where it matters."""
+
+import os
+import time
+
+import pytest
+
+from codalite import Store, recipes
+from codalite.errors import UsageError
+
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def write(tmp_path, text, name="r.yaml"):
+    (tmp_path / "data").mkdir(exist_ok=True)
+    (tmp_path / "data" / "x.txt").write_text("1 2 3\n")
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def refused(tmp_path, text, fragment):
+    with pytest.raises(UsageError) as e:
+        recipes.cells(recipes.load(write(tmp_path, text)))
+    message = str(e.value)
+    assert fragment in message and "\n" not in message, message
+    return message
+
+
+# --- two cells, one bundle name ------------------------------------------------------------------
+
+COLLIDE = """name: c
+uploads: {data: data}
+grid:
+  v: ["a b", "a_b", "é", "ü"]
+steps:
+  s:
+    command: echo {{ v }} > out.txt
+    deps: {d: data}
+  t:
+    command: cat p/out.txt
+    deps: {p: s}
+"""
+
+
+def test_values_that_meet_in_one_bundle_name_are_refused(tmp_path):
+    """`a b` and `a_b` both named s-va_b: every downstream cell was wired to whichever ran last
+    (t for `a b` printed `a_b`), and plan showed all of them done."""
+    message = refused(tmp_path, COLLIDE, "would both be named s-va_b")
+    assert "v='a b'" in message and "v=a_b" in message
+
+
+@pytest.mark.parametrize("grid, steps, fragment", [
+    # a step's name can be another step's cell name
+    ("grid: {x: [1]}", "train: {command: 'echo {{ x }}'}\n  train-x1: {command: echo}", "named train-x1"),
+    # an upload's name can be a cell name
+    ("grid: {x: [1]}", "s: {command: 'echo {{ x }}'}\n  t: {command: echo, deps: {d: s-x1}}", None),
+    # the number 1 and the text '1' render alike
+    ("grid: {x: [1, '1']}", "s: {command: 'echo {{ x }}'}", "named s-x1"),
+])
+def test_names_are_unique_across_steps_uploads_and_types(tmp_path, grid, steps, fragment):
+    if fragment is None:  # uploads named like a cell: `s-x1` as an upload
+        text = f"name: c\nuploads: {{s-x1: data}}\n{grid}\nsteps:\n  {steps}\n"
+        fragment = "upload s-x1 and step s x=1 would both be named s-x1"
+    else:
+        text = f"name: c\n{grid}\nsteps:\n  {steps}\n"
+    refused(tmp_path, text, fragment)
+
+
+def test_one_true_and_one_point_zero_are_three_cells(tmp_path):
+    """1 == 1.0 == True in Python: the grid [1, 1.0, true] kept one cell and dropped two silently."""
+    r = recipes.load(write(tmp_path, "name: c\ngrid: {x: [1, 1.0, true]}\nsteps: {s: {command: 'echo {{ x }}'}}\n"))
+    assert [(c.name, c.command) for c in recipes.cells(r)] == [
+        ("s-x1", "echo 1"), ("s-x1.0", "echo 1.0"), ("s-xTrue", "echo True")]
+
+
+def test_a_colliding_recipe_stores_nothing(tmp_path, any_cl):
+    any_cl.sh(f"mkdir -p data && echo 1 > data/x.txt && cat > c.yaml <<'EOF'\n{COLLIDE}EOF")
+    any_cl("init")
+    for verb in ("plan", "run", "export-cl"):
+        r = any_cl("recipe", verb, "c.yaml", ok=False)
+        assert r.returncode == 2 and "would both be named s-va_b" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert any_cl.out("search", ".count") == "0"
+
+
+# --- YAML that reads a value as something else ---------------------------------------------------
+
+@pytest.mark.parametrize("written, read", [
+    ("yes", "true"), ("off", "false"), ("On", "true"), ("010", "8"), ("0x10", "16"), ("1_000", "1000"),
+    ("1:30", "90"), ("2024-01-01", "a date"),
+])
+def test_yaml_11_surprises_are_refused(tmp_path, written, read):
+    """`answer: [yes, no]` ran `--answer True`; `seed: [010]` ran `--seed 8`."""
+    text = f"name: c\ngrid:\n  v: [a, {written}]\nsteps: {{s: {{command: 'echo {{{{ v }}}}'}}}}\n"
+    message = refused(tmp_path, text, f"r.yaml:3: grid.v.1: YAML reads {written} as")
+    assert f"quote it ('{written}')" in message
+    if read:
+        assert f"as {read}" in message
+
+
+@pytest.mark.parametrize("value, rendered", [
+    ("'yes'", "yes"), ("true", "True"), ("'010'", "010"), ("10", "10"), ("0.5", "0.5"), ("1.0e-5", "1e-05"),
+    ("-3", "-3"), ("1e3", "1e3"),
+])
+def test_plain_values_still_load(tmp_path, value, rendered):
+    r = recipes.load(write(tmp_path, f"name: c\ngrid: {{v: [{value}]}}\nsteps: {{s: {{command: 'echo {{{{ v }}}}'}}}}\n"))
+    assert [c.command for c in recipes.cells(r)] == [f"echo {rendered}"]
+
+
+def test_the_studies_use_no_misread_values():
+    for name in ("shapes_vqa", "llava_nli"):
+        recipes.cells(recipes.load(os.path.join(CHECKOUT, "cl_recipes", f"{name}.yaml")))
+
+
+# --- grids that make nothing, or vary nothing ----------------------------------------------------
+
+@pytest.mark.parametrize("text, fragment", [
+    ("grid: {v: []}\nsteps: {s: {command: echo, deps: {}}, t: {command: 'echo {{ v }}'}}",
+     "grid.v: 'v' has no values"),
+    ("grid: {v: [1, 2]}\nexclude: [{v: 1}, {v: 2}]\nsteps: {s: {command: 'echo {{ v }}'}}",
+     "exclude: it removes every cell"),
+    ("grid: {v: [1, 2], seed: [1, 2, 3]}\nsteps: {s: {command: 'echo {{ v }}'}}",
+     "grid.seed: 'seed' is used by no step"),
+    ("grid: {'a-b': [1]}\nsteps: {s: {command: echo}}", "'a-b': variable names use letters"),
+    ("vars: {'my var': 1}\nsteps: {s: {command: echo}}", "vars.my var: 'my var': variable names use letters"),
+])
+def test_grids_that_make_or_vary_nothing_are_refused(tmp_path, text, fragment):
+    """An empty list or an exclude of everything planned 0 cells (the variable-free steps too) and
+    exited 0; a grid variable no template names ran every seed as the same single cell."""
+    refused(tmp_path, f"name: c\n{text}\n", fragment)
+
+
+# --- templates ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("template, fragment", [
+    ("{{ 'x' * 10**10 }}", "builds more than"),
+    ("{{ [1] * 10**9 }}", "builds more than"),
+    ("{{ 10**9 * 'x' }}", "builds more than"),
+    ("{{ 3 ** (10**9) }}", "too large a number"),
+    ("{{ ''.__class__.__mro__[1].__subclasses__() }}", "__class__"),
+    ("{{ cycler.__init__.__globals__ }}", "__init__"),
+    ("{{ lipsum.__globals__['os'] }}", "__globals__"),
+    ("{{ v.__len__() }}", "__len__"),
+])
+def test_template_bombs_and_escapes_stop_at_once(tmp_path, template, fragment):
+    """Jinja folds constants while compiling: `'x' * 10**10` took 10 GB at load, `3 ** 10**9`
+    minutes; the sandbox's attribute rules hold (a one-line error, nothing rendered)."""
+    t0 = time.monotonic()
+    refused(tmp_path, f"name: c\ngrid: {{v: [1]}}\nsteps: {{s: {{command: \"echo {{{{ v }}}} {template}\"}}}}\n",
+            fragment)
+    assert time.monotonic() - t0 < 5
+
+
+def test_quote_filter_passes_any_value_to_the_shell_as_written(tmp_path, cl):
+    """A value is text in a shell command (as in `cl run`); `{{ v | quote }}` hands it over as one
+    word, unexpanded, and the recorded command is exactly what ran."""
+    value = "it's $(touch EXPANDED) `x` \"q\" ; {{ v }} \\n é"
+    path = write(tmp_path, "name: c\ngrid:\n  v:\n    - |-\n      " + value + "\n"
+                 "steps: {s: {command: 'printf %s {{ v | quote }} > out.txt'}}\n")
+    [cell] = recipes.cells(recipes.load(path))
+    cl("init")
+    cl("recipe", "run", "r.yaml")
+    store = Store.find(tmp_path)
+    b = store.newest(cell.name)
+    assert b.state == "ready" and b.command == cell.command
+    assert open(store.path_in(b, "out.txt"), encoding="utf-8").read() == value
+    assert not list(tmp_path.rglob("EXPANDED"))
+
+
+# --- a cell that cannot run stops the whole recipe before anything is stored ----------------------
+
+@pytest.mark.parametrize("text, fragment", [
+    # the second cell's command renders empty: s-va, s-v and t-va were submitted, then an error,
+    # and they stayed staged with no worker and on no worksheet
+    ("grid: {v: [a, '']}\nsteps: {s: {command: 'echo {{ v }}', deps: {d: data}}, t: {command: '{{ v }}', deps: {x: s}}}",
+     "the command is empty for step t v=''"),
+    ("grid: {v: [ok, " + "x" * 300 + "]}\nsteps: {s: {command: 'echo {{ v }}', deps: {d: data}}}",
+     "longer than 255 characters; shorten its values"),
+    ("grid: {n: [1, 200000]}\nsteps: {s: {command: \"echo {{ 'y' * n }}\", deps: {d: data}}}",
+     "a shell command can have at most 131,071"),
+    ("grid: {n: [1, 200000]}\nsteps: {s: {command: echo, env: {BIG: \"{{ 'y' * n }}\"}, deps: {d: data}}}",
+     "an environment variable can have at most"),
+])
+def test_a_cell_that_cannot_run_stops_the_recipe_before_anything_is_stored(tmp_path, cl, text, fragment):
+    write(tmp_path, f"name: c\nuploads: {{data: data}}\n{text}\n")
+    cl("init")
+    r = cl("recipe", "run", "r.yaml", ok=False)
+    assert r.returncode == 2 and fragment in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert cl.out("search", ".count") == "0"  # no run and no upload
+
+
+# --- dry run --------------------------------------------------------------------------------------
+
+def test_dry_run_writes_nothing(tmp_path, any_cl):
+    """`recipe run --dry-run` in a directory without a store created one (and said so)."""
+    any_cl.sh("mkdir -p data && echo 1 > data/x.txt && printf 'name: d\\nuploads: {data: data}\\n"
+              "steps: {s: {command: echo, deps: {d: data}}}\\n' > d.yaml")
+    r = any_cl("recipe", "run", "--dry-run", "d.yaml", ok=False)
+    assert r.returncode == 1 and "no codalite store" in r.stderr and "Initialized" not in r.stderr
+    assert any_cl.sh("ls -A").stdout.split() == ["d.yaml", "data"]
+    any_cl("init")
+    assert "1 missing" in any_cl.out("recipe", "run", "--dry-run", "d.yaml")
+    assert any_cl.out("search", ".count") == "0"
