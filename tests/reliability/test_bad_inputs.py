@@ -319,7 +319,7 @@ recipe_case("jinja-divide-zero", "name: x\ngrid: {x: [1]}\nsteps: {a: {command: 
             2, "division by zero")
 recipe_case("jinja-undefined-attr", "name: x\ngrid: {x: [1]}\nsteps: {a: {command: 'echo {{ x.nope }}'}}\n",
             2, "nope")
-recipe_case("jinja-huge-range", "name: x\ngrid: {x: [1]}\nsteps: {a: {command: '{{ range(10**12) | list }}'}}\n",
+recipe_case("jinja-huge-range", "name: x\ngrid: {x: [1]}\nsteps: {a: {command: '{{ x }}{{ range(10**12) | list }}'}}\n",
             2, "range")
 recipe_case("jinja-env-error", "name: x\ngrid: {x: [0]}\nsteps: {a: {command: echo, env: {V: '{{ 1 // x }}'}}}\n",
             2, "division")
