@@ -267,8 +267,7 @@ def _stored_key(store, key):
     """The metadata key as stored, for a key given in another case (`Data_Size=.sum`)."""
     if store is None:
         return key
-    found = sorted({r[0] for r in store.db.execute(
-        "SELECT DISTINCT k.key FROM bundle, json_each(bundle.metadata) k WHERE k.key = ? COLLATE NOCASE", [key])})
+    found = store.metadata_key_spellings(key)
     if len(found) > 1:
         raise UsageError(f"search: {key}=.sum: the metadata keys {', '.join(found)} differ only in case; CodaLab "
                          "reads them as one key: sum each one with its exact name")

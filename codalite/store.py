@@ -519,7 +519,8 @@ class Store:
 
     def resolve_deps(self, deps: Iterable[DepSpec], allow_failed: bool) -> list[Dependency]:
         """[(key, target text or Target)] -> [Dependency], checking keys and parents' states."""
-        out, keys = [], set()
+        out: list[Dependency] = []
+        keys: set[str] = set()
         for key, target in deps:
             if key in keys:
                 raise UsageError(f"dependency key {key!r} is used twice; give each dependency its own key")
@@ -562,6 +563,13 @@ class Store:
             (key, FAILED, KILLED, exclude_uuid or ""), order=f"state = '{READY}' DESC, id DESC", limit=1,
         )
         return found[0] if found else None
+
+    def metadata_key_spellings(self, key: str) -> list[str]:
+        """Every spelling of a metadata key stored in any bundle that equals `key` ignoring case
+        (CodaLab's MySQL compares keys without case)."""
+        rows = self.db.execute("SELECT DISTINCT k.key FROM bundle, json_each(bundle.metadata) k "
+                               "WHERE k.key = ? COLLATE NOCASE", [key])
+        return sorted({r[0] for r in rows})
 
     def memo_matches(self, keys: Iterable[str]) -> dict[str, Bundle]:
         """memo_match for many keys at once: {key: bundle} (a recipe plan asks for every cell of a step)."""

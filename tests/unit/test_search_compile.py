@@ -18,10 +18,10 @@ def test_no_keywords_is_everything_newest_first_ten_at_a_time():
 def test_words_columns_lists_and_patterns():
     q = compile_search(["mnist", "state=ready", "type=run,make", "name=train%", "=lr"])
     assert q.params[:2] == ["%mnist%", "%mnist%"]
-    assert "(uuid LIKE ? OR name LIKE ?)" in q.where[0]
+    assert "(uuid LIKE ? ESCAPE '\\' OR name LIKE ? ESCAPE '\\')" in q.where[0]  # \% and \_ are literal
     assert q.where[1] == "state = ? COLLATE NOCASE" and "ready" in q.params
     assert q.where[2] == "bundle_type COLLATE NOCASE IN (?,?)" and ["run", "make"] == q.params[3:5]
-    assert q.where[3] == "name LIKE ?" and "train%" in q.params
+    assert q.where[3] == "name LIKE ? ESCAPE '\\'" and "train%" in q.params
     assert q.params[-3:] == ["%lr%"] * 3  # =value: uuid, command or any metadata value
     assert compile_search(["x.*y"]).params == ["%x%y%", "%x%y%"]  # .* is a wildcard
 
@@ -31,7 +31,7 @@ def test_sort_sum_count_limit_and_format_are_named():
     assert isinstance(q.order, Order) and q.order.sql.startswith("(id * 1) DESC") and q.order.params == []
     assert (q.limit, q.offset) == (3, 2)
     q = compile_search(["lr=.sort"])
-    assert q.order.params == ['$."lr"'] * 2 and q.where  # only bundles that have the key
+    assert q.order.params == ["lr"] * 2 and q.where  # only bundles that have the key (in any case)
     q = compile_search(["id=.sum", ".format=size"])
     assert q.sum == Sum("(id * 1)", [], None) and q.format == "size"  # a column: one term per bundle
     q = compile_search(["size=.sum"])  # a metadata key (size = data_size): one term per value
