@@ -32,6 +32,18 @@ def shuffle_images(records, seed):
     return [{**r, "image": images[j], "own_image": r.get("image")} for r, j in zip(records, idx)]
 
 
+def adapter_base(adapter):
+    """model_fingerprint of the base the adapter was trained on, from the fine-tune's args.json (next to
+    adapter/, or two levels up from checkpoints/checkpoint-N); None when there is none to read."""
+    import json
+    for folder in (adapter.parent, adapter.parent.parent):
+        try:
+            return json.loads((folder / "args.json").read_text()).get("model_fingerprint")
+        except (OSError, ValueError, AttributeError):
+            continue
+    return None
+
+
 def main(argv=None):
     p = ArgParser(prog="bundles.infer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, type=model_ref,
@@ -68,14 +80,20 @@ def main(argv=None):
     import torch
     from bundles.batching import Batcher, load_records
     from bundles.generation import generate, precision
+    from bundles.finetune import model_fingerprint
     from bundles.loading import adapter_dir, load_model
     threads = set_threads()
     quiet()
     if args.adapter:
         try:
-            adapter_dir(args.adapter)
+            adapter = adapter_dir(args.adapter)
         except FileNotFoundError as e:
             p.error(str(e))
+        trained_on, base = adapter_base(adapter), model_fingerprint(args.model)  # None for hub ids: not checked
+        if trained_on and base and trained_on != base:
+            # same shapes load without a word, and every answer would come from a model never trained
+            p.error(f"--adapter {args.adapter} was trained on another base model than --model {args.model} "
+                    "(their weights differ: model_fingerprint in the fine-tune's args.json)")
     device = "cuda" if torch.cuda.is_available() else None
     dtype = "auto" if args.load_dtype == "auto" else getattr(torch, args.load_dtype)
     model, processor = load_model(args.model, args.adapter, dtype, device)

@@ -153,3 +153,21 @@ def test_resume_with_the_same_settings_spelled_differently_continues(short_run, 
                                                    str(short_run / "checkpoints"), "--out", str(out)])
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["resumed_from_step"] == 2 and metrics["steps"] == 4
+
+
+def test_infer_refuses_an_adapter_trained_on_another_base_model(short_run, tiny_lm, data_dir, tmp_path, capsys):
+    """An adapter loads onto any base of the same shapes without a word: test answers would come from a
+    model that was never trained. The fine-tune's args.json names its base (model_fingerprint)."""
+    from bundles import infer
+    from conftest import build
+    other = build("tiny-lm", tmp_path / "other", data_dir, "--seed", "1")
+    for adapter in (short_run, short_run / "adapter", short_run / "checkpoints" / "checkpoint-2"):
+        with pytest.raises(SystemExit) as e:
+            infer.main(["--model", str(other), "--adapter", str(adapter), "--data", str(data_dir), "--limit", "2",
+                        "--out", str(tmp_path / "o")])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and err.count("\n") == 1 and "trained on another base model" in err, err
+    assert not (tmp_path / "o").exists()
+    infer.main(["--model", str(tiny_lm), "--adapter", str(short_run / "checkpoints" / "checkpoint-2"), "--data",
+                str(data_dir), "--limit", "2", "--max-new-tokens", "2", "--out", str(tmp_path / "ok")])
+    assert (tmp_path / "ok" / "predictions.jsonl").exists()
