@@ -76,6 +76,10 @@ def run_recipe(path, retry_failed, only, dry_run, no_wait, remote, profile):
     click.echo(f"{len(results)} cells: {hits} memo hits, {len(submitted) - hits} "
                f"{'ran on ' + remote if remote else 'to run'} (worksheet {ws.name})", err=True)
     if no_wait:
+        if not remote and any(not b.final for _, b, _ in submitted):  # they run in the background, as `codalite run`'s do
+            from .launch import ensure_worker
+
+            ensure_worker(store.home)
         return
     if remote or not submitted:  # nothing to wait for here (and no progress bar to import)
         states = {b.uuid: b for _, b, _ in submitted}

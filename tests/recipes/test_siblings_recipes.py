@@ -206,3 +206,15 @@ def test_dry_run_writes_nothing(tmp_path, any_cl):
     any_cl("init")
     assert "1 missing" in any_cl.out("recipe", "run", "--dry-run", "d.yaml")
     assert any_cl.out("search", ".count") == "0"
+
+
+def test_no_wait_cells_run_in_the_background(tmp_path, any_cl):
+    """`recipe run --no-wait` submitted the cells and started no worker: they stayed staged."""
+    any_cl.sh("printf 'name: nw\\ngrid: {s: [1, 2]}\\nsteps:\\n  a: {command: \"echo {{ s }} > o.txt\"}\\n' > nw.yaml")
+    any_cl("init")
+    r = any_cl("recipe", "run", "--no-wait", "nw.yaml")
+    assert "2 to run" in r.stderr
+    deadline = time.time() + 60
+    while time.time() < deadline and "2 done" not in any_cl.out("recipe", "plan", "nw.yaml"):
+        time.sleep(0.5)
+    assert any_cl.out("cat", "a-s2/o.txt") == "2"
