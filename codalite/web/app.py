@@ -247,13 +247,20 @@ class App:
             for e in it:
                 total += 1
                 yield e
-        with os.scandir(path) as it:  # nsmallest: 100,000 files are counted, not all held and sorted
-            first = heapq.nsmallest(MAX_ENTRIES, counted(it), key=lambda e: e.name)
+        try:
+            with os.scandir(path) as it:  # nsmallest: 100,000 files are counted, not all held and sorted
+                first = heapq.nsmallest(MAX_ENTRIES, counted(it), key=lambda e: e.name)
+        except OSError:  # removed by its running bundle meanwhile, or unreadable
+            return None
         out = []
         for e in first:
-            kind = "link" if e.is_symlink() else "dir" if e.is_dir(follow_symlinks=False) else \
-                "file" if e.is_file(follow_symlinks=False) else "other"
-            size = e.stat(follow_symlinks=False).st_size if kind == "file" else None
+            try:
+                kind = "link" if e.is_symlink() else "dir" if e.is_dir(follow_symlinks=False) else \
+                    "file" if e.is_file(follow_symlinks=False) else "other"
+                size = e.stat(follow_symlinks=False).st_size if kind == "file" else None
+            except OSError:  # a running bundle removed it since the folder was read (a rotated checkpoint)
+                total -= 1
+                continue
             out.append((shown(e.name), kind, size, (subpath + "/" + e.name).lstrip("/")))
         return out, total
 
@@ -292,7 +299,10 @@ class App:
         b = self.bundle_of(uuid)
         path = self.path_of(b, subpath)
         if os.path.isdir(path):
-            entries, total = self.listing(b, subpath)
+            listing = self.listing(b, subpath)
+            if listing is None:
+                raise NotFound(f"{b.uuid}/{subpath}: the folder cannot be read (removed by its run?)")
+            entries, total = listing
             body = self.page("files.html", b=b, subpath=subpath, entries=entries, total=total, text=None)
             return 200, "text/html", body, {}
         if raw:

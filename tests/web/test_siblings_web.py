@@ -500,3 +500,30 @@ def test_a_huge_table_on_a_page_shows_a_thousand_rows_and_counts_the_rest(store,
         server.server_close()
     page = render.to_html(store, interpret(store, model.get(store, "big").items), "t")
     assert page.count("<tr class=") == 1200 and "more rows" not in page
+
+
+def test_a_running_bundle_removing_files_does_not_break_its_page(store):
+    """A run that deletes files as it goes (a trainer rotating its checkpoints) removed one between
+    the folder's read and its stat: the bundle page was a 500 naming FileNotFoundError."""
+    import time
+    run = start(store, "python3 -c \"import os, time\nt = time.time()\nwhile time.time() - t < 60:\n"
+                       "    [open('f%d' % i, 'w').close() for i in range(2000)]\n"
+                       "    [os.remove('f%d' % i) for i in range(2000)]\"", "churn")
+    server = make_server(store, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        time.sleep(1)
+        failures = []
+        for _ in range(150):
+            conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=30)
+            conn.request("GET", f"/bundles/{run.uuid}")
+            r = conn.getresponse()
+            body = r.read().decode()
+            conn.close()
+            if r.status != 200:
+                failures.append(body[-200:])
+        assert not failures, (len(failures), failures[0])
+    finally:
+        server.shutdown()
+        server.server_close()
+        finish(store, run)
