@@ -46,6 +46,7 @@ MAX_CHILDREN = 100
 # A table on a page (a worksheet's, search results) shows at most this many rows, and says so: a
 # 100,000-row table is tens of MB, re-sent every 2 s while a run it shows is live.
 MAX_ROWS = 1000
+MAX_QUERY = 4096  # characters of search keywords (a search box, not a document)
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 # Raster images cannot carry script; everything else a run wrote (HTML, SVG, ...) is text or a download.
 IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
@@ -187,6 +188,8 @@ class App:
         s = self.store
         # one directive line: a line break in q would otherwise add worksheet markup of the URL's choosing
         q = " ".join(q.splitlines())
+        if len(q) > MAX_QUERY:  # SQLite refuses a LIKE pattern over 50,000 bytes: a 500, not an answer
+            raise NotFound(f"search keywords are at most {MAX_QUERY} characters, not {len(q)}")
         result = interpret(s, parse("% search " + q)) if q.strip() else None
         blocks = markupsafe.Markup(render.to_html(s, result, "", standalone=False, env=self.env)) if result else ""
         return 200, "text/html", self.page("search.html", q=q, blocks=blocks), {}

@@ -527,3 +527,10 @@ def test_a_running_bundle_removing_files_does_not_break_its_page(store):
         server.shutdown()
         server.server_close()
         finish(store, run)
+
+
+def test_a_search_longer_than_sqlite_takes_is_a_404_naming_the_limit(served):
+    """60,000 characters in the search box: SQLite refused the LIKE pattern, a 500 naming OperationalError."""
+    status, body = served["get"]("/search?q=" + "a" * 60000)
+    assert status == 404 and "at most 4096 characters" in body and "OperationalError" not in body
+    assert served["get"]("/search?q=" + "a" * 4000)[0] == 200
