@@ -32,13 +32,21 @@ def _plan_table(cells):
 @recipe.command()
 @click.argument("path", type=click.Path())
 @click.option("--profile", metavar="NAME", help="Apply the recipe's profile NAME (e.g. smoke: tiny models, CPU).")
-def plan(path, profile):
+@click.option("--why", "why", is_flag=True, help="Say why each stale, failed or blocked cell is not done.")
+def plan(path, profile, why):
     """Show each step x cell as done / missing / stale / failed / running."""
     from . import recipes
+    from .recipes.plan import explain
 
     r = recipes.load(path, profile)
     store = Store.find()
-    _plan_table(recipes.plan(store, r, os.environ.get("PATH", "")))
+    cells = recipes.plan(store, r, os.environ.get("PATH", ""))
+    _plan_table(cells)
+    if why:
+        for name, lines in explain(store, cells).items():
+            click.echo(f"{name}:")
+            for line in lines:
+                click.echo(f"  {line}")
 
 
 @recipe.command("run")

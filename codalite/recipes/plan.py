@@ -49,6 +49,7 @@ class GridCell:
     status: str = MISSING
     bundle: Bundle | None = None  # the bundle behind the status, if any
     deps: list[Dep] = field(default_factory=list)
+    inputs: dict[str, Any] | None = None  # the memo inputs, once plan knows them (every upstream cell done)
 
     @property
     def label(self) -> str:
@@ -192,6 +193,13 @@ def plan(store: Store, recipe: Recipe, path_env: str,
     key's environment of a step (default: where a local run would run, the store's recorded
     interpreter or the step's docker image, whatever path_env; remote runs differ)."""
     env_of = environment or (lambda step: store.run_environment(step.request.docker_image, path_env))
+    home = os.path.realpath(store.home)
+    for name in recipe.uploads:  # hashing the store itself would take long, and the upload refuses it anyway
+        real = os.path.realpath(recipe.upload_path(name))
+        if os.path.commonpath([real, home]) in (home, real):
+            raise RecipeError(os.path.relpath(recipe.path) if recipe.path else recipe.name, None, f"uploads.{name}",
+                              f"{real} is, holds or is inside the codalite store ({store.home}); upload the "
+                              "files you mean, not the store")
     upload_hash = {name: hash_path(recipe.upload_path(name)) for name in recipe.uploads}
     done: dict[str, Bundle] = {}  # cell name -> ready bundle with current inputs
     status: dict[str, str] = {}  # cell name -> its status
@@ -228,9 +236,36 @@ def _memo_keys(recipe: Recipe, step_name: str, group: list[GridCell], upload_has
         if len(hashes) < len(cell.deps):
             continue
         env = env if env is not None else environment()
-        keys[cell.name] = memo.memo_key(memo.memo_inputs(
-            "run", cell.command, hashes, env, env_vars(recipe, cell), step.exclude_patterns))
+        cell.inputs = memo.memo_inputs("run", cell.command, hashes, env, env_vars(recipe, cell), step.exclude_patterns)
+        keys[cell.name] = memo.memo_key(cell.inputs)
     return keys
+
+
+def explain(store: Store, planned: list[GridCell]) -> dict[str, list[str]]:
+    """cell name -> lines saying why a stale, failed or blocked cell of a plan is not done: what
+    differs from the cell's last bundle (command, a dependency's content, the environment and its
+    packages, env vars), as `codalite why` says it for a run."""
+    by_name = {c.name: c for c in planned}
+    out: dict[str, list[str]] = {}
+    for cell in planned:
+        b = cell.bundle
+        if cell.status == BLOCKED:
+            bad = [d.cell for d in cell.deps if d.kind == "step" and by_name[d.cell].status in (FAILED_, BLOCKED)]
+            out[cell.name] = [f"upstream cell {', '.join(bad)} failed (--retry-failed reruns it)"]
+        elif cell.status == FAILED_ and b is not None:
+            out[cell.name] = [f"the last try with these inputs, {b.uuid}, ended {b.state}: "
+                              + (str(b.metadata.get("failure_message") or "no message").splitlines() or [""])[0]]
+        elif cell.status == STALE and cell.inputs is None:
+            waiting = [d.cell for d in cell.deps if d.kind == "step" and by_name[d.cell].status != DONE]
+            out[cell.name] = [f"its inputs are known once {', '.join(waiting)} {'is' if len(waiting) == 1 else 'are'}"
+                              " done, which will rerun first"]
+        elif cell.status == STALE and b is not None:
+            earlier = (b.runspec or {}).get("memo_inputs")
+            lines = memo.explain(cell.inputs, earlier, store.packages_of) if earlier else []
+            out[cell.name] = [f"vs {b.uuid} ({b.state}): " + line for line in lines] or [
+                f"{b.uuid} ({b.state}) has no memo inputs to compare (pulled or made by an older codalite)"
+                if not earlier else f"same inputs as {b.uuid}, which is {b.state}"]
+    return out
 
 
 def cell_parents(cell: GridCell, uploaded: dict[str, str], made: dict[str, str]) -> list[tuple[str, str, str]] | None:

@@ -170,9 +170,12 @@ class Recipe(BaseModel):
     order: list[str] = []
 
     def upload_path(self, name: str) -> str:
+        """Where upload `name` is read from. A path that is itself a link (data/current -> v3) means
+        what it points to: a recipe has no --follow-symlinks, and the link alone cannot be uploaded."""
         u = self.uploads[name]
         rel = u.path if isinstance(u, Upload) else u
-        return os.path.normpath(os.path.join(os.path.dirname(self.path), self.root, rel))
+        path = os.path.normpath(os.path.join(os.path.dirname(self.path), self.root, rel))
+        return os.path.realpath(path) if os.path.islink(path) else path
 
     def cells(self) -> list[dict[str, Any]]:
         """The grid's cells: the product of the variables, less `exclude`, plus `include`."""

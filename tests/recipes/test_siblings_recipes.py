@@ -218,3 +218,50 @@ def test_no_wait_cells_run_in_the_background(tmp_path, any_cl):
     while time.time() < deadline and "2 done" not in any_cl.out("recipe", "plan", "nw.yaml"):
         time.sleep(0.5)
     assert any_cl.out("cat", "a-s2/o.txt") == "2"
+
+
+# --- why a cell is stale ----------------------------------------------------------------------------
+
+WHY = """name: w
+uploads: {code: code, data: current}
+grid: {s: [1, 2]}
+steps:
+  a:
+    command: cat d/x.txt code/c.txt > o.txt && echo {{ s }} >> o.txt
+    deps: {code: code, d: data}
+    env: {MODE: fast}
+  b:
+    command: test {{ s }} != 2 && cat x/o.txt > y.txt
+    deps: {x: a}
+"""
+
+
+def test_plan_why_says_what_changed(tmp_path, any_cl):
+    """plan said `stale` with no way to learn why short of rerunning; --why names the change (the
+    code's content, an env var, an upstream cell that reruns first, a failure)."""
+    any_cl.sh("mkdir code v1 v2 && echo c > code/c.txt && echo 1 > v1/x.txt && echo 2 > v2/x.txt && ln -s v1 current")
+    any_cl.sh(f"cat > w.yaml <<'EOF'\n{WHY}EOF")
+    any_cl("init")
+    assert any_cl("recipe", "run", "w.yaml", ok=False).returncode == 1  # b-s2 fails
+    assert "3 done, 1 failed" in any_cl.out("recipe", "plan", "w.yaml")
+    assert "b-s2:\n  the last try with these inputs" in any_cl.out("recipe", "plan", "--why", "w.yaml")
+
+    any_cl.sh("echo changed > code/c.txt && ln -sfn v2 current")  # an upload that is a link: its target
+    any_cl.sh("sed -i 's/MODE: fast/MODE: slow/' w.yaml")
+    out = any_cl.out("recipe", "plan", "--why", "w.yaml")
+    assert "4 stale" in out, out
+    a1 = out.split("a-s1:\n")[1].split("\n\n")[0]
+    assert "dependency code: content changed" in a1 and "dependency d: content changed" in a1
+    assert "env var MODE: 'fast' -> 'slow'" in a1
+    assert "b-s1:\n  its inputs are known once a-s1 is done, which will rerun first" in out
+    any_cl("recipe", "run", "w.yaml", "--only", "a")
+    assert any_cl.out("cat", "a-s1/o.txt").splitlines() == ["2", "changed", "1"]
+
+
+def test_an_upload_of_the_store_is_refused_before_hashing_it(tmp_path, cl):
+    (tmp_path / "r.yaml").write_text("name: s\nuploads: {all: .}\nsteps: {a: {command: ls, deps: {x: all}}}\n")
+    cl("init")
+    for verb in ("plan", "run"):
+        r = cl("recipe", verb, "r.yaml", ok=False)
+        assert r.returncode == 2 and "uploads.all:" in r.stderr and "codalite store" in r.stderr, r.stderr
+    assert cl.out("search", ".count") == "0"
