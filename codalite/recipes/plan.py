@@ -200,6 +200,12 @@ def plan(store: Store, recipe: Recipe, path_env: str,
             raise RecipeError(os.path.relpath(recipe.path) if recipe.path else recipe.name, None, f"uploads.{name}",
                               f"{real} is, holds or is inside the codalite store ({store.home}); upload the "
                               "files you mean, not the store")
+    for step_name, step in recipe.steps.items():  # known now for uploads: else the run fails after its siblings
+        for key, target in step.deps.items():     # were submitted
+            base, _, sub = target.partition("/")
+            if base in recipe.uploads and sub and not os.path.lexists(os.path.join(recipe.upload_path(base), sub)):
+                raise _cell_error(recipe, step_name, f"deps.{key}",
+                                  f"no such path {sub!r} in upload {base} ({recipe.upload_path(base)})")
     upload_hash = {name: hash_path(recipe.upload_path(name)) for name in recipe.uploads}
     done: dict[str, Bundle] = {}  # cell name -> ready bundle with current inputs
     status: dict[str, str] = {}  # cell name -> its status

@@ -357,6 +357,8 @@ def _check(r, root, shown):
         if var in r.grid:
             fail(["vars", var], f"{var!r} is both a grid variable and a var; rename one")
     for name in r.uploads:
+        if not spec.NAME_RE.match(name):
+            fail(["uploads", name], "upload names use letters, digits, _ . - (it names the bundle)")
         if name in r.steps:
             fail(["uploads", name], f"{name!r} is both an upload and a step; rename one")
         if not os.path.exists(r.upload_path(name)):

@@ -265,3 +265,63 @@ def test_an_upload_of_the_store_is_refused_before_hashing_it(tmp_path, cl):
         r = cl("recipe", verb, "r.yaml", ok=False)
         assert r.returncode == 2 and "uploads.all:" in r.stderr and "codalite store" in r.stderr, r.stderr
     assert cl.out("search", ".count") == "0"
+
+
+# --- export-cl --------------------------------------------------------------------------------------
+
+EXPORT = """name: ex
+uploads: {data: data}
+grid: {v: ["1.5", "1_5"]}
+steps:
+  a:
+    command: cat "x/f.txt" > o.txt; echo {{ v }} >> o.txt
+    deps: {x: "data/sub dir"}
+  b:
+    command: cat p/o.txt
+    deps: {p: a, q: "data/$(touch PWNED)"}
+"""
+
+FAKE_CL = """#!/usr/bin/env python3
+# records each call; prints a uuid naming the bundle (-n), as `cl upload/run` print its uuid
+import json, sys
+args = sys.argv[1:]
+json.dump(args, open("calls.jsonl", "a")); open("calls.jsonl", "a").write("\\n")
+if args[0] in ("upload", "run"):
+    print("uuid-of-" + args[args.index("-n") + 1])
+"""
+
+
+def test_export_cl_script_wires_each_cell_to_its_own_parents(tmp_path):
+    """Two cells whose names spell one shell variable (a-v1.5, a-v1_5 -> b_a_v1_5): the script ran
+    b-v1.5 on a-v1_5's output; a subpath was pasted unquoted (`sub dir` split in two, `$(...)` ran)."""
+    import json
+    import subprocess
+
+    write(tmp_path, EXPORT)
+    (tmp_path / "data" / "sub dir").mkdir()
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "cl").write_text(FAKE_CL)
+    (tmp_path / "bin" / "cl").chmod(0o755)
+    script = recipes.export_cl(recipes.load(str(tmp_path / "r.yaml")))
+    (tmp_path / "run.sh").write_text(script)
+    subprocess.run(["bash", "run.sh"], cwd=tmp_path, check=True,
+                   env={"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin"})
+    runs = {c[-1]: c for c in map(json.loads, (tmp_path / "calls.jsonl").read_text().splitlines()) if c[0] == "run"}
+    assert runs["b-v1.5"][1:3] == ["p:uuid-of-a-v1.5", "q:uuid-of-data/$(touch PWNED)"]
+    assert runs["b-v1_5"][1] == "p:uuid-of-a-v1_5"
+    assert runs["a-v1.5"][1] == "x:uuid-of-data/sub dir"
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_a_missing_upload_subpath_stops_the_recipe_before_anything_is_stored(tmp_path, cl):
+    write(tmp_path, EXPORT)
+    (tmp_path / "data" / "sub dir").mkdir()
+    cl("init")
+    r = cl("recipe", "run", "r.yaml", ok=False)
+    assert r.returncode == 2 and "steps.b.deps.q: no such path '$(touch PWNED)' in upload data" in r.stderr
+    assert cl.out("search", ".count") == "0"  # the a cells were submitted and left staged, with no worker
+
+
+def test_upload_names_are_bundle_names(tmp_path):
+    refused(tmp_path, "name: u\nuploads: {'x; rm -rf ~': data}\nsteps: {a: {command: echo}}\n",
+            "upload names use letters")
