@@ -191,7 +191,8 @@ UPLOAD_REFUSED = {  # CodaLab upload flags that need its server, each with what 
 @click.option("-p", "--pack", is_flag=True, help="Keep an archive (.zip, .tar.gz, .tgz, .tar.bz2, .gz, .bz2) "
               "packed: by default one uploaded archive is unpacked and its name loses the extension, as CodaLab.")
 @click.option("-x", "--exclude-patterns", multiple=True, metavar="PATTERN",
-              help="Leave out files and directories whose name matches (repeat -x for several).")
+              help="Leave out what `tar --exclude=PATTERN` would, as CodaLab: a name, or a path's last parts "
+              "(sub/b.log); repeat -x for several.")
 @click.option("-z", "--force-compression", is_flag=True, help="Accepted for `cl` scripts; nothing is sent over a network.")
 @click.option("--license", help="The license metadata field.")
 @click.option("--source-url", help="Where the data came from (metadata).")
@@ -247,14 +248,23 @@ def upload(paths, contents, name, description, tags, follow_symlinks, pack, excl
 
 
 def copy_excluding(src, dest, patterns, follow_symlinks):
-    """A copy of src without the entries whose name matches one of the patterns (fnmatch)."""
+    """A copy of src without the entries that one of the patterns matches (see ignore)."""
     import fnmatch
 
     if any(fnmatch.fnmatch(os.path.basename(os.path.normpath(src)), p) for p in patterns):
         raise click.UsageError(f"-x leaves nothing of {src} to upload")
     os.makedirs(os.path.dirname(dest), exist_ok=True)
+    def ignore(directory, names):
+        # as CodaLab's `tar --exclude=PATTERN`: a pattern matches an entry's name, or its path's last
+        # components (`sub/b.log` is ./sub/b.log and ./deep/sub/b.log), or its ./path, `*` matching '/'
+        rel = os.path.relpath(directory, src)
+        parts = [] if rel == "." else rel.split(os.sep)
+        return {n for n in names for path in [parts + [n]]
+                if any(fnmatch.fnmatchcase(x, p) for p in patterns
+                       for x in ["/".join(path[i:]) for i in range(len(path))] + ["./" + "/".join(path)])}
+
     if os.path.isdir(src) and (follow_symlinks or not os.path.islink(src)):
-        shutil.copytree(src, dest, symlinks=not follow_symlinks, ignore=shutil.ignore_patterns(*patterns))
+        shutil.copytree(src, dest, symlinks=not follow_symlinks, ignore=ignore)
     else:
         shutil.copy2(src, dest, follow_symlinks=follow_symlinks)
     return dest

@@ -300,3 +300,21 @@ def test_worker_refuses_resources_it_would_silently_reinterpret(cl, args):
     `--memory 0` with all the memory: each exited 0 and said nothing."""
     cl("init")
     one_error(cl("worker", *args, "--exit-when-idle", ok=False), 2, args[0])
+
+
+@pytest.mark.parametrize("pattern", ["sub/b.log", "su*", "*/b.log", "deep/*", "./a", "b.log", "a", "*.log"])
+def test_upload_exclude_patterns_match_as_codalabs_tar_does(cl, tmp_path, pattern):
+    """`cl upload DIR -x PATTERN` is GNU tar's --exclude (CodaLab's file_util.tar_gzip_directory):
+    a pattern with a '/' matches paths. codalite matched names only, so `-x sub/b.log` silently
+    uploaded sub/b.log. Compared here with GNU tar itself."""
+    d = tmp_path / "xd"
+    for rel in ("a", "sub/b.log", "other/b.log", "deep/sub/b.log"):
+        (d / rel).parent.mkdir(parents=True, exist_ok=True)
+        (d / rel).write_text(rel)
+    listed = subprocess.run(f"tar cf - --exclude='{pattern}' -C xd . | tar t", shell=True, cwd=tmp_path,
+                            capture_output=True, text=True, check=True).stdout.split()
+    tar = {p.strip("/") for p in listed} - {"."}
+    u = cl.out("upload", "xd", "-x", pattern)
+    root = tmp_path / ".codalite" / "bundles" / u
+    ours = {"./" + str(p.relative_to(root)) for p in root.rglob("*")}
+    assert ours == tar
