@@ -313,8 +313,9 @@ def export(declaration, out_dir, base_url):
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @library_errors
 def verify(paths):
-    """Re-derive every number of exported tables (a directory such as paper/, or .provenance.json
-    files) from the store; exit 1 naming each cell that no longer matches or is stale."""
+    """Re-derive every number of exported tables and figures (a directory such as paper/, or
+    .provenance.json files) from the store; exit 1 naming each cell or figure line that no longer
+    matches or is stale, and each file that is not what export wrote."""
     from . import paper
     from .paper.verify import counted
 

@@ -59,12 +59,31 @@ class Examples(BaseModel):
 
 
 def _keywords(bundles: list[str]) -> list[str]:
-    """The search, limited to finished bundles and not capped at CodaLab's default 10."""
+    """The search, limited to finished bundles and not capped at CodaLab's default 10 (nor at any
+    page: `_whole_set` refuses .limit/.offset)."""
+    from ..spec import INDEX_MAX
+
     kws = list(bundles)
     if not any(k.startswith("state=") for k in kws):
         kws.append("state=ready")
-    if not any(k.startswith(".limit=") for k in kws):
-        kws.append(".limit=1000000")
+    return kws + [f".limit={INDEX_MAX}"]
+
+
+def _whole_set(kws: list[str]) -> list[str]:
+    """A table aggregates every bundle its keywords select. Search options that pick a page of them
+    (.limit, .offset, .last: CodaLab's newest 10) or turn them into a number (.count, =.sum, .format)
+    would make it average some runs and say all: refused. Sorting (key=.sort) cannot: rows and
+    columns have their own order. Only ready bundles have numbers that cannot change."""
+    for raw in kws:
+        kw = raw.replace(".*", "%")
+        key, eq, value = kw.partition("=")
+        if kw in (".count", ".last") or (eq and (key in (".limit", ".offset", ".format") or value == ".sum")):
+            raise ValueError(f"{raw!r} picks a page or a count of the search, not a set of bundles: the table would "
+                             "average only some runs and not say so; select bundles with keywords (name=, tags=, "
+                             ".after=, ...) instead (key=.sort is allowed: the table orders its rows itself)")
+        if eq and key == "state" and value != "ready":
+            raise ValueError(f"{raw!r}: a table's numbers come from ready bundles only (others change or have none); "
+                             "drop it")
     return kws
 
 
@@ -102,6 +121,11 @@ class TableSpec(BaseModel):
     def split_keywords(cls, v):
         return _words(v)
 
+    @field_validator("bundles")
+    @classmethod
+    def whole_set(cls, v):
+        return _whole_set(v)
+
     @field_validator("format")
     @classmethod
     def printf(cls, v):
@@ -133,6 +157,11 @@ class FigureSpec(BaseModel):
     @classmethod
     def split_keywords(cls, v):
         return _words(v)
+
+    @field_validator("bundles")
+    @classmethod
+    def whole_set(cls, v):
+        return _whole_set(v)
 
     @field_validator("y", mode="before")
     @classmethod

@@ -17,7 +17,7 @@ from .declare import FigureSpec
 from .figure import compute as compute_figure
 from .figure import figure_hash, read_series, series_hash, sha256
 from .latex import pm, tex
-from .table import TableError, aggregate, compute, read_values
+from .table import aggregate, compute, read_values
 
 SUFFIX = ".provenance.json"
 
@@ -92,20 +92,41 @@ class ProvenanceError(CodaliteError):
 def load(path):
     """(provenance dict, TableSpec) of a .provenance.json; its shape is checked here, so that a file
     edited by hand or cut short is one clear error rather than a crash deep in verify or trace."""
+    raw = read_json(path)
+    try:
+        prov = _Provenance.model_validate(raw).model_dump()  # defaults filled in: every key is there
+    except ValidationError as e:
+        raise ProvenanceError(path, first_error(e)) from None
+    return prov, declaration(path, prov, TableSpec)
+
+
+def read_json(path):
     try:
         with open(path, encoding="utf-8") as f:
-            raw = json.load(f)
+            return json.load(f)
+    except OSError as e:
+        raise ProvenanceError(path, f"cannot read it: {e.strerror or e}") from None
     except UnicodeDecodeError as e:
         raise ProvenanceError(path, f"not UTF-8 text at byte {e.start}") from None
     except json.JSONDecodeError as e:
         raise ProvenanceError(path, f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+
+
+def first_error(e: ValidationError) -> str:
+    err = e.errors()[0]
+    return f"{'.'.join(str(p) for p in err['loc']) or 'top level'}: {err['msg'].lower()}"
+
+
+def declaration(path, prov, kind):
+    """The recorded declaration, checked as export checks it now (a `.limit=` exported by an older
+    codalite is refused here too, not verified as if the table covered every run)."""
     try:
-        prov = _Provenance.model_validate(raw).model_dump()  # defaults filled in: every key is there
-        return prov, TableSpec.model_validate(prov["declaration"])
+        return kind.model_validate(prov["declaration"])
     except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "top level"
-        raise ProvenanceError(path, f"{where}: {err['msg'].lower()}") from None
+        if e.errors()[0]["loc"] == ("bundles",) and e.errors()[0]["type"] == "value_error":
+            raise CodaliteError(f"{path}: its declaration is refused now ({first_error(e)}); fix the declaration "
+                                "and re-export") from None
+        raise ProvenanceError(path, f"declaration.{first_error(e)}") from None
 
 
 class Checked(NamedTuple):
@@ -126,15 +147,24 @@ def verify_all(store, path) -> Checked:
     problems: list[str] = orphans(path) if os.path.isdir(path) else []
     cells = lines = 0
     plans: dict = {}
+    checked_any = bool(problems)  # whether anything under path was checked (an orphan counts)
     for f in provenance_files(path, allow_none=bool(problems)):
-        if is_figure(f):
-            n, found = verify_figure(store, f, plans)
-            lines += n
+        try:  # one broken or foreign file is one problem: the others are still checked
+            if is_figure(f):
+                n, found = verify_figure(store, f, plans)
+                lines += n
+            else:
+                prov, spec = load(f)
+                n, found = verify_table(store, f, prov, spec, plans)
+                cells += n
+        except CodaliteError as e:
+            found = [str(e)]
         else:
-            prov, spec = load(f)
-            n, found = verify_table(store, f, prov, spec, plans)
-            cells += n
+            checked_any = True
         problems += found
+    if not checked_any:  # nothing here could be checked (another tool's files, or all broken): one line
+        raise CodaliteError(problems[0] if len(problems) == 1 else
+                            f"nothing under {path} could be checked: {'; '.join(problems)}")
     return Checked(cells, lines, problems)
 
 
@@ -179,7 +209,7 @@ def verify_table(store, path, prov, spec, plans=None):
         now = compute(store, spec)
         current = {(now.label(r), now.label(c)): set(cell.uuids) for (r, c), cell in now.cells.items()}
         fresh = {(now.label(r), now.label(c)): cell for (r, c), cell in now.cells.items()}
-    except TableError as e:
+    except CodaliteError as e:  # a TableError, or a keyword naming a bundle now gone
         current = None
         problems.append(f"{spec.name}: the declaration no longer computes: {e}")
     if current is not None:
@@ -462,15 +492,12 @@ def is_figure(path):
 
 
 def load_figure(path):
-    with open(path, encoding="utf-8") as f:
-        raw = json.load(f)
+    raw = read_json(path)
     try:
         prov = _FigureProvenance.model_validate(raw).model_dump()
-        return prov, FigureSpec.model_validate(prov["declaration"])
     except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "top level"
-        raise ProvenanceError(path, f"{where}: {err['msg'].lower()}") from None
+        raise ProvenanceError(path, first_error(e)) from None
+    return prov, declaration(path, prov, FigureSpec)
 
 
 def verify_figure(store, path, plans=None):
@@ -499,7 +526,7 @@ def verify_figure(store, path, plans=None):
         problems += staleness(store, plans, b, rec)
     try:
         fig = compute_figure(store, spec)
-    except TableError as e:
+    except CodaliteError as e:
         problems.append(f"the declaration no longer computes: {e}")
     else:
         was, now = {b["uuid"] for b in prov["bundles"]}, {b.uuid for b in fig.bundles}

@@ -356,3 +356,67 @@ def test_paired_bootstrap_of_one_seed_is_scipys_bootstrap_of_the_differences():
                         batch=stats.BATCH, rng=np.random.default_rng(stats.SEED)).confidence_interval
     assert (detail["low"], detail["high"]) == (pytest.approx(ref.low), pytest.approx(ref.high))
     assert differs == (ref.low > 0 or ref.high < 0)
+
+
+# --- second pass ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("keyword", [".limit=2", ".offset=1", ".count", ".last", "seed=.sum", ".format=size",
+                                     "state=failed", "state=ready,running"])
+def test_search_options_that_narrow_the_table_are_refused(exported, tmp_path, keyword):
+    """`bundles: name=train-% .limit=2` averaged 2 of 3 seeds and printed n as if that were all."""
+    (tmp_path / "narrow.yaml").write_text(DECL.replace("name: nli", "name: narrow")
+                                          .replace("bundles: name=train-%", f"bundles: name=train-% {keyword}"))
+    r = invoke("export", tmp_path / "narrow.yaml", "-o", exported)
+    assert r.exit_code == 2, r.output
+    last = r.output.strip().splitlines()[-1]
+    assert last.startswith("Error: ") and keyword in last and "Traceback" not in r.output
+    assert not (exported / "narrow.csv").exists()
+
+
+def test_a_sort_keyword_is_allowed_and_changes_nothing(exported, tmp_path):
+    (tmp_path / "sorted.yaml").write_text(DECL.replace("name: nli", "name: sorted")
+                                          .replace("bundles: name=train-%", "bundles: name=train-% id=.sort-"))
+    out = tmp_path / "sorted"
+    assert invoke("export", tmp_path / "sorted.yaml", "-o", out).exit_code == 0
+    assert (out / "sorted.csv").read_text() == (exported / "nli.csv").read_text()
+
+
+def test_verify_refuses_a_narrowing_declaration_recorded_by_an_older_export(exported):
+    prov = json.loads((exported / "nli.provenance.json").read_text())
+    prov["declaration"]["bundles"].append(".limit=2")
+    (exported / "nli.provenance.json").write_text(json.dumps(prov))
+    r = invoke("verify", exported)
+    assert r.exit_code == 1, r.output
+    assert "its declaration is refused now" in r.output and ".limit=2" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_verify_help_names_figures():
+    r = invoke("verify", "--help")
+    assert "tables and figures" in " ".join(r.output.split())
+    docs = open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "commands.md")).read()
+    assert "Re-derive every number of exported tables and figures" in docs
+
+
+def test_a_foreign_provenance_file_is_one_problem_among_the_others(exported):
+    (exported / "other.provenance.json").write_text('{"tool": "someone else", "cells": 3}\n')
+    (exported / "broken.provenance.json").write_text("{not json\n")
+    edit(exported / "nli.md", "[0.542 ± 0.001]", "[0.552 ± 0.001]")  # still caught beside them
+    r = invoke("verify", exported)
+    assert r.exit_code == 1, r.output
+    lines = r.output.strip().splitlines()
+    assert any(line.startswith(str(exported / "other.provenance.json") + ": not a provenance file") for line in lines)
+    assert any(line.startswith(str(exported / "broken.provenance.json") + ": not a provenance file") for line in lines)
+    assert any(line.startswith("nli: nli.md") for line in lines)
+    assert lines[-1] == "Error: 3 problem(s) in 4 cells"
+
+
+def test_verify_of_nothing_but_foreign_files_says_so_in_one_line(tmp_path, store):
+    d = tmp_path / "elsewhere"
+    d.mkdir()
+    (d / "x.provenance.json").write_text('{"tool": "someone else"}\n')
+    for target in (d, d / "x.provenance.json"):
+        r = invoke("verify", target)
+        assert r.exit_code == 1, r.output
+        assert r.output.startswith("Error: ") and len(r.output.strip().splitlines()) == 1, r.output
+        assert "not a provenance file" in r.output
