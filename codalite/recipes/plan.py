@@ -268,7 +268,7 @@ def explain(store: Store, planned: list[GridCell]) -> dict[str, list[str]]:
         elif cell.status == STALE and b is not None:
             earlier = (b.runspec or {}).get("memo_inputs")
             lines = memo.explain(cell.inputs, earlier, store.packages_of) if earlier else []
-            out[cell.name] = [f"vs {b.uuid} ({b.state}): " + line for line in lines] or [
+            out[cell.name] = ([f"changed since {b.uuid} ({b.state}):"] + ["  " + line for line in lines] if lines else []) or [
                 f"{b.uuid} ({b.state}) has no memo inputs to compare (pulled or made by an older codalite)"
                 if not earlier else f"same inputs as {b.uuid}, which is {b.state}"]
     return out

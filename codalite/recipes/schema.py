@@ -341,6 +341,11 @@ def _check(r, root, shown):
 
     if not spec.NAME_RE.match(r.name):
         fail(["name"], "use letters, digits, _ . - (it names bundles and the worksheet)")
+    # checked here: the worksheet is made after the cells were submitted, too late to refuse them
+    for field, text in [("worksheet", r.worksheet)] + [(f"profiles.{p}", p) for p in r.profiles]:
+        if text is not None and (not spec.NAME_RE.match(text) or len(text) > spec.NAME_MAX):
+            fail(field.split(".", 1), f"{text!r}: use letters, digits, _ . - and start with a letter or _ "
+                                      "(it names a worksheet)")
     n = math.prod(len(values) for values in r.grid.values()) + len(r.include)
     if n > r.max_cells:
         fail(["grid"], f"the grid has {n:,} cells, more than max_cells ({r.max_cells:,}); shrink it, or raise "
@@ -368,6 +373,12 @@ def _check(r, root, shown):
             for var in entry:
                 if var not in r.grid:
                     fail([ex_name, str(i)], f"{var!r} is not a grid variable ({', '.join(r.grid) or 'none'})")
+                # a value the grid lacks excludes nothing: a typo (lr: 0.3 for 0.03) must not be a silent no-op
+                # (a profile may shrink the grid under the recipe's excludes: checked without one)
+                if ex_name == "exclude" and not r.profile and not any(
+                        type(v) is type(entry[var]) and v == entry[var] for v in r.grid[var]):
+                    fail([ex_name, str(i), var], f"{entry[var]!r} is not among {var}'s values "
+                                                 f"({', '.join(map(repr, r.grid[var]))}): it excludes nothing")
     own = {}
     for name, step in r.steps.items():
         if not spec.NAME_RE.match(name):

@@ -325,3 +325,22 @@ def test_a_missing_upload_subpath_stops_the_recipe_before_anything_is_stored(tmp
 def test_upload_names_are_bundle_names(tmp_path):
     refused(tmp_path, "name: u\nuploads: {'x; rm -rf ~': data}\nsteps: {a: {command: echo}}\n",
             "upload names use letters")
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("worksheet: 'a b'\nsteps: {a: {command: echo}}", "worksheet: 'a b': use letters"),
+    ("profiles: {'smoke test': {}}\nsteps: {a: {command: echo}}", "profiles.smoke test: 'smoke test': use letters"),
+    ("grid: {lr: [0.1, 0.2]}\nexclude: [{lr: 0.3}]\nsteps: {a: {command: 'echo {{ lr }}'}}",
+     "exclude.0.lr: 0.3 is not among lr's values (0.1, 0.2): it excludes nothing"),
+])
+def test_names_and_excludes_that_would_fail_late_or_do_nothing(tmp_path, text, fragment):
+    """A bad worksheet name failed after the cells were submitted (left staged, 'invalid bundle
+    name'); an exclude value the grid lacks excluded nothing, silently."""
+    refused(tmp_path, f"name: w\n{text}\n", fragment)
+
+
+def test_a_bad_worksheet_name_stores_nothing(tmp_path, cl):
+    write(tmp_path, "name: w\nworksheet: 'a b'\nsteps: {a: {command: echo 1}}\n")
+    cl("init")
+    r = cl("recipe", "run", "r.yaml", ok=False)
+    assert r.returncode == 2 and "worksheet" in r.stderr and cl.out("search", ".count") == "0"
