@@ -57,7 +57,8 @@ def unpack(path: str, dest: str) -> str:
     except (*TAR_ERRORS, zipfile.BadZipFile, gzip.BadGzipFile, EOFError) as e:  # not an archive after all
         raise UsageError(f"cannot unpack {path}: {e}; upload it as a file with --pack") from None
     except OSError as e:
-        member = os.path.relpath(e.filename, dest) if isinstance(e.filename, str) else None
+        inside = isinstance(e.filename, str) and os.path.abspath(e.filename).startswith(os.path.abspath(dest) + os.sep)
+        member = os.path.relpath(e.filename, dest) if inside else None
         if e.errno is None or e.errno in (errno.ENOTDIR, errno.EISDIR, errno.EEXIST):
             # bz2's "Invalid data stream", or members that contradict each other (a file `a` and `a/b`)
             raise UsageError(f"cannot unpack {path}: {e.strerror or e}" + (f" ({member})" if member else "")

@@ -232,7 +232,8 @@ def upload(paths, contents, name, description, tags, follow_symlinks, pack, excl
             paths = [os.path.join(d, "contents")]
             with open(paths[0], "w", encoding="utf-8") as f:
                 f.write(contents)
-        elif len(paths) == 1 and not pack and archives.extension(paths[0]):
+        elif len(paths) == 1 and not pack and archives.extension(paths[0]) and os.path.isfile(paths[0]):
+            # (a directory named data.zip is a directory, as in CodaLab's pack_files_for_upload)
             base = os.path.basename(os.path.normpath(paths[0]))  # named as a plain upload would be: made valid
             name = name or default_name(archives.strip_extension(base) or base)
             paths = [archives.unpack(paths[0], os.path.join(d, "unpacked"))]

@@ -318,3 +318,13 @@ def test_upload_exclude_patterns_match_as_codalabs_tar_does(cl, tmp_path, patter
     root = tmp_path / ".codalite" / "bundles" / u
     ours = {"./" + str(p.relative_to(root)) for p in root.rglob("*")}
     assert ours == tar
+
+
+def test_a_directory_named_like_an_archive_is_uploaded_as_a_directory(any_cl):
+    """`upload data.zip/` (a directory) was unpacked as an archive and refused ("Is a directory");
+    CodaLab uploads a directory as a directory whatever its name."""
+    cl = any_cl
+    cl("init")
+    cl.sh("mkdir data.zip && echo 1 > data.zip/f")
+    b = cl.out("upload", "data.zip")
+    assert cl.out("info", b, "-f", "name") == "data.zip" and cl.out("cat", f"{b}/f") == "1"
