@@ -102,8 +102,15 @@ class BundleSpec:
         return bool(UUID_PREFIX_RE.match(self.base))
 
 
+# CodaLab's name pattern (spec_util.NAME_PATTERN_HISTORY_REGEX): `tr%`, `tr.*^2` pick the newest match
+NAME_PATTERN_RE = re.compile(r"^[%*a-zA-Z0-9_.\-]+(\^\d*)?\Z")
+
+
 def parse_bundle_spec(text):
     m = SPEC_RE.match(text or "")
+    if not m and NAME_PATTERN_RE.match(text or "") and ("%" in text or "*" in text):
+        raise UsageError(f"bundle name pattern {text!r} is not resolved by codalite (CodaLab takes its newest "
+                         "match): give the bundle's name or uuid")
     if not m or (not m.group("base") and m.group("n") is None):
         raise UsageError(
             f"malformed bundle reference {text!r}: use a uuid (prefix), a name, name^N or ^N"
@@ -218,6 +225,10 @@ def parse_key_target(text):
             parse_target(value)  # refuses the instance
         raise UsageError(f"malformed dependency {text!r}: use key:bundle[/path] or :bundle")
     target = parse_target(value)
+    if key == "" and parse_target_spec(value)[3] == "":
+        # `:b/`: CodaLab keys it by its (empty) subpath and its server refuses "child_path empty"
+        raise UsageError(f"malformed dependency {text!r}: the key of :bundle/ is its empty path; write "
+                         ":bundle or key:bundle/")
     if not key:
         key = target.subpath or target.spec.base
     if not KEY_RE.match(key) or {".", ".."} & set(key.split("/")):  # `.` would mount over the run's own directory
@@ -241,7 +252,8 @@ def looks_like_dependency(text):
     if key and not KEY_RE.match(key):
         return False
     _, _, bundle, _ = parse_target_spec(value)
-    return bundle is not None and bool(SPEC_RE.match(bundle))
+    return bundle is not None and bool(SPEC_RE.match(bundle) or (NAME_PATTERN_RE.match(bundle)
+                                                              and ("%" in bundle or "*" in bundle)))
 
 
 def desugar_command(targets, command):

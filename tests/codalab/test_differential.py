@@ -72,6 +72,13 @@ KNOWN = {
                                                                        d["lite"] or "") is not None
                                    and re.match(r"^Unexpected error while parsing line \d+$", d["cl"] or "") is not None,
     "list-sort-once": lambda d: d["what"] == "search" and d.get("once_per_value"),
+    # `run` on a path its dependency lacks is refused at once (exit 1); CodaLab creates the run, which then fails
+    "missing-dependency-path": lambda d: d["what"] == "run-exit" and d["cl"][0] == 0 and d["lite"][0] == 1
+                                         and re.match(r"Error: no such path '[^']*' in bundle 0x", d["lite"][1]) is not None,
+    # `cl run --- -x ...`: CodaLab's argparse reads the joined command `-x ...` as an option (exit 2)
+    "run-dash-command": lambda d: d["what"] == "run-exit" and d["cl"][0] == 2 and d["lite"][0] == 0
+                                  and "---" in d["args"] and d["args"][d["args"].index("---") + 1:][:1] != []
+                                  and d["args"][d["args"].index("---") + 1].startswith("-"),
 }
 
 
