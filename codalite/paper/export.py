@@ -12,7 +12,7 @@ from typing import Any
 from ..errors import CodaliteError, UsageError
 from .figure import Figure, sha256
 from .figure import render as render_figure
-from .latex import bundle_url, plain, pm, tex
+from .latex import bundle_url, csv_text, plain, pm, tex
 from .provenance import bundle_provenance
 from .stats import METHODS, TESTS
 from .table import Table
@@ -126,7 +126,7 @@ def csv_rows(table):
         for col in table.columns:
             c = table.cells.get((row, col))
             if c:
-                yield [table.label(row), table.label(col), c.text, repr(c.mean), num(c.sd), c.n, int(c.best),
+                yield [csv_text(table.label(row)), csv_text(table.label(col)), c.text, repr(c.mean), num(c.sd), c.n, int(c.best),
                        " ".join(c.uuids), num(c.low), num(c.high), num(c.n_examples),
                        "" if c.differs is None else int(c.differs)]
 

@@ -25,7 +25,7 @@ from ..worksheets import curves, plot
 from ..worksheets.genpath import display
 from ..worksheets.interpret import Interpreter
 from .declare import FigureSpec
-from .latex import bundle_url, plain, tex
+from .latex import bundle_url, csv_text, plain, tex
 from .provenance import bundle_provenance
 from .table import TableError, _sort_key
 
@@ -244,7 +244,8 @@ def to_csv(fig):
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_HEADER)
     for s in fig.series:
-        w.writerows([s.label, s.key, repr(x), repr(y), s.uuid, s.name] for x, y in s.points)
+        w.writerows([csv_text(s.label), csv_text(s.key), repr(x), repr(y), s.uuid, csv_text(s.name or "")]
+                    for x, y in s.points)
     return buf.getvalue()
 
 

@@ -16,7 +16,7 @@ from .declare import TableSpec
 from .declare import FigureSpec
 from .figure import compute as compute_figure
 from .figure import figure_hash, read_series, series_hash, sha256
-from .latex import pm, tex
+from .latex import csv_text, pm, tex
 from .table import aggregate, compute, read_values
 
 SUFFIX = ".provenance.json"
@@ -401,7 +401,7 @@ def check_files(path, spec, cells):
         out.append(f"{spec.name}: {os.path.basename(base)}.tex is missing or unreadable")
     for c in cells:
         where = f"{spec.name} [{c['row']}, {c['column']}]"
-        line = rows.get((c["row"], c["column"]))
+        line = rows.get((csv_text(c["row"]), csv_text(c["column"])))
         if line is None or line["text"] != c["text"] or line["n"] != c["n"]:
             out.append(f"{where}: {os.path.basename(base)}.csv says {line['text'] if line else 'nothing'}, "
                        f"the provenance says {c['text']}")

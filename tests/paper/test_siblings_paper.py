@@ -420,3 +420,56 @@ def test_verify_of_nothing_but_foreign_files_says_so_in_one_line(tmp_path, store
         assert r.exit_code == 1, r.output
         assert r.output.startswith("Error: ") and len(r.output.strip().splitlines()) == 1, r.output
         assert "not a provenance file" in r.output
+
+
+LABELLED = (  # the row label comes from argv: a run anyone made (or pulled) names it
+    "import json, sys\n"
+    "json.dump({'model': sys.argv[1], 'lora_r': 4, 'seed': 1}, open('args.json', 'w'))\n"
+    "json.dump({'nli_entail': 0.5}, open('scores.json', 'w'))\n"
+)
+FORMULAS = {"=1+1": "'=1+1", "+x": "'+x", "@SUM(A1)": "'@SUM(A1)", "-cmd|' /C calc'!A0": "'-cmd|' /C calc'!A0",
+            "'q": "''q", "-2": "-2", "+3.5": "+3.5", "-1e-3": "-1e-3", "plain": "plain"}
+
+
+def test_csv_labels_that_a_spreadsheet_would_run_are_neutralised_and_verify_still_passes(store, tmp_path):
+    """A label `=1+1` or `@SUM(A1)` from a bundle's file was written as is: a formula when the CSV is
+    opened in a spreadsheet (CSV injection). Numbers, negative ones too, stay numbers."""
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "train.py").write_text(LABELLED)
+    src, _ = store.upload([str(tmp_path / "code")], name="code")
+    for i, model in enumerate(FORMULAS):
+        store.run(f"python3 code/train.py {shlex.quote(model)}", [("code", src.uuid)], name=f"train-{i}",
+                  start_worker=False)
+    drain(store)
+    (tmp_path / "nli.yaml").write_text(DECL)
+    out = tmp_path / "paper"
+    r = invoke("export", tmp_path / "nli.yaml", "-o", out)
+    assert r.exit_code == 0, r.output
+    import csv
+    with open(out / "nli.csv", newline="") as f:
+        rows = sorted(line["row"] for line in csv.DictReader(f))
+    assert rows == sorted(FORMULAS.values())
+    assert "| =1+1 |" in (out / "nli.md").read_text()  # not a spreadsheet: the label as it is
+    r = invoke("verify", out)
+    assert r.exit_code == 0, r.output
+    r = invoke("trace", out / "nli.provenance.json", "=1+1", "4")  # trace and the provenance keep the label
+    assert r.exit_code == 0 and r.output.startswith("nli [=1+1, 4] = 0.500"), r.output
+    edit(out / "nli.csv", "'@SUM(A1),4,0.500", "'@SUM(A1),4,0.600")  # still read back, and caught
+    r = invoke("verify", out)
+    assert r.exit_code == 1 and "nli [@SUM(A1), 4]: nli.csv says 0.600" in r.output, r.output
+
+
+def test_figure_csv_labels_are_neutralised(store, tmp_path):
+    from picture_helpers import fake_finetunes
+
+    runs = fake_finetunes(store, tmp_path, lrs=(0.5,))
+    store.edit_metadata(runs[0], {"description": "=HYPERLINK(\"http://x\")"})
+    (tmp_path / "f.yaml").write_text("figures:\n  - name: f\n    bundles: name=ft-%\n    y: loss\n"
+                                     "    label: description\n")
+    out = tmp_path / "paper"
+    r = invoke("export", tmp_path / "f.yaml", "-o", out)
+    assert r.exit_code == 0, r.output
+    import csv
+    with open(out / "f.csv", newline="") as f:
+        assert {line["label"] for line in csv.DictReader(f)} == {"'=HYPERLINK(\"http://x\")"}
+    assert invoke("verify", out).exit_code == 0
