@@ -254,6 +254,10 @@ ENV = _Sandbox(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
 ENV.filters["quote"] = lambda value: shlex.quote(str(value))
 
 
+# set by the runtime after a step's env (codalite/runtime.py): a recipe's value would be dropped silently
+RUNTIME_VARS = frozenset({"OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+                          "VECLIB_MAXIMUM_THREADS", "RAYON_NUM_THREADS", "TORCH_NUM_THREADS",
+                          "CUDA_VISIBLE_DEVICES", "CODALAB"})
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -405,6 +409,9 @@ def _check(r, root, shown):
         for var in step.env:
             if not ENV_NAME_RE.match(var):
                 fail(["steps", name, "env", var], "env var names use letters, digits and _ (not first)")
+            if var in RUNTIME_VARS or var.startswith("CODALITE_"):  # the runtime sets them after env: ignored
+                fail(["steps", name, "env", var], f"{var} is set by codalite for every run (thread counts "
+                                                  "from request.cpus, GPUs from request.gpus); request what you need")
         for field, requests in (("request", step.request.metadata()),
                                 ("exclude_patterns", {"exclude_patterns": step.exclude_patterns})):
             try:

@@ -344,3 +344,14 @@ def test_a_bad_worksheet_name_stores_nothing(tmp_path, cl):
     cl("init")
     r = cl("recipe", "run", "r.yaml", ok=False)
     assert r.returncode == 2 and "worksheet" in r.stderr and cl.out("search", ".count") == "0"
+
+
+@pytest.mark.parametrize("var", ["OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "CODALITE_BUNDLE_UUID"])
+def test_env_vars_the_runtime_overrides_are_refused(tmp_path, var):
+    """`env: {OMP_NUM_THREADS: 8}` went into the memo key while the run got request.cpus' count."""
+    from codalite.recipes.schema import RUNTIME_VARS
+    from codalite.runtime import THREAD_VARS
+
+    assert set(THREAD_VARS) <= RUNTIME_VARS  # the runtime's list and the recipe's refusal agree
+    refused(tmp_path, f"name: e\nsteps: {{a: {{command: echo, env: {{{var}: '8'}}}}}}\n",
+            f"steps.a.env.{var}: {var} is set by codalite for every run")
