@@ -328,3 +328,21 @@ def test_a_directory_named_like_an_archive_is_uploaded_as_a_directory(any_cl):
     cl.sh("mkdir data.zip && echo 1 > data.zip/f")
     b = cl.out("upload", "data.zip")
     assert cl.out("info", b, "-f", "name") == "data.zip" and cl.out("cat", f"{b}/f") == "1"
+
+
+def test_someone_elses_store_is_not_called_damaged(user_cl, make_cli):
+    """An ordinary user in a store another account owns (a shared project) got "the store's database
+    ... refused the query: attempt to write a readonly database" even for `ls`, which says neither
+    why nor what to do (and where SQLite cannot open it at all, the advice to restore it from a
+    backup or `codalite init` a new one, which a healthy store does not need)."""
+    shared = os.path.join(user_cl.cwd, "shared")
+    os.mkdir(shared, 0o755)                      # root's, inside the user's directory
+    root = make_cli(shared)
+    root("init")
+    root("upload", "-c", "x", "-n", "A")
+    user = type(user_cl)(shared, (os.stat(user_cl.cwd).st_uid, os.stat(user_cl.cwd).st_gid, user_cl.env))
+    for args in (["ls"], ["edit", "A", "-d", "y"]):
+        r = user(*args, ok=False)
+        one_error(r, 1, "not writable by you")
+        assert "backup" not in r.stderr and "init" not in r.stderr
+    assert root.out("cat", "A") == "x"
