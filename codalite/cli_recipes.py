@@ -68,7 +68,15 @@ def run_recipe(path, retry_failed, only, dry_run, no_wait, remote, profile):
 
     path_env = os.environ.get("PATH", "")
     if dry_run:  # changes nothing: not even a new store (like `recipe plan`)
-        _plan_table(recipes.plan(Store.find(), r, path_env))
+        store = Store.find()
+        if remote:  # the plan a remote run makes: the server's environment (its image) in the memo keys
+            from .codalab import remotes
+            from .codalab.recipe import server_environment
+
+            remotes.get(store, remote)
+            _plan_table(recipes.plan(store, r, "", environment=server_environment))
+        else:
+            _plan_table(recipes.plan(store, r, path_env))
         return
     store = open_store(create=True)
     if remote:

@@ -355,3 +355,21 @@ def test_env_vars_the_runtime_overrides_are_refused(tmp_path, var):
     assert set(THREAD_VARS) <= RUNTIME_VARS  # the runtime's list and the recipe's refusal agree
     refused(tmp_path, f"name: e\nsteps: {{a: {{command: echo, env: {{{var}: '8'}}}}}}\n",
             f"steps.a.env.{var}: {var} is set by codalite for every run")
+
+
+def test_dry_run_remote_plans_with_the_servers_environment(tmp_path, cl):
+    """`--dry-run --remote lab` printed the local plan: cells done here showed `done`, though the
+    remote run reruns them on the server (its image is in their memo keys)."""
+    from codalite.codalab import remotes
+
+    write(tmp_path, "name: d\ngrid: {s: [1, 2]}\nsteps: {a: {command: 'echo {{ s }}'}}\n")
+    cl("init")
+    cl("recipe", "run", "r.yaml")
+    assert "2 done" in cl.out("recipe", "run", "--dry-run", "r.yaml")
+    r = cl("recipe", "run", "--dry-run", "--remote", "nosuch", "r.yaml", ok=False)
+    assert r.returncode == 2 and "no remote named 'nosuch'" in r.stderr
+    store = Store.find(tmp_path)
+    remotes.add(store, "lab", "http://127.0.0.1:9", login=False)
+    store.close()
+    out = cl.out("recipe", "run", "--dry-run", "--remote", "lab", "r.yaml")
+    assert out.splitlines()[-1] == "2 stale", out
