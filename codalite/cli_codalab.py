@@ -73,6 +73,7 @@ def download(target, output_path, force, worksheet_spec):
     src = store.path_in(bundle, subpath)
     out = output_path or (os.path.basename(subpath) if subpath else bundle.name or bundle.uuid)
     check_output_path(store, out)
+    clean_download_debris(out)
     if os.path.lexists(out) and not force:
         raise UsageError(f"{out} already exists; pass -f to replace it, or -o another path")
     tmp, old = (f"{out.rstrip(os.sep)}.codalite-{kind}-{os.getpid()}" for kind in ("download", "replaced"))
@@ -120,6 +121,28 @@ def check_output_path(store, out):
     if os.path.commonpath([real, home]) in (real, home):
         raise UsageError(f"cannot download to {hashing.shown(out)}: it is, holds or is inside the codalite store "
                          f"({store.home}); give -o a path outside it")
+
+
+def clean_download_debris(out):
+    """What a killed download to OUT left beside it (named with its pid, which is gone): a partial
+    copy is deleted; what -f had moved aside when OUT is missing goes back (the kill came between
+    the two renames)."""
+    import glob
+    import re
+
+    from .store import _owner_alive
+
+    base = out.rstrip(os.sep)
+    for entry in sorted(glob.glob(glob.escape(base) + ".codalite-*-*")):
+        m = re.fullmatch(re.escape(base) + r"\.codalite-(download|replaced)-(\d+)", entry)
+        if not m or _owner_alive(f"{m[2]}-"):
+            continue
+        if m[1] == "replaced" and not os.path.lexists(out):
+            os.rename(entry, out)
+            click.echo(f"put back {hashing.shown(out)} (a download killed while replacing it had moved it aside)",
+                       err=True)
+        elif m[1] == "download":
+            remove_path(entry)
 
 
 def remove_path(path):

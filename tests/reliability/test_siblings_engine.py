@@ -346,3 +346,25 @@ def test_someone_elses_store_is_not_called_damaged(user_cl, make_cli):
         one_error(r, 1, "not writable by you")
         assert "backup" not in r.stderr and "init" not in r.stderr
     assert root.out("cat", "A") == "x"
+
+
+def test_a_killed_download_leaves_nothing_the_next_one_does_not_clean(any_cl):
+    """kill -9 of `download -o OUT [-f]` left OUT.codalite-download-PID (a partial copy) for good, and
+    one killed between -f's two renames left OUT missing, the user's files hidden beside it. The
+    windows cannot be hit reliably by a timer: the debris is made as a kill leaves it (a dead pid)."""
+    cl = any_cl
+    cl("init")
+    cl.sh("mkdir d && echo new > d/f")
+    cl("upload", "d", "-n", "A")
+    p = subprocess.Popen(["true"])
+    p.wait()
+    dead = p.pid
+    cl.sh(f"mkdir got.codalite-download-{dead} && echo part > got.codalite-download-{dead}/f && "
+          f"mkdir got.codalite-replaced-{dead} && echo mine > got.codalite-replaced-{dead}/f")
+    r = cl("download", "A", "-o", "got", ok=False)
+    assert r.returncode == 2 and "put back got" in r.stderr and "already exists" in r.stderr
+    assert sorted(os.listdir(cl.cwd)) == [".codalite", "d", "got"]
+    assert open(os.path.join(cl.cwd, "got", "f")).read() == "mine\n"
+    cl("download", "A", "-o", "got", "-f")
+    assert open(os.path.join(cl.cwd, "got", "f")).read() == "new\n"
+    assert sorted(os.listdir(cl.cwd)) == [".codalite", "d", "got"]
