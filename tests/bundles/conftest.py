@@ -58,3 +58,41 @@ def tiny_nli(out, id2label):
 @pytest.fixture(scope="session")
 def nli_model(tmp_path_factory):
     return tiny_nli(tmp_path_factory.mktemp("nli"), {0: "contradiction", 1: "entailment", 2: "neutral"})
+
+
+def with_adapter(model):
+    """A random LoRA adapter on q/v (init_lora_weights=False: B is random too, so it changes the outputs)."""
+    from peft import LoraConfig, get_peft_model
+    torch.manual_seed(1)
+    return get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+
+
+def varied(model):
+    """The saved tiny models (init std 0.02) answer every prompt with the same token; larger random
+    weights make the tokens depend on the prompt, so comparisons of generated tokens can fail."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.normal_(0, 0.3)
+    return model
+
+
+def save_varied(src, out):
+    from bundles.loading import load_model
+    model, processor = load_model(src)
+    varied(model).save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def varied_vlm(tiny_vlm, tmp_path_factory):
+    """The tiny VLM with large random weights (answers that differ between prompts), saved."""
+    return save_varied(tiny_vlm, tmp_path_factory.mktemp("varied_vlm"))
+
+
+@pytest.fixture(scope="session")
+def varied_lm(tiny_lm, tmp_path_factory):
+    """The tiny LM with large random weights, saved."""
+    return save_varied(tiny_lm, tmp_path_factory.mktemp("varied_lm"))

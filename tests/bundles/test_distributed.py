@@ -81,18 +81,6 @@ def test_trainer_fsdp_on_cpu_ranks_is_refused_not_silently_ddp(tiny_lm, data_dir
     assert 'bundles/finetune.py", line' not in r.stderr and not (tmp_path / "out" / "args.json").exists()
 
 
-@pytest.fixture(scope="module")
-def varied_lm(tiny_lm, tmp_path_factory):
-    """The tiny LM with large random weights (answers that differ between prompts), saved."""
-    from bundles.loading import load_model
-    from test_fast_generation import varied
-    model, tokenizer = load_model(tiny_lm)
-    out = tmp_path_factory.mktemp("varied_lm")
-    varied(model).save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
-
-
 def test_deepspeed_zero3_two_cpu_ranks_equal_one_rank(varied_lm, data_dir, tmp_path):
     """Trainer + DeepSpeed ZeRO-3 on 2 CPU ranks (DeepSpeed's CPU accelerator, gloo): parameters sharded, eval
     generation with synced_gpus over the padded shards gives the metrics and rows of 1 unsharded rank; rank 0

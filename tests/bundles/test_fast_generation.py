@@ -6,24 +6,7 @@ import torch
 from bundles.batching import Batcher, load_records
 from bundles.generation import generate
 from bundles.loading import load_model
-
-
-def with_adapter(model):
-    from peft import LoraConfig, get_peft_model
-    torch.manual_seed(1)
-    # init_lora_weights=False: B is random too, so the adapter changes the outputs (a zero B would not)
-    return get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
-
-
-def varied(model):
-    """The saved tiny models (init std 0.02) answer every prompt with the same token; larger random
-    weights make the tokens depend on the prompt, so the comparison below can fail."""
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() > 1:
-                p.normal_(0, 0.3)
-    return model
+from conftest import varied, with_adapter
 
 
 @pytest.fixture(scope="module", params=["tiny_vlm", "tiny_lm"])

@@ -8,7 +8,7 @@ import torch
 from bundles.batching import Batcher, load_records
 from bundles.generation import generate, merged_copy
 from bundles.loading import load_model
-from test_fast_generation import varied, with_adapter
+from conftest import varied, with_adapter
 
 
 @pytest.fixture(scope="module", params=["tiny_vlm", "tiny_lm"])
@@ -35,16 +35,6 @@ def test_merged_copy_gives_the_same_tokens_in_fp32_and_leaves_the_model_alone(se
     after = model.state_dict()
     assert after.keys() == before.keys() and all(torch.equal(before[k], after[k]) for k in before)
     assert any("lora_A" in k for k in after)
-
-
-@pytest.fixture(scope="module")
-def varied_vlm(tiny_vlm, tmp_path_factory):
-    """The tiny VLM with large random weights, saved: the saved tiny models answer nothing after 2 steps."""
-    model, processor = load_model(tiny_vlm)
-    out = tmp_path_factory.mktemp("varied_vlm")
-    varied(model).save_pretrained(out)
-    processor.save_pretrained(out)
-    return out
 
 
 def test_finetune_merge_for_eval_and_infer_merge(varied_vlm, data_dir, tmp_path):
