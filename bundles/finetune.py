@@ -212,7 +212,10 @@ def check_resume(resume, now):
         return
     if then.get("lora_r"):
         then["lora_alpha"] = float(then.get("lora_alpha") or 2 * then["lora_r"])
+    evaluating = ("best_metric", "metrics", "eval_ids")  # matter only if this run evaluates (selects) at all
     for key in RESUME_KEEPS:
+        if key in evaluating and not now.get("eval_steps"):
+            continue
         if key in then and then[key] is not None and now.get(key) is not None and then[key] != now[key]:
             what = ("a different base model (its weights differ)" if key == "model_fingerprint" else
                     "a different dev subset (--eval-size, --seed or dev.jsonl changed)" if key == "eval_ids" else
