@@ -8,6 +8,7 @@ import errno
 import gzip
 import os
 import shutil
+import stat
 import tarfile
 import zipfile
 
@@ -48,7 +49,7 @@ def unpack(path: str, dest: str) -> str:
         elif ext == ".zip":
             os.mkdir(dest)
             with zipfile.ZipFile(path) as z:
-                z.extractall(dest)
+                unzip(z, dest)
         elif ext in (".gz", ".bz2"):
             with (gzip.open if ext == ".gz" else bz2.open)(path, "rb") as src, open(dest, "wb") as out:
                 shutil.copyfileobj(src, out, 1 << 20)
@@ -65,3 +66,36 @@ def unpack(path: str, dest: str) -> str:
                              + "; upload it as a file with --pack") from None
         raise CodaliteError(f"cannot unpack {path}: {e.strerror or e}") from None  # a full disk
     return dest
+
+
+def unzip(z: zipfile.ZipFile, dest: str) -> None:
+    """Extract as CodaLab's `unzip` does, what zipfile alone does not: Unix modes (a script keeps
+    its executable bit) and symlinks. Refused as tarfile's 'data' filter refuses them: a member
+    named outside dest (zipfile would quietly rename it) and a link leaving it; setuid bits go.
+    Links are made last, after every file is written, so no write can go through one; each must
+    then resolve inside dest."""
+    links = []
+    for info in z.infolist():
+        name = info.filename
+        if os.path.isabs(name) or ".." in name.replace("\\", "/").split("/"):
+            raise UsageError(f"cannot unpack {z.filename}: member {name!r} would be extracted outside the bundle; "
+                             "upload it as a file with --pack")
+        mode = info.external_attr >> 16 if info.create_system == 3 else 0  # 3: made on Unix
+        if stat.S_ISLNK(mode):
+            links.append(info)
+            continue
+        target = z.extract(info, dest)
+        if stat.S_ISREG(mode) and not info.is_dir():
+            os.chmod(target, (mode & 0o777) | 0o600)  # as the 'data' filter: no setuid, the owner can read
+    root = os.path.realpath(dest)
+    for info in links:
+        path = os.path.join(dest, info.filename.rstrip("/"))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.symlink(z.read(info).decode("utf-8", "surrogateescape"), path)
+    for info in links:
+        path = os.path.join(dest, info.filename.rstrip("/"))
+        link = os.readlink(path)
+        real = os.path.realpath(path)
+        if os.path.isabs(link) or not (real == root or real.startswith(root + os.sep)):
+            raise UsageError(f"cannot unpack {z.filename}: link {info.filename!r} points outside the bundle "
+                             f"(to {link!r}); upload it as a file with --pack")

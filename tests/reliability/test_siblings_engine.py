@@ -368,3 +368,48 @@ def test_a_killed_download_leaves_nothing_the_next_one_does_not_clean(any_cl):
     cl("download", "A", "-o", "got", "-f")
     assert open(os.path.join(cl.cwd, "got", "f")).read() == "new\n"
     assert sorted(os.listdir(cl.cwd)) == [".codalite", "d", "got"]
+
+
+def zip_with(path, members):
+    """members: (name, data, mode) made on Unix (create_system 3), as Info-ZIP's zip writes them."""
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data, mode in members:
+            info = zipfile.ZipInfo(name)
+            info.create_system, info.external_attr = 3, mode << 16
+            z.writestr(info, data)
+
+
+def test_zip_members_keep_their_modes_and_links_as_unzip_does(any_cl):
+    """CodaLab unpacks a .zip with `unzip`: a script keeps its executable bit and a link is a link.
+    codalite's zipfile.extractall dropped both (`run :code code/run.sh` then failed: Permission
+    denied, exit 126), and quietly renamed members named outside the bundle (../../x -> x)."""
+    cl = any_cl
+    cl("init")
+    zip_with(os.path.join(cl.cwd, "code.zip"), [("run.sh", "#!/bin/sh\necho ran\n", 0o100755),
+                                               ("link", "run.sh", 0o120777), ("s", "x", 0o104755)])
+    os.system(f"chown --reference={cl.cwd} {cl.cwd}/code.zip")
+    b = cl.out("upload", "code.zip")
+    r = cl.out("run", ":code", "code/run.sh && cat code/link > copy", "-W")
+    assert cl.out("cat", f"{r}/stdout") == "ran" and cl.out("cat", f"{r}/copy") == "#!/bin/sh\necho ran"
+    bundle = os.path.join(cl.cwd, ".codalite", "bundles", b)
+    assert os.readlink(os.path.join(bundle, "link")) == "run.sh"
+    assert not os.stat(os.path.join(bundle, "s")).st_mode & 0o7000
+    fsck_clean(cl)
+
+
+@pytest.mark.parametrize("members, fragment", [
+    ([("../../x", "x", 0o100644)], "outside the bundle"),
+    ([("/abs", "x", 0o100644)], "outside the bundle"),
+    ([("l", "/etc/passwd", 0o120777)], "points outside"),
+    ([("d/l", "../..", 0o120777)], "points outside"),
+    ([("a", ".", 0o120777), ("b", "a/..", 0o120777)], "points outside"),   # each fine as text, not together
+])
+def test_hostile_zips_store_nothing(any_cl, members, fragment):
+    cl = any_cl
+    cl("init")
+    zip_with(os.path.join(cl.cwd, "evil.zip"), members)
+    os.system(f"chown --reference={cl.cwd} {cl.cwd}/evil.zip")
+    one_error(cl("upload", "evil.zip", ok=False), 2, fragment)
+    one_error(cl("upload", "evil.zip", "-L", ok=False), 2, fragment)
+    assert cl.out("ls", "-u") == "" and os.listdir(os.path.join(cl.cwd, ".codalite", "tmp")) == []
+    assert not os.path.exists(os.path.join(os.path.dirname(cl.cwd), "x"))
