@@ -438,7 +438,8 @@ def test_the_live_tail_keeps_only_the_last_mib(live_site):
     trimmed, with a link to the whole file."""
     store, page = live_site["store"], live_site["page"]
     run = start(store, "python3 -u -c \"import sys, time\nfor i in range(30):\n    sys.stdout.write(('%d' % i) * 299999"
-                       " + '\\n'); sys.stdout.flush(); time.sleep(0.2)\nprint('MARK'); time.sleep(60)\"", "chatty")
+                       " + '\\n'); sys.stdout.flush(); time.sleep(0.2)\nprint('MARK'); time.sleep(3)\n"
+                       "sys.stdout.write('\u00e9' * (3 << 19) + '\\nMARK2\\n'); sys.stdout.flush(); time.sleep(60)\"", "chatty")
     try:
         page.goto(f"{live_site['url']}/bundles/{run.uuid}")
         assert js_until(page, "document.getElementById('stdout').textContent.includes('MARK')", 60), \
@@ -447,6 +448,11 @@ def test_the_live_tail_keeps_only_the_last_mib(live_site):
         assert length <= 1 << 20, length
         assert page.is_visible("#stdout-trimmed") and not page.is_visible("#stderr-trimmed")
         assert page.get_attribute("#stdout-trimmed a", "href") == f"/bundles/{run.uuid}/files/stdout?raw=1"
+        # 3 MiB at once: the tail skips to their last MiB, and what was shown before is not kept
+        # next to it (the bytes between were never sent: joined, the view would lie)
+        assert js_until(page, "document.getElementById('stdout').textContent.includes('MARK2')", 60)
+        text = page.evaluate("document.getElementById('stdout').textContent")
+        assert "\nMARK\n" not in text and text.startswith("\u00e9") and len(text) <= 1 << 20
     finally:
         finish(store, run)
 

@@ -12,7 +12,8 @@
     var base = tail.dataset.tail;
     var show = function (name, j) {
       var pre = document.getElementById(name);
-      var text = (j.reset ? "" : pre.textContent) + j.data;
+      // skipped: bytes between what is shown and j.data were never sent; joining them would lie
+      var text = (j.reset || j.skipped > 0 ? "" : pre.textContent) + j.data;
       if (j.skipped > 0 || text.length > KEEP) {
         if (text.length > KEEP) {
           var cut = text.length - KEEP, nl = text.indexOf("\n", cut);
