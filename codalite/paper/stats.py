@@ -108,15 +108,28 @@ def _mean(M: np.ndarray) -> Callable[..., Any]:
     return lambda s, e: M[s[..., :, None], e[..., None, :]].mean(axis=(-2, -1))
 
 
+AGREED = "‡"  # marks a bootstrap cell given Wilson's interval instead (`unanimous`)
+AGREED_NOTE = (f"{AGREED}: every example scored the same (all 1 or all 0), where a percentile bootstrap has zero "
+               "width: Wilson interval over the examples")
+
+
+def unanimous(M: np.ndarray, method: str) -> bool:
+    """A bootstrap cell whose every value (every example, every seed) is 1, or every one 0 (all
+    correct, all wrong): each resample is the same, so the percentile bootstrap prints [1, 1], a
+    certainty 40 examples do not give. Wilson's interval is the one for a proportion at 0 or 1
+    ([0.912, 1] for 40 of 40); `interval` gives it, and the table marks the cell."""
+    return method == "bootstrap" and M.size > 1 and (bool((M == 1).all()) or bool((M == 0).all()))
+
+
 def interval(M: np.ndarray, method: str) -> tuple[float, float]:
     """(low, high): over examples, and over bundles (rows) too when there are several."""
-    if method == "wilson":
-        if M.shape[0] != 1:
+    if method == "wilson" or unanimous(M, method):
+        if method == "wilson" and M.shape[0] != 1:
             raise StatsError(f"a Wilson interval is for one bundle per cell, this one has {M.shape[0]}; "
                              "use interval: bootstrap (it resamples seeds too)")
         from scipy import stats
 
-        k = _successes(M[0])
+        k = _successes(M[0])  # unanimous: every seed is the same, and n is the examples (seeds are not a sample of them)
         ci = stats.binomtest(k, M.shape[1]).proportion_ci(confidence_level=CONFIDENCE, method="wilson")
         return float(ci.low), float(ci.high)
     return _bootstrap(_mean(M), list(M.shape))
@@ -153,4 +166,5 @@ def ci_text(values: Sequence[float], method: str = "bootstrap", fmt: str = "%.3f
 
     M = np.array([values], dtype=float)
     low, high = interval(M, method)
-    return f"{fmt % M.mean()} [{fmt % low}, {fmt % high}] (n={M.shape[1]})"
+    how = ", Wilson: every example scored the same" if unanimous(M, method) else ""
+    return f"{fmt % M.mean()} [{fmt % low}, {fmt % high}] (n={M.shape[1]}{how})"

@@ -43,6 +43,7 @@ class TableCell:
     n_examples: int | None = None  # examples per bundle, when per-example files are declared
     differs: bool | None = None  # significantly different from the baseline row's cell
     test: dict[str, Any] | None = None  # the test's p-value or the difference's interval
+    unanimous: bool = False  # a bootstrap cell whose examples all agree: Wilson's interval (stats.unanimous)
 
     @property
     def n(self) -> int:
@@ -219,6 +220,7 @@ def add_statistics(store: Store, table: Table) -> None:
             c.n_examples = len(ids)
             if spec.interval != "none":
                 c.low, c.high = stats.interval(M, spec.interval)
+                c.unanimous = stats.unanimous(M, spec.interval)
                 c.text = format_cell(spec, c.mean, c.sd, c.low, c.high)
         except stats.StatsError as e:
             raise TableError(f"{where}: {e}") from None

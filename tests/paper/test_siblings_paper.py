@@ -473,3 +473,54 @@ def test_figure_csv_labels_are_neutralised(store, tmp_path):
     with open(out / "f.csv", newline="") as f:
         assert {line["label"] for line in csv.DictReader(f)} == {"'=HYPERLINK(\"http://x\")"}
     assert invoke("verify", out).exit_code == 0
+
+
+def test_a_unanimous_bootstrap_cell_gets_wilsons_interval_not_a_zero_width_one():
+    """40 of 40 correct printed [1.000, 1.000] under '95% percentile bootstrap': a certainty that
+    40 examples do not give. Wilson's interval for a proportion at 1 (or 0) is what a reviewer expects."""
+    ones, zeros = np.ones((1, 40)), np.zeros((3, 25))  # one seed all correct; three seeds all wrong
+    assert stats.unanimous(ones, "bootstrap") and stats.unanimous(zeros, "bootstrap")
+    assert np.allclose(stats.interval(ones, "bootstrap"), wilson(40, 40))  # n = examples, not seeds x examples
+    assert np.allclose(stats.interval(zeros, "bootstrap"), wilson(0, 25))
+    assert stats.interval(ones, "bootstrap")[0] < 0.92
+    mixed = np.array([[1.0] * 39 + [0.0]])
+    assert not stats.unanimous(mixed, "bootstrap") and not stats.unanimous(np.full((1, 9), 0.5), "bootstrap")
+    assert stats.ci_text([1.0] * 40) == "1.000 [0.912, 1.000] (n=40, Wilson: every example scored the same)"
+    with pytest.raises(stats.StatsError, match="at least 2 examples or 2 seeds"):
+        stats.interval(np.ones((1, 1)), "bootstrap")
+
+
+PERFECT = (
+    "import json, sys\n"
+    "model = sys.argv[1]\n"
+    "rows = [{'id': i, 'ok': 1.0 if model == 'perfect' else float(i % 2)} for i in range(40)]\n"
+    "open('per_example.jsonl', 'w').writelines(json.dumps(r) + '\\n' for r in rows)\n"
+    "json.dump({'model': model, 'acc': sum(r['ok'] for r in rows) / 40, 'split': 'test'}, open('s.json', 'w'))\n"
+)
+
+
+def test_a_unanimous_cell_is_marked_in_every_file_and_verifies(store, tmp_path):
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "s.py").write_text(PERFECT)
+    src, _ = store.upload([str(tmp_path / "code")], name="code")
+    for m in ("perfect", "half"):
+        store.run(f"python3 code/s.py {m}", [("code", src.uuid)], name=f"acc-{m}", start_worker=False)
+    drain(store)
+    (tmp_path / "acc.yaml").write_text("name: acc\nbundles: name=acc-%\nrows: {model: /s.json:model}\n"
+                                       "columns: {split: /s.json:split}\nvalue: /s.json:acc\n"
+                                       "examples: {file: /per_example.jsonl, value: ok}\ninterval: bootstrap\n")
+    out = tmp_path / "paper"
+    r = invoke("export", tmp_path / "acc.yaml", "-o", out)
+    assert r.exit_code == 0, r.output
+    md, tex = (out / "acc.md").read_text(), (out / "acc.tex").read_text()
+    assert "[**1.000 [0.912, 1.000]**‡](" in md and "‡: every example scored the same" in md
+    assert r"1.000 [0.912, 1.000]}$^\ddagger$}" in tex and r"$^\ddagger$: every example scored" in tex
+    half = next(line for line in md.splitlines() if line.startswith("| half"))
+    assert "‡" not in half and "[0.500 [" in half  # a cell that varies keeps its bootstrap
+    import csv
+    with open(out / "acc.csv", newline="") as f:
+        assert {r["row"]: r["interval"] for r in csv.DictReader(f)} == {"perfect": "wilson", "half": "bootstrap"}
+    prov = json.loads((out / "acc.provenance.json").read_text())
+    assert {c["row"]: c["interval"] for c in prov["cells"]} == {"perfect": "wilson", "half": "bootstrap"}
+    r = invoke("verify", out)
+    assert r.exit_code == 0, r.output
