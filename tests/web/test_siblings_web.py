@@ -540,3 +540,12 @@ def test_a_search_longer_than_sqlite_takes_is_a_404_naming_the_limit(served):
     status, body = served["get"]("/search?q=" + "a" * 60000)
     assert status == 404 and "at most 4096 characters" in body and "OperationalError" not in body
     assert served["get"]("/search?q=" + "a" * 4000)[0] == 200
+
+
+def test_print_of_a_system_file_is_refused_for_root_and_for_a_user(any_cl):
+    """As root /etc/shadow printed as a worksheet; as a user /etc/passwd did. Both: one line, exit 2."""
+    any_cl("init")
+    for target in ("/etc/passwd", "/etc/shadow"):
+        p = any_cl("print", target, ok=False)
+        assert p.returncode == 2 and p.stdout == "" and "not a worksheet file" in p.stderr, (target, p.stderr)
+        assert p.stderr.count("\n") == 1 and "root:" not in p.stderr
