@@ -373,3 +373,16 @@ def test_dry_run_remote_plans_with_the_servers_environment(tmp_path, cl):
     store.close()
     out = cl.out("recipe", "run", "--dry-run", "--remote", "lab", "r.yaml")
     assert out.splitlines()[-1] == "2 stale", out
+
+
+def test_a_template_loop_that_does_not_end_stops(tmp_path, monkeypatch):
+    """Nested loops of 10^10 steps: `recipe plan` hung (the sandbox caps sizes, not time)."""
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("codalite.recipes.plan"), "RENDER_SECONDS", 1)
+    t0 = time.monotonic()
+    refused(tmp_path, "name: j\ngrid: {v: [1]}\nsteps: {a: {command: \"echo {{ v }} {% for i in range(100000) %}"
+                      "{% for j in range(100000) %}{% endfor %}{% endfor %}\"}}\n", "TemplateTimeout: it ran for more")
+    assert time.monotonic() - t0 < 5
+    assert [c.command for c in recipes.cells(recipes.load(write(tmp_path, "name: k\ngrid: {v: [1, 2]}\nsteps: "
+                                                               "{a: {command: 'echo {{ v }}'}}\n")))] == ["echo 1", "echo 2"]
