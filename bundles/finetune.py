@@ -380,6 +380,9 @@ def main(argv=None):
         fail("bundles.finetune", f"{args.data}/train.jsonl has no records")
     if args.eval_steps and not dev:  # else no evaluation at all, and the last step would be kept silently
         fail("bundles.finetune", f"{args.data}/dev.jsonl has no records to evaluate on (or use --eval-steps 0)")
+    if args.eval_steps and len(dev) < args.eval_size and int(os.environ.get("RANK", "0")) == 0:
+        log(f"finetune: dev.jsonl has {len(dev)} records, fewer than --eval-size {args.eval_size}: each evaluation "
+            f"generates for all {len(dev)} (eval_records in metrics.json)")
     args.steps = planned_steps(args, len(train))
     resume = latest_checkpoint(args.resume) if args.resume else None
     if resume:
@@ -446,6 +449,7 @@ def main(argv=None):
     metrics = final_metrics(trainer, {"trainable_params": trainable, "total_params": total,
                                       "wall_seconds": seconds, "steps": trainer.state.global_step,
                                       "threads": threads, "resumed_from": resume, "resumed_from_step": resumed_step,
+                                      "eval_records": len(dev),
                                       **length_cap})
     write_json(out / "metrics.json", metrics)
     write_json(out / "log_history.json", trainer.state.log_history)

@@ -80,3 +80,11 @@ def test_score_refuses_a_baseline_that_is_not_json(tmp_path, capsys, content):
                                          str(tmp_path / "baseline.json"), "--out", str(tmp_path / "o")],
                     "--baseline")
     assert not (tmp_path / "o" / "scores.json").exists()
+
+
+def test_a_dev_set_smaller_than_the_eval_subset_is_said_and_counted(tiny_lm, small_data, tmp_path, capsys):
+    finetune.main(["--model", str(tiny_lm), "--data", str(small_data), "--out", str(tmp_path / "o"), "--lora-r", "2",
+                   "--steps", "1", "--batch-size", "1", "--eval-steps", "1", "--no-eval-on-start", "--eval-size", "64",
+                   "--max-new-tokens", "2", "--metrics", "exact", "--best-metric", "exact"])
+    assert "dev.jsonl has 1 records, fewer than --eval-size 64" in capsys.readouterr().out
+    assert json.loads((tmp_path / "o" / "metrics.json").read_text())["eval_records"] == 1
