@@ -338,7 +338,8 @@ def verify(paths):
 @library_errors
 def trace(table, row, column):
     """Print the chain of executions behind one cell: TABLE is a name in paper/ or a
-    .provenance.json file; ROW and COLUMN are labels as printed (`a / b` for several variables)."""
+    .provenance.json file; ROW and COLUMN are labels as printed (`a / b` for several variables).
+    For a figure, ROW is a line's label and COLUMN its y key."""
     from .paper.verify import find_table, trace as trace_cell
     from .worksheets.model import project_dir
 

@@ -422,10 +422,10 @@ def find_table(text, search_dirs):
 
 
 def trace(store, path, row, column):
-    """The chain of executions behind one cell: [str] lines, oldest execution first."""
-    if is_figure(path):  # else: "not a provenance file", which it is
-        raise UsageError(f"{path} is a figure's: trace names table cells; the figure's bundles and their "
-                         "executions are listed in that file")
+    """The chain of executions behind one cell (or one line of a figure: ROW its label, COLUMN its
+    y key): [str] lines, oldest execution first."""
+    if is_figure(path):
+        return trace_line(store, path, row, column)
     prov, spec = load(path)
     cell = next((c for c in prov["cells"] if c["row"] == row and c["column"] == column), None)
     if cell is None:
@@ -437,19 +437,42 @@ def trace(store, path, row, column):
     lines = [f"{spec.name} [{row}, {column}] = {cell['text']} (n={cell['n']}{examples}; {spec.value})"]
     for rec in cell["bundles"]:
         lines.append(f"  {rec['value']!r} from {rec['uuid']} ({rec['name']})")
-        for a in rec["ancestors"]:
-            if a.get("missing"):
-                lines.append(f"    {a['uuid']}  (missing from the store)")
-                continue
-            state = _state(store, a["uuid"])
-            deps = " ".join(f"{d['key']}:{d['parent_uuid'][:10]}" + (f"/{d['parent_path']}" if d["parent_path"] else "")
-                            for d in a["dependencies"])
-            what = f"! {a['command']}" if a["command"] else ("[uploaded]" if a["bundle_type"] == "dataset" else f"= {deps}")
-            lines.append(f"    {a['bundle_type']:<7} {a['uuid']}  {a['name']}  {state}")
-            lines.append(f"            {what}")
-            if deps and a["command"]:
-                lines.append(f"            deps: {deps}")
-            lines.append(f"            hash: {a['content_hash']}" + (f"  env: {a['environment']}" if a["environment"] else ""))
+        lines += executions(store, rec)
+    return lines
+
+
+def trace_line(store, path, label, key):
+    """A figure's line: the bundle it was read from and the executions behind that bundle."""
+    prov, spec = load_figure(path)
+    series = next((s for s in prov["series"] if s["label"] == label and s["key"] == key), None)
+    if series is None:
+        labels = sorted({s["label"] for s in prov["series"]})
+        raise UsageError(f"figure {spec.name} has no line [{label}, {key}]; labels: {', '.join(labels)}; "
+                         f"keys: {', '.join(spec.y)}")
+    rec = next((b for b in prov["bundles"] if b["uuid"] == series["uuid"]), None)
+    if rec is None:
+        raise ProvenanceError(path, f"line [{label}, {key}] names bundle {series['uuid']}, which it does not list")
+    return [f"{spec.name} [{label}, {key}] = {series['n_points']} points ({spec.x}, {key} from {spec.file}; "
+            f"sha256 {series['points_sha256'][:12]})",
+            f"  from {rec['uuid']} ({rec['name']})", *executions(store, rec)]
+
+
+def executions(store, rec):
+    """A recorded bundle's chain of executions, oldest first: command, dependencies, hash, environment."""
+    lines = []
+    for a in rec["ancestors"]:
+        if a.get("missing"):
+            lines.append(f"    {a['uuid']}  (missing from the store)")
+            continue
+        state = _state(store, a["uuid"])
+        deps = " ".join(f"{d['key']}:{d['parent_uuid'][:10]}" + (f"/{d['parent_path']}" if d["parent_path"] else "")
+                        for d in a["dependencies"])
+        what = f"! {a['command']}" if a["command"] else ("[uploaded]" if a["bundle_type"] == "dataset" else f"= {deps}")
+        lines.append(f"    {a['bundle_type']:<7} {a['uuid']}  {a['name']}  {state}")
+        lines.append(f"            {what}")
+        if deps and a["command"]:
+            lines.append(f"            deps: {deps}")
+        lines.append(f"            hash: {a['content_hash']}" + (f"  env: {a['environment']}" if a["environment"] else ""))
     return lines
 
 

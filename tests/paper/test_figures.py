@@ -101,8 +101,8 @@ def test_verify_passes_then_fails_when_points_change(store, runs, tmp_path):
     r = invoke("verify", out)
     assert r.exit_code == 0, r.output  # 4 + 2 series
     assert r.output == "6 figure lines verified: every number re-derived from its bundles\n"
-    r = invoke("trace", out / "curves.provenance.json", "ft-0.5", "loss")
-    assert r.exit_code == 2 and "is a figure's: trace names table cells" in r.output
+    r = invoke("trace", out / "curves.provenance.json", "ft-0.5", "loss")  # a line: its label and key
+    assert r.exit_code == 0 and r.output.startswith("curves [ft-0.5, loss] = "), r.output
 
     # a log changed in the store behind its back: the points no longer hash to the exported ones
     a = runs[0]

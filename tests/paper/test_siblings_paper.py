@@ -524,3 +524,22 @@ def test_a_unanimous_cell_is_marked_in_every_file_and_verifies(store, tmp_path):
     assert {c["row"]: c["interval"] for c in prov["cells"]} == {"perfect": "wilson", "half": "bootstrap"}
     r = invoke("verify", out)
     assert r.exit_code == 0, r.output
+
+
+def test_trace_names_a_figure_line_and_its_executions(store, tmp_path):
+    """trace refused every figure ("names table cells"): a figure's line had no way to its runs."""
+    from picture_helpers import fake_finetunes
+
+    run, = fake_finetunes(store, tmp_path, lrs=(0.5,))
+    (tmp_path / "f.yaml").write_text("figures:\n  - name: f\n    bundles: name=ft-%\n    y: [loss, eval_loss]\n")
+    out = tmp_path / "paper"
+    assert invoke("export", tmp_path / "f.yaml", "-o", out).exit_code == 0
+    r = invoke("trace", out / "f.provenance.json", "ft-0.5", "eval_loss")
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert lines[0].startswith("f [ft-0.5, eval_loss] = ") and "points (step, eval_loss from /log_history.json" in lines[0]
+    assert lines[1] == f"  from {run.uuid} ({run.name})"
+    assert any(run.uuid in x and "ready" in x for x in lines[2:]) and any(x.strip().startswith("! python3") for x in lines)
+    assert any(x.strip().startswith("hash: ") for x in lines) and "[uploaded]" in r.output  # the code, upstream
+    r = invoke("trace", out / "f.provenance.json", "ft-0.5", "accuracy")
+    assert r.exit_code == 2 and "has no line [ft-0.5, accuracy]; labels: ft-0.5; keys: loss, eval_loss" in r.output
