@@ -447,7 +447,10 @@ class Interpreter:
             for u in uuids:
                 blocks.append(self.file_block(u, mode, args))
         elif mode == "graph":
-            path, props = genpath_arg(mode, args), parse_properties(args[1:])
+            if not args:
+                genpath_arg(mode, args)
+            props = parse_properties(args[1:])  # as CodaLab: a bad property is reported before a bad genpath
+            path = genpath_arg(mode, args)
             if curves.is_records_path(path):  # codalite: JSON logs, keys x= and y=K1,K2 (one series each)
                 maxlines_of(props)  # checked as for a TSV graph
                 blocks.append(self.records_graph(uuids, path, props))
@@ -505,11 +508,12 @@ class Interpreter:
         newest checkpoint (curves.py). Without y=, every curve key the first file holds."""
         x = props.get("x", "step")
         ys = [k for k in props.get("y", "").split(",") if k]
-        trajectories = []
+        trajectories, found = [], False
         for u in uuids:
             b = self.bundles.get(u)
             name = display(self.value(b, props.get("display_name", "name"), None, u))
             recs = curves.read_records(self.store, b, path) if b else None
+            found = found or bool(recs)
             keys = ys or (curves.curve_keys(recs.rows) if recs else [])
             if not ys and recs:
                 ys = keys  # the same keys for every bundle: one legend, comparable lines
@@ -519,7 +523,8 @@ class Interpreter:
                     "source": recs.source if recs else None, "truncated": bool(recs and recs.truncated),
                     "points": curves.points(recs.rows, x, k) if recs and k else []})
         ylabel = props.get("ylabel") or (ys[0] if len(ys) == 1 else None)
-        return GraphBlock(trajectories, props.get("xlabel") or x, ylabel)
+        # no records anywhere (a JSON object, a missing file): CodaLab's empty graph, without labels
+        return GraphBlock(trajectories, props.get("xlabel") or (x if found else None), ylabel)
 
 
 def read_head(store, bundle, path, maxlines, depth=0):

@@ -4,6 +4,7 @@ worksheet_item tables), plus worksheet files (`worksheets/*.ws`) in a project.""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -54,19 +55,59 @@ def get(store: Store, text: str, with_items: bool = True) -> Worksheet:
     return _row_to_ws(store, row, with_items)
 
 
-def list_worksheets(store: Store, keywords: Iterable[str] = ()) -> list[Worksheet]:
-    """Worksheets whose name or title contains every keyword (`cl wls`/`% wsearch` words)."""
-    names: list[str] = []
-    words: list[str] = []
-    for kw in keywords:
-        if kw.startswith("."):
-            continue  # .mine, .shared, ...: one user, every worksheet is mine
-        key, eq, value = kw.partition("=")
-        if eq and key == "name":
-            names.append(value.replace(".*", "%"))
+def _like(pattern: str, text: str) -> bool:
+    """MySQL's LIKE as CodaLab's server runs it: any case, `%` and `_` wildcards, a backslash escapes."""
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            i += 1
+            out.append(re.escape(pattern[i]))
         else:
-            words.append(kw)
-    return [_row_to_ws(store, r, with_items=False) for r in store.worksheets(names, words)]
+            out.append(".*" if c == "%" else "." if c == "_" else re.escape(c))
+        i += 1
+    return re.fullmatch("".join(out), text, re.IGNORECASE | re.DOTALL) is not None
+
+
+def _equal(value: str, text: str) -> bool:
+    """MySQL's `=` under CodaLab's collation: any case, trailing spaces do not count."""
+    return value.rstrip(" ").lower() == text.rstrip(" ").lower()
+
+
+def list_worksheets(store: Store, keywords: Iterable[str] = ()) -> list[Worksheet]:
+    """Worksheets as CodaLab's search_worksheets finds them (`cl wls`, `% wsearch`): a word matches
+    the uuid, name or title anywhere (LIKE %word%); `name=v` is equal (a list: any of them; with a
+    `%`: LIKE); `.*` is `%`; `.limit=N` and `.offset=N` cut the list when given; other `.` options are
+    one user's (every worksheet is mine). Oldest first (CodaLab: last changed first)."""
+    conditions = []
+    limit = offset = None
+    for kw in keywords:
+        kw = kw.replace(".*", "%")
+        key, eq, value = kw.partition("=")
+        if key in (".limit", ".offset") and eq:
+            try:
+                n = int(value)
+            except ValueError:
+                raise UsageError(f"{key} needs a number, not {value!r}") from None
+            if n < 0:
+                raise UsageError(f"{key} must be 0 or more, not {value}")
+            limit, offset = (n, offset) if key == ".limit" else (limit, n)
+        elif kw.startswith("."):
+            continue
+        elif eq and key == "name":
+            if "," in value:
+                conditions.append(lambda w, vs=value.split(","): any(_equal(v, w.name) for v in vs))
+            elif "%" in value:
+                conditions.append(lambda w, v=value: _like(v, w.name))
+            else:
+                conditions.append(lambda w, v=value: _equal(v, w.name))
+        else:
+            pattern = f"%{kw}%"
+            conditions.append(lambda w, p=pattern: any(_like(p, t or "") for t in (w.uuid, w.name, w.title)))
+    found = [w for w in (_row_to_ws(store, r, with_items=False) for r in store.worksheets())
+             if all(c(w) for c in conditions)]
+    start = offset or 0
+    return found[start:] if limit is None else found[start:start + limit]
 
 
 def count_items(store: Store, uuid: str) -> int:

@@ -344,12 +344,22 @@ def gen_worksheet(rng, w):
         elif r < 0.93:
             lines.append(rng.choice(["% frobnicate", "% add orphan", "% addschema s0", "% schema", "% display",
                                      "%", "% wsearch nosuchworksheetname"]))
+        elif r < 0.97:  # worksheet lines and `% wsearch` of one worksheet (several: their order differs;
+            # `.limit=x`: CodaLab's server fails, HTTP 500)
+            ws = [w["pick_ws"], w["runs_ws"]]
+            lines += rng.sample([f"{{{{{rng.choice(ws)}}}}}", f"[a title]{{{{{rng.choice(ws)}}}}}",
+                                 f"[]{{{{{rng.choice(ws)}}}}}", f"% wsearch {rng.choice(ws)}",
+                                 f"% wsearch name={rng.choice(ws)}", f"% wsearch {w['tag']}-pi",
+                                 f"% wsearch {rng.choice(ws)} .limit=0", f"% wsearch name={w['tag']}-pick,x",
+                                 f"% wsearch {w['pick_ws']} .offset=1", f"% wsearch {w['tag']}-p.*k",
+                                 f"% wsearch name={w['tag']}_pick", f"% wsearch name={w['tag']}-pi%",
+                                 f"% wsearch {w['tag']}-runs .mine"], k=rng.randint(1, 3))
         else:
             lines += [f"{{{b}}}" for b in rng.sample(bundles, k=rng.randint(1, 2))] + ["", ""]
     return "\n".join(lines) + "\n"
 
 
-def lite_blocks(store, path):
+def lite_blocks(store, path, same_ws=None):
     result = interpret(store, model.open_worksheet(store, path).items)
     genpaths = {"uuid[0:8]": "uuid", "summary[0:1024]": "summary"}
     out = []
@@ -357,6 +367,8 @@ def lite_blocks(store, path):
         if b.mode == "schema":
             genpaths.update({r[0]: r[1] for r in b.rows})
         out.append(lite_form(b, lambda header, g=dict(genpaths): [g.get(h, h) for h in header]))
+        if b.mode == "worksheets" and same_ws:  # one worksheet, a uuid on each side
+            out[-1]["worksheets"] = [[same_ws.get(u, u), n, t] for u, n, t in out[-1]["worksheets"]]
     return out
 
 
@@ -374,9 +386,13 @@ def test_generated_worksheets_render_as_codalab(world, tmp_path):
         path.write_text(source)
         client.request("POST", f"/worksheets/{ws}/raw", content=source.encode(),
                        headers={"Content-Type": "text/plain"}, ok=(200, 204))
-        theirs = [cl_form(b) for b in client.json("GET", f"/interpret/worksheet/{ws}")["blocks"]]
-        ours = lite_blocks(w["store"], str(path))
-        searches = [n + 1 for n, line in enumerate(source.splitlines()) if line.startswith("% search")]
+        try:
+            theirs = [cl_form(b) for b in client.json("GET", f"/interpret/worksheet/{ws}")["blocks"]]
+        except RemoteError as e:
+            bad.append({"worksheet": i, "source": source, "diffs": [{"what": "server", "cl": str(e)}]})
+            continue
+        ours = lite_blocks(w["store"], str(path), {w["runs_local"]: w["runs_remote"], w["pick_local"]: w["pick_remote"]})
+        searches = [n + 1 for n, line in enumerate(source.splitlines()) if line.startswith(("% search", "% wsearch"))]
         found = unexplained(differences(ours, theirs, searches))
         if found:
             bad.append({"worksheet": i, "source": source, "diffs": found})
@@ -590,3 +606,47 @@ def test_a_bundle_name_pattern_as_a_run_target_is_refused_by_name(tmp_path, any_
     any_cl("init")
     r = any_cl("run", "d:tr.*", "ls", ok=False)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "name pattern 'tr.*'" in r.stderr, r.stderr
+
+
+def test_wsearch_and_wls_match_worksheets_as_codalab(store, cl):
+    """`% wsearch name=a,b` is a list (CodaLab: name IN (a, b)); codalite looked for a worksheet named
+    'a,b'. `name=a_b` is equal (`_` is no wildcard without a `%`), `.*` is `%`, a word matches a uuid
+    anywhere; `wls .limit=1` cut nothing."""
+    from codalite.worksheets import model as wsmodel
+    for name in ("pick", "axb", "a_b", "runs"):
+        wsmodel.new(store, name)
+    names = lambda kws: [w.name for w in wsearch_of(store, kws)]  # noqa: E731
+    assert names(["name=pick,x"]) == ["pick"]
+    assert names(["name=PICK ,runs"]) == ["pick", "runs"]
+    assert names(["name=a_b"]) == ["a_b"]
+    assert names(["name=a%b"]) == ["axb", "a_b"]
+    assert names(["name=a.*b"]) == ["axb", "a_b"]
+    assert names(["IC"]) == ["pick"]
+    pick = store.worksheets(["pick"])[0]["uuid"]
+    assert names([pick[5:12]]) == ["pick"]
+    assert names([".limit=2", ".offset=1"]) == ["axb", "a_b"]
+    assert [w.name for w in wsmodel.list_worksheets(store, [".limit=1"])] == ["pick"]
+
+
+def wsearch_of(store, keywords):
+    from codalite.worksheets.interpret import wsearch
+    return wsearch(store, keywords)
+
+
+def test_a_json_graph_with_no_records_has_no_x_label(store):
+    """`% display graph /stats.json` over bundles whose file holds no records: CodaLab's empty graph
+    has no labels; codalite labelled the x axis `step`."""
+    u = _add(store, "x")
+    (graph,) = [b for b in _interpret(store, f"% display graph /stats.json\n{{{u}}}\n") if b.mode == "graph"]
+    assert graph.xlabel is None and graph.ylabel is None
+
+
+def test_a_graph_reports_a_bad_property_before_a_bad_genpath(store):
+    """`% display graph stdout junk`: CodaLab parses the properties first ("Expected <key>=<value>, but
+    got junk"); codalite reported the genpath ("Not file genpath: stdout")."""
+    u = _add(store, "x")
+    blocks = _interpret(store, f"% display graph stdout width=50 junk\n{{{u}}}\n")
+    assert [b.text for b in blocks if b.mode == "markup"] == [
+        "Error in source line 1: Expected <key>=<value>, but got junk"]
+    blocks = _interpret(store, f"% display graph stdout width=50\n{{{u}}}\n")
+    assert [b.text for b in blocks if b.mode == "markup"] == ["Error in source line 1: Not file genpath: stdout"]
