@@ -45,7 +45,7 @@ def unpack(path: str, dest: str) -> str:
         if ext in (".tar.gz", ".tgz", ".tar.bz2"):
             os.mkdir(dest)
             with tarfile.open(path, "r:gz" if ext != ".tar.bz2" else "r:bz2") as tar:
-                tar.extractall(dest, filter="data")
+                untar(tar, dest)
         elif ext == ".zip":
             os.mkdir(dest)
             with zipfile.ZipFile(path) as z:
@@ -66,6 +66,29 @@ def unpack(path: str, dest: str) -> str:
                              + "; upload it as a file with --pack") from None
         raise CodaliteError(f"cannot unpack {path}: {e.strerror or e}") from None  # a full disk
     return dest
+
+
+def untar(tar, dest: str) -> None:
+    """tarfile's 'data' filter (no member outside dest, no device, no setuid), with symlinks made
+    last and each checked by realpath once all exist: the filter checks a link when it is made, so
+    a chain of links whose parts are each harmless (b -> x/.., then x -> .) could lead writes or a
+    later -L copy out of dest on Pythons before 3.12.11/3.13.4 (CVE-2025-4138, CVE-2025-4517)."""
+    members = tar.getmembers()
+    links = [m for m in members if m.issym()]
+    names = {m.name.rstrip("/") for m in links}
+    for m in members:
+        if m.islnk() and m.linkname.rstrip("/") in names:
+            raise UsageError(f"cannot unpack {tar.name}: hard link {m.name!r} is to a symlink; "
+                             "upload it as a file with --pack")
+    tar.extractall(dest, members=[m for m in members if not m.issym()], filter="data")
+    for m in links:
+        tar.extract(m, dest, filter="data")
+    root = os.path.realpath(dest)
+    for m in links:
+        real = os.path.realpath(os.path.join(dest, m.name))
+        if not (real == root or real.startswith(root + os.sep)):
+            raise UsageError(f"cannot unpack {tar.name}: link {m.name!r} leads outside the bundle (through "
+                             f"{m.linkname!r}); upload it as a file with --pack")
 
 
 def unzip(z: zipfile.ZipFile, dest: str) -> None:

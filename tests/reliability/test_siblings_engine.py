@@ -413,3 +413,18 @@ def test_hostile_zips_store_nothing(any_cl, members, fragment):
     one_error(cl("upload", "evil.zip", "-L", ok=False), 2, fragment)
     assert cl.out("ls", "-u") == "" and os.listdir(os.path.join(cl.cwd, ".codalite", "tmp")) == []
     assert not os.path.exists(os.path.join(os.path.dirname(cl.cwd), "x"))
+
+
+@pytest.mark.parametrize("follow", [[], ["-L"]])
+def test_a_tar_whose_links_leave_the_bundle_only_together_is_refused_when_unpacked(any_cl, follow):
+    """The 'data' filter checks each link when it is made (Python before 3.12.11: CVE-2025-4138), so
+    b -> x/.. then x -> . (each harmless alone) unpacked into a link out of the archive; only the
+    upload's own link check (or its loop check with -L) stopped it afterwards. Now untar makes links
+    last and refuses the archive when one leads outside."""
+    cl = any_cl
+    cl("init")
+    write_tar(os.path.join(cl.cwd, "chain.tar.gz"), [("b", tarfile.SYMTYPE, b"", "x/..", 0o777),
+                                                     ("x", tarfile.SYMTYPE, b"", ".", 0o777)])
+    os.system(f"chown --reference={cl.cwd} {cl.cwd}/chain.tar.gz")
+    one_error(cl("upload", "chain.tar.gz", *follow, ok=False), 2, "leads outside the bundle")
+    assert cl.out("ls", "-u") == "" and os.listdir(os.path.join(cl.cwd, ".codalite", "tmp")) == []
