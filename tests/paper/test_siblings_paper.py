@@ -543,3 +543,10 @@ def test_trace_names_a_figure_line_and_its_executions(store, tmp_path):
     assert any(x.strip().startswith("hash: ") for x in lines) and "[uploaded]" in r.output  # the code, upstream
     r = invoke("trace", out / "f.provenance.json", "ft-0.5", "accuracy")
     assert r.exit_code == 2 and "has no line [ft-0.5, accuracy]; labels: ft-0.5; keys: loss, eval_loss" in r.output
+
+
+def test_a_figure_refuses_a_narrowing_search_too(tmp_path):
+    from codalite.paper.declare import parse_declarations
+
+    with pytest.raises(UsageError, match=r"figure 0: bundles: .*'\.limit=1' picks a page"):
+        parse_declarations("figures:\n  - name: f\n    bundles: name=ft-% .limit=1\n    y: loss\n", "f.yaml")
