@@ -386,3 +386,26 @@ def test_a_template_loop_that_does_not_end_stops(tmp_path, monkeypatch):
     assert time.monotonic() - t0 < 5
     assert [c.command for c in recipes.cells(recipes.load(write(tmp_path, "name: k\ngrid: {v: [1, 2]}\nsteps: "
                                                                "{a: {command: 'echo {{ v }}'}}\n")))] == ["echo 1", "echo 2"]
+
+
+def test_two_recipe_runs_at_once_execute_each_cell_once(tmp_path, cl):
+    """Pinned: a second `recipe run` started at the same time reuses the first one's cells (or
+    ends them as copies, memo_hit_of), never executes a cell twice; both end ready."""
+    import subprocess
+    import sys
+
+    write(tmp_path, "name: cc\ngrid: {s: [1, 2, 3]}\nsteps:\n"
+                    "  a: {command: 'sleep 1; echo {{ s }} > o.txt', request: {cpus: 1}}\n"
+                    "  b: {command: 'cat x/o.txt > y.txt', deps: {x: a}}\n")
+    cl("init")
+    procs = [subprocess.Popen([sys.executable, "-m", "codalite", "recipe", "run", "r.yaml"], cwd=tmp_path, env=cl.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0 and "6 cells ready" in _, err
+    store = Store.find(tmp_path)
+    for name in ("a-s1", "a-s2", "a-s3", "b-s1", "b-s2", "b-s3"):
+        bundles = store.query("name = ?", (name,))
+        assert all(b.state == "ready" for b in bundles)
+        assert len([b for b in bundles if not b.metadata.get("memo_hit_of")]) == 1, name
+    assert "6 done" in cl.out("recipe", "plan", "r.yaml")
