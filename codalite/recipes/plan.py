@@ -145,32 +145,38 @@ def _shown(values: dict[str, Any]) -> str:
     return " ".join(f"{k}={one(v)}" for k, v in values.items()) or "(its only cell)"
 
 
+def _whose(step: str, values: dict[str, Any]) -> str:
+    return f"step {step} {_shown(values)}"
+
+
 def cells(recipe: Recipe) -> list[GridCell]:
     """Every step x cell, in dependency order. Refuses (before anything runs) what would fail or
     mix cells up halfway through a run: two cells with one bundle name (names keep only letters,
     digits, _ and ., so `a b` and `a_b` meet), a name too long, an empty or too long command."""
     out: list[GridCell] = []
-    owner: dict[str, str] = {name: f"upload {name}" for name in recipe.uploads}  # bundle name -> whose
+    owner: dict[str, str | dict[str, Any]] = {name: f"upload {name}" for name in recipe.uploads}  # name -> whose
     for step in recipe.order:
         for values in recipe.step_cells(step):
             cell = GridCell(step, values, cell_name(step, values),
                             _render(recipe, step, "command", recipe.steps[step].command, {**recipe.vars, **values}),
                             deps=_deps(recipe, step, values))
-            mine = f"step {step} {_shown(values)}"
             if cell.name in owner:
-                raise _cell_error(recipe, step, "command", f"{owner[cell.name]} and {mine} would both be named "
-                                  f"{cell.name} (bundle names keep only letters, digits, _ and .), and each would "
-                                  "be taken for the other; give them values or names that differ there")
-            owner[cell.name] = mine
+                other = owner[cell.name]
+                other = other if isinstance(other, str) else f"step {other['step']} {_shown(other['values'])}"
+                raise _cell_error(recipe, step, "command", f"{other} and {_whose(step, values)} would both be "
+                                  f"named {cell.name} (bundle names keep only letters, digits, _ and .), and each "
+                                  "would be taken for the other; give them values or names that differ there")
+            owner[cell.name] = {"step": step, "values": values}
             try:
                 spec.check_name(cell.name)
             except UsageError as e:
-                raise _cell_error(recipe, step, "command", f"{mine}: {e}; shorten its values") from None
+                raise _cell_error(recipe, step, "command", f"{_whose(step, values)}: {e}; shorten its values") from None
             if not cell.command.strip():
-                raise _cell_error(recipe, step, "command", f"the command is empty for {mine}")
+                raise _cell_error(recipe, step, "command", f"the command is empty for {_whose(step, values)}")
             if len(cell.command.encode()) > MAX_COMMAND_BYTES:
-                raise _cell_error(recipe, step, "command", f"the command for {mine} is {len(cell.command.encode()):,} "
-                                  f"bytes; a shell command can have at most {MAX_COMMAND_BYTES:,}")
+                raise _cell_error(recipe, step, "command", f"the command for {_whose(step, values)} is "
+                                  f"{len(cell.command.encode()):,} bytes; a shell command can have at most "
+                                  f"{MAX_COMMAND_BYTES:,}")
             if recipe.steps[step].env:
                 env_vars(recipe, cell)  # its templates fail now, not after other cells were submitted
             out.append(cell)

@@ -406,7 +406,9 @@ def _check(r, root, shown):
                 fail(["steps", name, "deps", key], f"{base!r} is neither a step nor an upload of this recipe")
             if ".." in sub.split("/"):
                 fail(["steps", name, "deps", key], "'..' is not allowed in a path inside a bundle")
-        for var in step.env:
+        for var, value in step.env.items():
+            if isinstance(value, bool):  # it would be the text True or False, not what was written
+                fail(["steps", name, "env", var], f"env values are text: quote it ('{str(value).lower()}')")
             if not ENV_NAME_RE.match(var):
                 fail(["steps", name, "env", var], "env var names use letters, digits and _ (not first)")
             if var in RUNTIME_VARS or var.startswith("CODALITE_"):  # the runtime sets them after env: ignored

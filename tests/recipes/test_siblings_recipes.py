@@ -409,3 +409,13 @@ def test_two_recipe_runs_at_once_execute_each_cell_once(tmp_path, cl):
         assert all(b.state == "ready" for b in bundles)
         assert len([b for b in bundles if not b.metadata.get("memo_hit_of")]) == 1, name
     assert "6 done" in cl.out("recipe", "plan", "r.yaml")
+
+
+def test_a_boolean_env_value_must_be_quoted(tmp_path):
+    """`env: {USE_X: true}` set USE_X=True (Python's spelling), not what the recipe says."""
+    refused(tmp_path, "name: e\nsteps: {a: {command: echo, env: {USE_X: true}}}\n",
+            "steps.a.env.USE_X: env values are text: quote it ('true')")
+    from codalite.recipes.plan import env_vars
+
+    r = recipes.load(write(tmp_path, "name: e\nsteps: {a: {command: echo, env: {USE_X: 'true', N: 3}}}\n"))
+    assert env_vars(r, recipes.cells(r)[0]) == {"USE_X": "true", "N": "3"}
