@@ -31,7 +31,7 @@ def test_sort_sum_count_limit_and_format_are_named():
     assert isinstance(q.order, Order) and q.order.sql.startswith("(id * 1) DESC") and q.order.params == []
     assert (q.limit, q.offset) == (3, 2)
     q = compile_search(["lr=.sort"])
-    assert q.order.params == ["lr"] * 2 and q.where  # only bundles that have the key (in any case)
+    assert q.order.params.count("lr") == 2 and q.where  # only bundles that have the key (in any case)
     q = compile_search(["id=.sum", ".format=size"])
     assert q.sum == Sum("(id * 1)", [], None) and q.format == "size"  # a column: one term per bundle
     q = compile_search(["size=.sum"])  # a metadata key (size = data_size): one term per value
