@@ -33,7 +33,8 @@ def block_lines(block, width=100):
     if isinstance(block, I.TableBlock):
         return table_lines(block.header, [[c.text for c in r.cells] for r in block.rows], width)
     if isinstance(block, I.RecordBlock):
-        return table_lines(["key", "value"], [[k, c.text] for k, c in block.rows], width)
+        # as `cl print`: a record is its rule and `key:  value` rows, without a header line
+        return table_lines(["key", "value"], [[k, c.text] for k, c in block.rows], width)[1:]
     if isinstance(block, I.ContentsBlock):
         if block.lines is None:
             return [f"<none>  ({block.uuid[:10]}/{block.path} not found)"]
@@ -96,7 +97,7 @@ def print_terminal(interpreted, console, header=None):
             console.print(Text(b.text, style="bold red" if b.error else ""), soft_wrap=True)
         else:
             lines = block_lines(b, width)
-            if isinstance(b, (I.TableBlock, I.RecordBlock)):
+            if isinstance(b, I.TableBlock):
                 console.print(Text(lines[0], style="bold"), soft_wrap=True)
                 lines = lines[1:]
             console.file.write("\n".join(lines) + "\n")

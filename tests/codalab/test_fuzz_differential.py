@@ -670,3 +670,31 @@ def test_any_case_keys_where_a_bundle_holds_several_spellings(store):
     assert _names(search(store, ["acc=.sort"])) == ["e", "f"] and _names(search(store, ["ACC=.sort-"])) == ["e", "f"]
     assert search(store, ["acc=1", ".count"]) == 1 and search(store, ["Acc=2", ".count"]) == 1
     assert search(store, ["acc=.sum"]) == 6.0
+
+
+def test_print_of_a_table_with_no_columns_is_laid_out_as_cl_print(world, stack, tmp_path):
+    """`% display table e` of an empty schema: `cl print` writes its header, rule and one line per
+    bundle, each blank (two spaces); a record of it is a rule alone (no `key value` header: records
+    never have one in `cl print`). codalite prints the same lines (without the indent)."""
+    from test_differential import cl_batch
+    w = world
+    source = (f"% schema e\n% display table e\n{{{w['data']}}}\n{{{w['notes']}}}\n\n"
+              f"% display record e\n{{{w['data']}}}\n\n% display record default\n{{{w['notes']}}}\n\ntext after\n")
+    ws = w["client"].ensure_worksheet(f"{w['tag']}-print-empty")
+    w["client"].request("POST", f"/worksheets/{ws}/raw", content=source.encode(),
+                        headers={"Content-Type": "text/plain"}, ok=(200, 204))
+    (theirs,) = cl_batch(stack, [["print", ws]], session=w["tag"] + "-print-empty")
+    assert theirs["rc"] == 0, theirs["stderr"]
+    path = tmp_path / "empty.ws"
+    path.write_text(source)
+    ours = w["lite"]("print", str(path)).stdout
+
+    def shape(text):  # after the header lines: blank, rule, or the first word of a line
+        out = []
+        for line in text.splitlines()[5:]:
+            s = line.strip()
+            out.append("blank" if not s else "rule" if set(s) <= {"-", " "} else s.split()[0])
+        return out
+
+    assert shape(ours) == shape(theirs["stdout"]), (ours, theirs["stdout"])
+    assert shape(ours)[:9] == ["blank", "[SchemaBlock]", "blank", "blank", "blank", "blank", "blank", "blank", "rule"]
