@@ -72,6 +72,9 @@ KNOWN = {
                                                                        d["lite"] or "") is not None
                                    and re.match(r"^Unexpected error while parsing line \d+$", d["cl"] or "") is not None,
     "list-sort-once": lambda d: d["what"] == "search" and d.get("once_per_value"),
+    # a dependency's path is recorded without a trailing `/` (`:data/sub/` -> sub); CodaLab keeps `sub/`
+    "path-trailing-slash": lambda d: d["what"] == "run" and d["lite"]["command"] == d["cl"]["command"]
+                                     and _no_slash(d["lite"]["dependencies"]) == _no_slash(d["cl"]["dependencies"]),
     # `run` on a path its dependency lacks is refused at once (exit 1); CodaLab creates the run, which then fails
     "missing-dependency-path": lambda d: d["what"] == "run-exit" and d["cl"][0] == 0 and d["lite"][0] == 1
                                          and re.match(r"Error: no such path '[^']*' in bundle 0x", d["lite"][1]) is not None,
@@ -80,6 +83,10 @@ KNOWN = {
                                   and "---" in d["args"] and d["args"][d["args"].index("---") + 1:][:1] != []
                                   and d["args"][d["args"].index("---") + 1].startswith("-"),
 }
+
+
+def _no_slash(deps):
+    return sorted((k, u, p.rstrip("/")) for k, u, p in deps)
 
 
 def codalab_search_fails(case):
