@@ -74,6 +74,8 @@ def main(argv=None):
             fail("bundles.score", f"{path}:{i + 1}: 'prediction' and 'reference' must be strings "
                                   f"(prediction may be null), got {type(r['prediction']).__name__} and "
                                   f"{type(r['reference']).__name__}")
+        if not r["reference"].strip():  # nothing to compare with: NLI would score a pair against ""
+            fail("bundles.score", f"{path}:{i + 1}: empty 'reference'")
     try:
         fns = build_metrics(args.metrics, args.nli_model, device=args.device)
     except ValueError as e:

@@ -61,6 +61,7 @@ def test_infer_refuses_an_empty_split(tiny_lm, small_data, tmp_path, capsys):
     (b"", "no predictions"),
     (b'{"prediction": 3, "reference": "x"}\n', "must be strings"),
     (b'{"prediction": "a", "reference": null}\n', "must be strings"),
+    (b'{"prediction": "a", "reference": "b"}\n{"prediction": "a", "reference": " "}\n', ":2: empty 'reference'"),
     (b'{"prediction": "a", "reference": "b"}\n{"prediction": "a",\n', ":2: not a JSON line"),
     (b'{"prediction": "\xff", "reference": "b"}\n', ":1: not a JSON line"),
     (b'["a", "b"]\n', ":1: expected a JSON object"),
