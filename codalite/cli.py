@@ -505,6 +505,9 @@ def macro(macro_name, bundles, name, depth, dry_run, force, no_memo, memoize, wo
     """`cl macro M A B name:C`: the same as `mimic M-in1 M-in2 M-in-name M-out A B C` (bundles named
     M-in1, ..., M-in-NAME and M-out show the macro by example)."""
     store = Store.find()
+    # as `cl macro`: the output is named `new` unless -n; a copy named M-out would be what the next
+    # `macro M` takes for the macro's own output
+    name = name or "new"
     olds, news, numbered = [], [], 0
     for text in bundles:
         key, value = spec.split_key_target(text)  # `name:C` is the input named M-in-name

@@ -895,17 +895,21 @@ class Store:
                 raise UsageError(f"no bundle depends on {old.uuid} ({old.name}); nothing to mimic")
         # creation order is a topological order: a bundle's parents exist before it
         ordered = sorted((self.get(u) for u in targets), key=lambda b: b.id)
-        return self._rerun(ordered, mapping, name, force, start_worker)
+        return self._rerun(ordered, mapping, name, force, start_worker, old.uuid if new is None else None)
 
     def _rerun(self, ordered: list[Bundle], mapping: dict[str, str], name: str | None, force: bool | str,
-               start_worker: bool) -> list[tuple[Bundle, Bundle]]:
+               start_worker: bool, output: str | None = None) -> list[tuple[Bundle, Bundle]]:
         """Make or run each bundle again, parents first, with its dependencies replaced through mapping
-        (old uuid -> new uuid, extended as copies are made); name goes to the last copy."""
+        (old uuid -> new uuid, extended as copies are made). As CodaLab's mimic_bundles, name goes to
+        the output's copy and every other copy is named NAME-OLDNAME (without name, copies keep theirs)."""
+        names = {b.uuid: b.name if not name else name if b.uuid == output else f"{name}-{b.name}" for b in ordered}
+        for n in names.values():
+            spec.check_name(n)  # before any copy is made
         done = []
         for b in ordered:
             deps = [(d.child_path, mapping.get(d.parent_uuid, d.parent_uuid) + (f"/{d.parent_path}" if d.parent_path else ""))
                     for d in b.dependencies]
-            bname = name if name and b is ordered[-1] else b.name
+            bname = names[b.uuid]
             # a --no-memo bundle (not a function of its inputs) stays one when rerun: its copy must not
             # become what later identical runs reuse
             force_b = NO_MEMO if b.runspec.get("memoize") is False else force
@@ -1110,7 +1114,7 @@ class Store:
                       dry_run: bool = False) -> list[tuple[Bundle, Bundle | None]]:
         """`cl mimic A1.. [X] B1..`: rerun the bundles downstream of the old inputs (and, given X, only
         those that X was made from, X included) with each old input replaced by its new one.
-        Returns [(old, new_bundle)] in creation order; name goes to the last (X's copy)."""
+        Returns [(old, new_bundle)] in creation order; name goes to X's copy (see _rerun)."""
         mapping = {o.uuid: n.uuid for o, n in zip(olds, news)}
         targets = set(self.descendants(list(mapping), depth))
         if output is not None:
@@ -1124,7 +1128,7 @@ class Store:
         ordered = sorted((self.get(u) for u in targets), key=lambda b: b.id)  # parents before children
         if dry_run:
             return [(b, None) for b in ordered]
-        return list(self._rerun(ordered, mapping, name, force, start_worker))
+        return list(self._rerun(ordered, mapping, name, force, start_worker, output.uuid if output else None))
 
     # --- stored worksheets (CodaLab's worksheet and worksheet_item tables) -------------------------
     # An item is (type, value, bundle_uuid, subworksheet_uuid); worksheets/model.py gives them meaning.

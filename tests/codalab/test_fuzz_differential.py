@@ -699,3 +699,23 @@ def test_print_of_a_table_with_no_columns_is_laid_out_as_cl_print(world, stack, 
 
     assert shape(ours) == shape(theirs["stdout"]), (ours, theirs["stdout"])
     assert shape(ours)[:9] == ["blank", "[SchemaBlock]", "blank", "blank", "blank", "blank", "blank", "blank", "rule"]
+
+
+def test_mimic_and_macro_name_copies_as_codalab(any_cl):
+    """CodaLab's mimic_bundles: -n NAME goes to the output's copy and every other copy is NAME-OLDNAME
+    (`mimic A B -n Z`: all of them); `cl macro` names its output `new` without -n. codalite named the
+    other copies as the originals and a macro's output `M-out`, which the next `macro M` then took for
+    the macro's own output ("was not made from M-in1")."""
+    cl = any_cl
+    cl("init")
+    for name in ("A", "B", "C", "D", "M-in1"):
+        cl("upload", "-c", name, "-n", name)
+    cl("make", "a:A", "-n", "X1")
+    cl("make", "x:X1", "-n", "X")
+    names = lambda out: [cl.out("info", "-f", "name", u) for u in out.split()]  # noqa: E731
+    assert names(cl.out("mimic", "A", "X", "B", "-n", "Y")) == ["Y-X1", "Y"]
+    assert names(cl.out("mimic", "A", "C", "-n", "Z")) == ["Z-X1", "Z-X"]
+    assert names(cl.out("mimic", "A", "D")) == ["X1", "X"]
+    cl("make", "i:M-in1", "-n", "M-out")
+    assert names(cl.out("macro", "M", "B")) == ["new"]
+    assert names(cl.out("macro", "M", "C", "-n", "out2")) == ["out2"]
