@@ -264,9 +264,9 @@ def _keyword(q, raw, key, value, store):
                     num = either(lambda v: f"(SELECT {agg}({text} * 1) {v})", [])
                     q.order = Order(f"{num}{desc}, {txt}{desc}", either.params + txt_params)
         else:
-            params: list[Any] = []
-            cond = _condition(text, value, params)
-            q.where.append(either(lambda v: f"EXISTS (SELECT 1 {v} AND {cond})", params))
+            cond_params: list[Any] = []
+            cond = _condition(text, value, cond_params)
+            q.where.append(either(lambda v: f"EXISTS (SELECT 1 {v} AND {cond})", cond_params))
             q.params += either.params
 
 

@@ -239,10 +239,10 @@ def plan(store: Store, recipe: Recipe, path_env: str,
                               f"{real} is, holds or is inside the codalite store ({store.home}); upload the "
                               "files you mean, not the store")
     for step_name, step in recipe.steps.items():  # known now for uploads: else the run fails after its siblings
-        for key, target in step.deps.items():     # were submitted
+        for dep_key, target in step.deps.items():  # were submitted
             base, _, sub = target.partition("/")
             if base in recipe.uploads and sub and not os.path.lexists(os.path.join(recipe.upload_path(base), sub)):
-                raise _cell_error(recipe, step_name, f"deps.{key}",
+                raise _cell_error(recipe, step_name, f"deps.{dep_key}",
                                   f"no such path {sub!r} in upload {base} ({recipe.upload_path(base)})")
     upload_hash = {name: hash_path(recipe.upload_path(name)) for name in recipe.uploads}
     done: dict[str, Bundle] = {}  # cell name -> ready bundle with current inputs
@@ -305,7 +305,7 @@ def explain(store: Store, planned: list[GridCell]) -> dict[str, list[str]]:
                               " done, which will rerun first"]
         elif cell.status == STALE and b is not None:
             earlier = (b.runspec or {}).get("memo_inputs")
-            lines = memo.explain(cell.inputs, earlier, store.packages_of) if earlier else []
+            lines = memo.explain(cell.inputs, earlier, store.packages_of) if earlier and cell.inputs else []
             out[cell.name] = ([f"changed since {b.uuid} ({b.state}):"] + ["  " + line for line in lines] if lines else []) or [
                 f"{b.uuid} ({b.state}) has no memo inputs to compare (pulled or made by an older codalite)"
                 if not earlier else f"same inputs as {b.uuid}, which is {b.state}"]
