@@ -43,6 +43,7 @@ INT_KEYS = {"created", "data_size", "request_cpus", "request_gpus", "request_pri
 KEYWORD_RE = re.compile(r"^([.\w/]*)=(.*)\Z", re.S)
 DEFAULT_LIMIT = 10  # CodaLab's SEARCH_RESULTS_LIMIT
 MAX_KEYWORDS = 200
+MAX_KEYWORD_CHARS = 4096  # SQLite refuses LIKE patterns over 50,000 bytes; no real keyword nears this
 DATE_HELP = ("Unable to parse datetime. Datetime must be specified as an ISO-8601 datetime string such as "
              "YYYY-MM-DD.")
 
@@ -127,6 +128,10 @@ def compile_search(keywords: Sequence[str], store: Store | None = None) -> Query
     bundles on worksheet files for .floating; without it those need uuids."""
     if len(keywords) > MAX_KEYWORDS:  # SQLite refuses expressions deeper than 1000 terms
         raise UsageError(f"search: {len(keywords)} keywords is too many; use at most {MAX_KEYWORDS}")
+    long = next((k for k in keywords if len(k) > MAX_KEYWORD_CHARS), None)
+    if long is not None:
+        raise UsageError(f"search: a keyword of {len(long)} characters ({long[:20]}...) is too long; "
+                         f"use at most {MAX_KEYWORD_CHARS}")
     q = Query()
     q.reads_all = any(k == ".count" or (k.endswith(("=.sort", "=.sort-", "=.sum")) and not k.startswith("id="))
                       for k in keywords)

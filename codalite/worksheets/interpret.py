@@ -257,11 +257,17 @@ def genpath_arg(mode, args):
     return args[0][1:]
 
 
+MAX_CONTENTS_LINES = 10_000  # each line is read up to 1 KiB, as CodaLab's summarize_file: 10 MiB at most
+
+
 def maxlines_of(props):
     try:
-        return int(props.get("maxlines", DEFAULT_CONTENTS_MAX_LINES))
+        n = int(props.get("maxlines", DEFAULT_CONTENTS_MAX_LINES))
     except ValueError:
         raise WorksheetError("maxlines must be integer") from None
+    if not 0 <= n <= MAX_CONTENTS_LINES:  # a negative count read the whole file, a huge one as much
+        raise WorksheetError(f"maxlines must be between 0 and {MAX_CONTENTS_LINES}")
+    return n
 
 
 # --- the interpreter -----------------------------------------------------------------------------

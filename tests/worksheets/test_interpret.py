@@ -255,3 +255,24 @@ def test_schema_blocks_show_their_fields_in_html(store):
     html = render.to_html(store, result, "t", standalone=False)
     assert "<summary>schema s</summary>" in html
     assert "<td>acc</td><td>/stats.json:acc</td><td>%.3f</td>" in html and "<td>name</td><td>name</td><td></td>" in html
+
+
+def test_contents_maxlines_is_bounded_and_a_huge_search_is_one_error(store, study):
+    """maxlines=-1 read the whole file (read(-n)), 10**9 as much; a 60,000-character `% search`
+    made SQLite refuse its LIKE pattern and aborted the whole worksheet."""
+    r = study["runs"][0]
+    text = f"""% display contents /stdout maxlines=-1
+{{{r.uuid}}}
+% display contents /stdout maxlines=1000000000
+{{{r.uuid}}}
+% search {"x" * 60000}
+% display contents /stdout maxlines=2
+{{{r.uuid}}}
+"""
+    blocks = run(store, text)
+    texts = [b.text for b in blocks if isinstance(b, MarkupBlock)]
+    assert "Error in source line 1: maxlines must be between 0 and 10000" in texts
+    assert "Error in source line 3: maxlines must be between 0 and 10000" in texts
+    assert any(t.startswith("Error in source line 5: search: a keyword of 60000 characters") for t in texts)
+    contents = [b for b in blocks if isinstance(b, ContentsBlock)]
+    assert len(contents) == 1 and len(contents[0].lines) == 2  # the rest still renders
