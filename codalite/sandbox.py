@@ -1,7 +1,8 @@
 """Confinement of local runs with bubblewrap: a private mount namespace per run.
 
 Inside it the whole filesystem is read-only, the store is hidden (an empty tmpfs over
-.codalite/), and only three things are mounted back: the run's own directory (writable), each
+.codalite/), /dev holds no disks (only null, zero, random, tty and the accelerators' nodes), and only
+three things are mounted back: the run's own directory (writable), each
 dependency at ./<key> as a read-only *directory or file* (so `cp -r dep mine` copies contents),
 and a private /tmp. Read-only bind mounts hold for root too (bwrap drops root's capabilities, so
 it cannot remount them), which file modes never could. No pid or network namespace: the worker
@@ -12,11 +13,25 @@ and the worker's after-the-fact check (stat signatures), and codalite says so on
 """
 
 import functools
+import glob
 import os
 import shutil
 import subprocess
 
 INSTALL_HINT = "install bubblewrap (apt-get install bubblewrap) to confine runs"
+# accelerators' device nodes, bound back into the run's minimal /dev (CUDA_VISIBLE_DEVICES still picks)
+ACCELERATORS = ("/dev/nvidia*", "/dev/nvidia-caps", "/dev/dri", "/dev/kfd")
+
+
+def devices():
+    """A fresh minimal /dev (null, zero, random, tty, pts) instead of the host's: a run as root must
+    not reach the machine's disks (a raw write to /dev/sda would bypass every read-only mount). Its
+    /dev/shm is a private tmpfs (DataLoader workers and multiprocessing locks need one)."""
+    args = ["--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm"]
+    for pattern in ACCELERATORS:
+        for path in sorted(glob.glob(pattern)):
+            args += ["--dev-bind", path, path]
+    return args
 
 
 @functools.lru_cache(maxsize=1)
@@ -28,7 +43,7 @@ def problem():
     if not bwrap:
         return f"bubblewrap (bwrap) is not installed; {INSTALL_HINT}"
     try:
-        r = subprocess.run([bwrap, "--ro-bind", "/", "/", "--dev-bind", "/dev", "/dev", "true"],
+        r = subprocess.run([bwrap, "--ro-bind", "/", "/", *devices(), "true"],
                            capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.SubprocessError) as e:
         return f"bwrap could not start ({e})"
@@ -43,8 +58,7 @@ def command(argv, rundir, store_home, mounts, scratch, keep=()):
     keep: host paths the run must still see (read-only) although they lie under /tmp, such as the
     project and the store's interpreter."""
     # order matters: what lies under /tmp is mounted back, and the store hidden, *after* /tmp is replaced
-    args = [shutil.which("bwrap"), "--die-with-parent", "--ro-bind", "/", "/", "--dev-bind", "/dev", "/dev",
-            "--bind", scratch, "/tmp"]
+    args = [shutil.which("bwrap"), "--die-with-parent", "--ro-bind", "/", "/", *devices(), "--bind", scratch, "/tmp"]
     for path in keep:
         if path and os.path.isdir(path) and (path + "/").startswith("/tmp/"):
             args += ["--ro-bind", path, path]

@@ -128,3 +128,17 @@ def test_a_project_and_venv_under_tmp_stay_visible(cl, tmp_path):
                env={"PYTHONPATH": "/leaked", "VIRTUAL_ENV": "/leaked"})
     out = cl.out("cat", f"{b}/stdout").splitlines()
     assert out[:2] == [str(tmp_path / "venv")] * 2 and "/leaked" not in "".join(out)
+
+
+def test_runs_see_no_disks_of_the_machine(any_cl):
+    """bwrap used to bind the host's /dev: a run as root could open a raw disk and write past every
+    read-only mount. A run's /dev now holds null, zero, random, tty (and accelerators' nodes) and a
+    private, writable /dev/shm."""
+    import stat
+    cl = any_cl
+    disks = sorted(e.name for e in os.scandir("/dev") if stat.S_ISBLK(os.stat(e.path).st_mode))
+    assert disks, "this machine shows no block device in /dev"
+    probe = " ; ".join(f"test -e /dev/{d} && echo seen {d}" for d in disks)
+    b = cl.out("run", f"{probe} ; echo x > /dev/null && echo shm > /dev/shm/s && cat /dev/shm/s && "
+                      "python3 -c 'import multiprocessing as m; m.Lock(); print(\"lock\")'", "-n", "devs", "-W")
+    assert cl.out("cat", f"{b}/stdout").split() == ["shm", "lock"]
