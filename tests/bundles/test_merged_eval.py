@@ -8,7 +8,7 @@ import torch
 from bundles.batching import Batcher, load_records
 from bundles.generation import generate, merged_copy
 from bundles.loading import load_model
-from conftest import varied, with_adapter
+from model_helpers import varied, with_adapter
 
 
 @pytest.fixture(scope="module", params=["tiny_vlm", "tiny_lm"])

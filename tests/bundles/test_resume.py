@@ -135,7 +135,7 @@ def test_resume_under_other_settings_is_refused(short_run, tiny_lm, data_dir, tm
     """Continuing a run from another base model of the same shape, or with another LoRA scale, trained on
     silently; another dev subset or best metric compared checkpoints' metrics over different things."""
     if change == "other_model":
-        from conftest import build
+        from model_helpers import build
         model, extra = build("tiny-lm", tmp_path / "other", data_dir, "--seed", "1"), []
     else:
         model, extra = tiny_lm, change
@@ -159,7 +159,7 @@ def test_infer_refuses_an_adapter_trained_on_another_base_model(short_run, tiny_
     """An adapter loads onto any base of the same shapes without a word: test answers would come from a
     model that was never trained. The fine-tune's args.json names its base (model_fingerprint)."""
     from bundles import infer
-    from conftest import build
+    from model_helpers import build
     other = build("tiny-lm", tmp_path / "other", data_dir, "--seed", "1")
     for adapter in (short_run, short_run / "adapter", short_run / "checkpoints" / "checkpoint-2"):
         with pytest.raises(SystemExit) as e:

@@ -63,7 +63,7 @@ def test_empty_predictions_score_worst_and_are_counted(tmp_path, short_nli):
 def left_padding_nli(tmp_path_factory):
     """A BERT NLI model (absolute positions, numbered from column 0) whose saved tokenizer pads on the
     left, as tokenizers saved from decoder-model code often do."""
-    from conftest import tiny_nli
+    from model_helpers import tiny_nli
     from transformers import AutoTokenizer
     out = tiny_nli(tmp_path_factory.mktemp("left_nli"), {0: "entailment", 1: "neutral", 2: "contradiction"})
     tok = AutoTokenizer.from_pretrained(out)

@@ -10,7 +10,7 @@ import torch
 
 from bundles import finetune, models
 from bundles.common import read_jsonl
-from conftest import build
+from model_helpers import build
 
 
 def tower_state(folder):
