@@ -83,12 +83,10 @@ def untar(tar, dest: str) -> None:
     tar.extractall(dest, members=[m for m in members if not m.issym()], filter="data")
     for m in links:
         tar.extract(m, dest, filter="data")
-    root = os.path.realpath(dest)
-    for m in links:
-        real = os.path.realpath(os.path.join(dest, m.name))
-        if not (real == root or real.startswith(root + os.sep)):
-            raise UsageError(f"cannot unpack {tar.name}: link {m.name!r} leads outside the bundle (through "
-                             f"{m.linkname!r}); upload it as a file with --pack")
+    m = next((m for m in links if leaves(dest, m.name)), None)
+    if m is not None:
+        raise UsageError(f"cannot unpack {tar.name}: link {m.name!r} leads outside the bundle (through "
+                         f"{m.linkname!r}); upload it as a file with --pack")
 
 
 def unzip(z: zipfile.ZipFile, dest: str) -> None:
@@ -110,15 +108,18 @@ def unzip(z: zipfile.ZipFile, dest: str) -> None:
         target = z.extract(info, dest)
         if stat.S_ISREG(mode) and not info.is_dir():
             os.chmod(target, (mode & 0o777) | 0o600)  # as the 'data' filter: no setuid, the owner can read
-    root = os.path.realpath(dest)
     for info in links:
         path = os.path.join(dest, info.filename.rstrip("/"))
         os.makedirs(os.path.dirname(path), exist_ok=True)
         os.symlink(z.read(info).decode("utf-8", "surrogateescape"), path)
     for info in links:
-        path = os.path.join(dest, info.filename.rstrip("/"))
-        link = os.readlink(path)
-        real = os.path.realpath(path)
-        if os.path.isabs(link) or not (real == root or real.startswith(root + os.sep)):
+        link = os.readlink(os.path.join(dest, info.filename.rstrip("/")))
+        if os.path.isabs(link) or leaves(dest, info.filename.rstrip("/")):
             raise UsageError(f"cannot unpack {z.filename}: link {info.filename!r} points outside the bundle "
                              f"(to {link!r}); upload it as a file with --pack")
+
+
+def leaves(dest: str, name: str) -> bool:
+    """Whether dest/name, once every link of the unpacked tree exists, resolves outside dest."""
+    root, real = os.path.realpath(dest), os.path.realpath(os.path.join(dest, name))
+    return not (real == root or real.startswith(root + os.sep))
