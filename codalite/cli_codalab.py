@@ -12,7 +12,7 @@ from .cli_common import (
     worksheet_spec_option,
 )
 from .errors import UsageError
-from .store import Store
+from .store import Store, owner_alive, remove_tree
 
 
 @click.command()
@@ -96,9 +96,9 @@ def download(target, output_path, force, worksheet_spec):
             if os.path.lexists(old):
                 os.rename(old, out)  # put what was there back
             raise
-        remove_path(old)
+        remove_tree(old)
     except OSError as e:
-        remove_path(tmp)
+        remove_tree(tmp)
         if isinstance(e, shutil.Error):  # copytree's list of (src, dst, why): the first says enough
             first = e.args[0][0] if e.args and isinstance(e.args[0], list) and e.args[0] else None
             message = f"{first[2]}: {hashing.shown(first[0])}" if first else str(e)
@@ -130,26 +130,17 @@ def clean_download_debris(out):
     import glob
     import re
 
-    from .store import _owner_alive
-
     base = out.rstrip(os.sep)
     for entry in sorted(glob.glob(glob.escape(base) + ".codalite-*-*")):
         m = re.fullmatch(re.escape(base) + r"\.codalite-(download|replaced)-(\d+)", entry)
-        if not m or _owner_alive(f"{m[2]}-"):
+        if not m or owner_alive(f"{m[2]}-"):
             continue
         if m[1] == "replaced" and not os.path.lexists(out):
             os.rename(entry, out)
             click.echo(f"put back {hashing.shown(out)} (a download killed while replacing it had moved it aside)",
                        err=True)
         elif m[1] == "download":
-            remove_path(entry)
-
-
-def remove_path(path):
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path)
-    elif os.path.lexists(path):
-        os.remove(path)
+            remove_tree(entry)
 
 
 @click.command()

@@ -944,7 +944,7 @@ class Store:
     def leftovers(self) -> list[str]:
         """Debris that fsck --repair deletes: tmp/ entries of processes that are gone (interrupted
         uploads, makes, rms) and runs/ directories of bundles that are not running."""
-        return [f"tmp/{e}" for e in self._tmp_entries() if not _owner_alive(e)] + \
+        return [f"tmp/{e}" for e in self._tmp_entries() if not owner_alive(e)] + \
                [f"runs/{e}" for e in self._stale_runs()]
 
     def repair(self) -> list[str]:
@@ -968,7 +968,7 @@ class Store:
         self._tmp_cleaned, done = True, []
         for entry in self._tmp_entries():
             owner = re.match(r"\d+-", entry)
-            if (owner and _owner_alive(entry)) or (not owner and not unowned):
+            if (owner and owner_alive(entry)) or (not owner and not unowned):
                 continue
             m = re.match(r"\d+-(0x[0-9a-f]{32})\.rm$", entry)
             if m:
@@ -1311,7 +1311,7 @@ def remove_tree(path: str) -> None:
         os.unlink(path)
 
 
-def _owner_alive(entry: str) -> bool:
+def owner_alive(entry: str) -> bool:
     """Whether the process that named a tmp/ entry <pid>-... still runs (another user's counts).
     Entries without a pid (made by older versions) have no owner."""
     m = re.match(r"(\d+)-", entry)
