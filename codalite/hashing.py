@@ -72,6 +72,20 @@ def hash_path(path):
     return "b3:" + h.hexdigest()
 
 
+class NotRegular(OSError):
+    """A path that is not a regular file (a FIFO, socket, device or directory)."""
+
+
+def open_regular(path):
+    """path opened for reading without blocking, checked once open: a FIFO a run made, or swapped in
+    after a check, would hang the reader. NotRegular unless it is a regular file."""
+    f = open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb")
+    if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+        f.close()
+        raise NotRegular(path)
+    return f
+
+
 def shown(name):
     """A file name as text that can be printed (bytes that are not UTF-8 as \\xNN)."""
     return os.fsencode(name).decode("utf-8", "backslashreplace")
@@ -133,10 +147,11 @@ def copy_and_hash(src, dst, follow_symlinks=False, refuse=()):
         if not stat.S_ISREG(st.st_mode):
             raise UsageError(f"{shown_rel!r} is not a regular file or directory (a FIFO, socket or device); "
                              "it cannot be uploaded")
-        # O_NONBLOCK: if the file was swapped for a FIFO since lstat, opening must not block
-        with open(os.open(s, os.O_RDONLY | os.O_NONBLOCK), "rb") as fin:
-            if not stat.S_ISREG(os.fstat(fin.fileno()).st_mode):
-                raise UsageError(f"{shown_rel!r} is not a regular file; it cannot be uploaded")
+        try:  # the file may have been swapped for a FIFO since lstat
+            fin = open_regular(s)
+        except NotRegular:
+            raise UsageError(f"{shown_rel!r} is not a regular file; it cannot be uploaded") from None
+        with fin:
             h = blake3.blake3()
             with open(d, "wb") as fout:
                 while chunk := fin.read(CHUNK):

@@ -20,7 +20,6 @@ import ipaddress
 import json
 import os
 import socket
-import stat
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,6 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import markupsafe
 
 from ..errors import CodaliteError, UsageError
+from ..hashing import NotRegular, open_regular
 from ..store import Store
 from ..search import search as search_bundles
 from ..worksheets import curves, examples, interpret, model, parse, plot, render
@@ -273,14 +273,11 @@ class App:
         path_in looked."""
         path = self.path_of(b, subpath)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+            return open_regular(path)
+        except NotRegular:
+            raise NotFound(f"{b.uuid}/{subpath} is not a regular file") from None
         except OSError as e:
             raise NotFound(f"{b.uuid}/{subpath}: {e.strerror}") from None
-        f = open(fd, "rb")
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            f.close()
-            raise NotFound(f"{b.uuid}/{subpath} is not a regular file")
-        return f
 
     def read(self, b, subpath, limit, offset=0):
         """At most limit bytes of a regular file inside the bundle, from offset."""

@@ -15,9 +15,9 @@ import json
 import math
 import os
 import re
-import stat
 
 from ..errors import CodaliteError
+from ..hashing import NotRegular, open_regular
 
 MAX_RECORDS = 10_000  # as genpaths (CodaLab's cap): a worksheet never reads an unbounded file
 MAX_BYTES = 64 << 20
@@ -41,12 +41,12 @@ def is_records_path(path):
 def _read(full):
     """The bytes of a regular file, at most MAX_BYTES. Opened without blocking and checked once open: a
     running bundle can swap its log for a FIFO after path_in looked, and a FIFO would hang the reader."""
-    fd = os.open(full, os.O_RDONLY | os.O_NONBLOCK)
-    with open(fd, "rb") as f:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise CodaliteError(f"{os.path.basename(full)} is not a regular file; not graphed")
-        if st.st_size > MAX_BYTES:
+    try:
+        f = open_regular(full)
+    except NotRegular:
+        raise CodaliteError(f"{os.path.basename(full)} is not a regular file; not graphed") from None
+    with f:
+        if os.fstat(f.fileno()).st_size > MAX_BYTES:
             raise CodaliteError(f"{os.path.basename(full)} is over {MAX_BYTES >> 20} MiB; not graphed")
         return f.read(MAX_BYTES + 1)
 

@@ -13,11 +13,11 @@ import getpass
 import json
 import os
 import re
-import stat
 
 import yaml
 
 from ..bundle import READY
+from ..hashing import open_regular
 
 NONE = "<none>"
 MAX_LINES = 10000  # CodaLab reads at most this many lines of a file for a genpath
@@ -282,10 +282,7 @@ def walk(info, key):
 
 
 def head_lines(path, max_lines):
-    # O_NONBLOCK: a FIFO a run made must not block the render (it is then refused below)
-    with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            raise IsADirectoryError(path)
+    with open_regular(path) as f:  # a FIFO a run made must not block the render
         # as CodaLab's summarize_file: at most 1 KiB per line; a file longer than that is cut there
         # and its cut last line dropped, a whole file's last line gets the newline it lacks
         limit = max_lines * 1024
