@@ -67,18 +67,20 @@ def run_recipe(path, retry_failed, only, dry_run, no_wait, remote, profile):
         raise click.BadParameter(f"no step {bad[0]!r} in {path}; steps: {', '.join(r.order)}", param_hint="--only")
 
     path_env = os.environ.get("PATH", "")
-    if dry_run:  # changes nothing: not even a new store (like `recipe plan`)
-        store = Store.find()
+    # a dry run changes nothing, not even a new store (like `recipe plan`); a remote lives in a store
+    store = Store.find() if dry_run or remote else open_store(create=True)
+    if remote:
+        from .codalab import remotes
+
+        remotes.get(store, remote)  # an unknown remote stops the run before anything is planned or stored
+    if dry_run:
         if remote:  # the plan a remote run makes: the server's environment (its image) in the memo keys
-            from .codalab import remotes
             from .codalab.recipe import server_environment
 
-            remotes.get(store, remote)
             _plan_table(recipes.plan(store, r, "", environment=server_environment))
         else:
             _plan_table(recipes.plan(store, r, path_env))
         return
-    store = open_store(create=True)
     if remote:
         from .codalab.recipe import run_recipe as run_remote
 

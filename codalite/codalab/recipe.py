@@ -15,7 +15,7 @@ from typing import Any
 from .. import spec
 from ..bundle import Bundle, Dependency
 from ..errors import UsageError
-from ..recipes.plan import DONE, GridCell, Outcome, Submitted, cell_labels, cell_parents, plan, skipped
+from ..recipes.plan import DONE, GridCell, Outcome, Submitted, cell_labels, cell_parents, plan, skipped, upload
 from ..recipes.schema import Recipe, Step
 from ..store import Store, run_metadata
 from . import remotes
@@ -38,11 +38,13 @@ def run_recipe(store: Store, recipe: Recipe, name: str, retry_failed: bool = Fal
             raise UsageError(f"step {step_name} sets env vars, which CodaLab runs cannot take; "
                              "put them in the command to run it with --remote")
     progress = on_progress or (lambda *a: None)
-    uploaded = {n: store.upload([recipe.upload_path(n)], name=n)[0].uuid for n in recipe.uploads}
+    remotes.get(store, name)
+    cells = plan(store, recipe, "", environment=server_environment)  # first, as a local submit: nothing stored if it fails
+    uploaded = upload(store, recipe)
     made: dict[str, str] = {}  # cell name -> uuid
     planned: list[tuple[GridCell, Bundle]] = []
     out: list[Submitted] = []
-    for cell in plan(store, recipe, "", environment=server_environment):  # cells carry status and bundle
+    for cell in cells:  # cells carry status and bundle
         if cell.status == DONE and cell.bundle:  # DONE always comes with its ready bundle
             made[cell.name] = cell.bundle.uuid
             out.append(Submitted(cell, cell.bundle, Outcome.MEMO_HIT))

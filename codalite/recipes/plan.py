@@ -324,16 +324,22 @@ def cell_parents(cell: GridCell, uploaded: dict[str, str], made: dict[str, str])
     return out
 
 
+def upload(store: Store, recipe: Recipe) -> dict[str, str]:
+    """Upload (memoized by content) each of the recipe's uploads; upload name -> uuid."""
+    uploaded = {}
+    for name, u in recipe.uploads.items():
+        description = getattr(u, "description", "") or f"recipe {recipe.name}: upload {name}"
+        uploaded[name] = store.upload([recipe.upload_path(name)], name=name, description=description)[0].uuid
+    return uploaded
+
+
 def submit(store: Store, recipe: Recipe, path_env: str, retry_failed: bool = False,
            only: Iterable[str] | None = None) -> list[Submitted]:
     """Upload what changed and create the runs of every cell that is not done; memoization makes
     done cells free. Returns what happened to each cell, in dependency order."""
     only = set(only or ())
     planned = plan(store, recipe, path_env)  # first: a cell the recipe cannot make stops it before anything is stored
-    uploaded = {}  # upload name -> uuid
-    for name, u in recipe.uploads.items():
-        description = getattr(u, "description", "") or f"recipe {recipe.name}: upload {name}"
-        uploaded[name] = store.upload([recipe.upload_path(name)], name=name, description=description)[0].uuid
+    uploaded = upload(store, recipe)
     made: dict[str, str] = {}  # cell name -> uuid
     out = []
     for cell in planned:  # the plan's cells carry their status and bundle

@@ -419,3 +419,24 @@ def test_a_boolean_env_value_must_be_quoted(tmp_path):
 
     r = recipes.load(write(tmp_path, "name: e\nsteps: {a: {command: echo, env: {USE_X: 'true', N: 3}}}\n"))
     assert env_vars(r, recipes.cells(r)[0]) == {"USE_X": "true", "N": "3"}
+
+
+def test_a_remote_run_that_cannot_start_stores_nothing(tmp_path, cl):
+    """`recipe run --remote` uploaded the recipe's data into the store before it planned and before it
+    looked the remote up: an unknown remote, or a template that fails for one cell, was refused after
+    a store had been made and the uploads written (the local run plans first)."""
+    from codalite.codalab import remotes
+
+    write(tmp_path, "name: u\nuploads: {data: data}\ngrid: {v: [1, 0]}\n"
+                    "steps: {a: {command: 'cat d/x.txt; echo {{ 10 // v }}', deps: {d: data}}}\n")
+    r = cl("recipe", "run", "--remote", "lab", "r.yaml", ok=False)
+    assert r.returncode == 1 and "no codalite store in" in r.stderr, r.stderr  # a remote lives in a store
+    assert not (tmp_path / ".codalite").exists()  # none made for a run that cannot start
+    cl("init")
+    r = cl("recipe", "run", "--remote", "nosuch", "r.yaml", ok=False)
+    assert r.returncode == 2 and "no remote named 'nosuch'" in r.stderr, r.stderr
+    store = Store.find(tmp_path)
+    remotes.add(store, "lab", "http://127.0.0.1:9", login=False)
+    r = cl("recipe", "run", "--remote", "lab", "r.yaml", ok=False)
+    assert r.returncode == 2 and "ZeroDivisionError" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    assert store.ls() == []  # the failing template stopped it before the upload
