@@ -8,12 +8,9 @@ earlier bundle of that cell exists but its inputs (code, data, environment) have
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import itertools
 import os
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -76,40 +73,12 @@ class Submitted(NamedTuple):
         return self.outcome is not Outcome.NOT_SUBMITTED
 
 
-RENDER_SECONDS = 10  # one template for one cell; the sandbox caps sizes, not loops ({% for %} in {% for %})
-
-
-class TemplateTimeout(Exception):
-    pass
-
-
-@contextlib.contextmanager
-def _deadline(seconds: float) -> Iterator[None]:
-    """Raise TemplateTimeout in the block after `seconds` (SIGALRM: main thread only, and only
-    where no one else uses the timer; elsewhere no deadline)."""
-    if threading.current_thread() is not threading.main_thread() or signal.getitimer(signal.ITIMER_REAL)[0]:
-        yield
-        return
-
-    def expired(signum: int, frame: Any) -> None:
-        raise TemplateTimeout(f"it ran for more than {seconds:g} s")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 def _render(recipe: Recipe, step: str, field: str, text: str, values: dict[str, Any]) -> str:
     """A template of a step for one cell; what fails while evaluating it (a division by zero, an
-    undefined attribute, a sandbox limit, a loop that does not end) is the recipe's mistake, named
-    with step and cell."""
+    undefined attribute, a sandbox limit, a loop that does not end, gigabytes built) is the recipe's
+    mistake, named with step and cell."""
     try:
-        with _deadline(RENDER_SECONDS):
-            return render(text, values)
+        return render(text, values)
     except Exception as e:  # noqa: BLE001 (any error raised by the user's template expression)
         cell = " ".join(f"{k}={v}" for k, v in values.items()) or "the only cell"
         raise RecipeError(os.path.relpath(recipe.path) if recipe.path else recipe.name, None, f"steps.{step}.{field}",

@@ -6,14 +6,17 @@ dependency on a missing step or upload, or a cycle stops the recipe before anyth
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
+import math
 import os
 import re
+import resource
 import shlex
-
-import math
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jinja2
@@ -265,13 +268,56 @@ def template_vars(text: str) -> set[str]:
     return jinja2.meta.find_undeclared_variables(ENV.parse(text))
 
 
+RENDER_SECONDS = 10  # one template for one cell: the sandbox caps range(), not loops ({% for %} in {% for %})
+RENDER_MEMORY = 1 << 30  # bytes of address space one template may add: padding ('x'|center(10**10), '%*s',
+# format widths) and strings doubled in a loop build what they are told, past the sandbox's `*` cap
+
+
+class TemplateLimit(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _bounded() -> Iterator[None]:
+    """Raise TemplateLimit in the block after RENDER_SECONDS or RENDER_MEMORY more bytes. Both limits are
+    the process's (SIGALRM, RLIMIT_AS), so only in the main thread and where no one else set the timer;
+    elsewhere none."""
+    if threading.current_thread() is not threading.main_thread() or signal.getitimer(signal.ITIMER_REAL)[0]:
+        yield
+        return
+
+    def expired(signum: int, frame: Any) -> None:
+        raise TemplateLimit(f"it ran for more than {RENDER_SECONDS:g} s")
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    with open("/proc/self/statm") as f:  # the address space in use now, in pages
+        used = int(f.read().split()[0]) * resource.getpagesize()
+    cap = used + RENDER_MEMORY
+    if soft != resource.RLIM_INFINITY:
+        cap = min(cap, soft)
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, RENDER_SECONDS)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        yield
+    except MemoryError:
+        raise TemplateLimit(f"it needed more than {RENDER_MEMORY >> 20:,} MiB of memory") from None
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 @functools.lru_cache(maxsize=None)
 def _template(text):
-    return ENV.from_string(text)
+    with _bounded():  # compiling folds constants: '%*s' % (10**10, 'x') is built here
+        return ENV.from_string(text)
 
 
 def render(text: str, cell: dict[str, Any]) -> str:
-    return _template(text).render(**cell)
+    template = _template(text)
+    with _bounded():
+        return template.render(**cell)
 
 
 def apply_profile(data, name, shown, root):
@@ -394,6 +440,8 @@ def _check(r, root, shown):
                 _template(text)  # compiling finds unknown filters and tests
             except jinja2.TemplateSyntaxError as e:
                 fail(["steps", name, field.split(".")[0]], f"template error: {e.message}")
+            except TemplateLimit as e:
+                fail(["steps", name, field.split(".")[0]], f"template error: {e}")
         undefined = sorted(used - set(r.grid) - set(r.vars))
         if undefined:
             fail(["steps", name, "command"], f"undefined variable {undefined[0]!r}; grid variables: {', '.join(r.grid) or 'none'}"

@@ -379,10 +379,10 @@ def test_a_template_loop_that_does_not_end_stops(tmp_path, monkeypatch):
     """Nested loops of 10^10 steps: `recipe plan` hung (the sandbox caps sizes, not time)."""
     import importlib
 
-    monkeypatch.setattr(importlib.import_module("codalite.recipes.plan"), "RENDER_SECONDS", 1)
+    monkeypatch.setattr(importlib.import_module("codalite.recipes.schema"), "RENDER_SECONDS", 1)
     t0 = time.monotonic()
     refused(tmp_path, "name: j\ngrid: {v: [1]}\nsteps: {a: {command: \"echo {{ v }} {% for i in range(100000) %}"
-                      "{% for j in range(100000) %}{% endfor %}{% endfor %}\"}}\n", "TemplateTimeout: it ran for more")
+                      "{% for j in range(100000) %}{% endfor %}{% endfor %}\"}}\n", "TemplateLimit: it ran for more")
     assert time.monotonic() - t0 < 5
     assert [c.command for c in recipes.cells(recipes.load(write(tmp_path, "name: k\ngrid: {v: [1, 2]}\nsteps: "
                                                                "{a: {command: 'echo {{ v }}'}}\n")))] == ["echo 1", "echo 2"]
@@ -440,3 +440,21 @@ def test_a_remote_run_that_cannot_start_stores_nothing(tmp_path, cl):
     r = cl("recipe", "run", "--remote", "lab", "r.yaml", ok=False)
     assert r.returncode == 2 and "ZeroDivisionError" in r.stderr and r.stderr.count("\n") == 1, r.stderr
     assert store.ls() == []  # the failing template stopped it before the upload
+
+
+@pytest.mark.parametrize("expr", [
+    "{{ 'x'|center(v * 2**28) }}", "{{ 'x'.ljust(v * 2**28) }}", "{{ '%*s' % (v * 2**28, 'x') }}",
+    "{{ '{:>{}}'.format('x', v * 2**28) }}", "{{ v }}{{ '%*s' % (2**30, 'x') }}", "{{ 'x'|indent(v * 2**28, true) }}",
+    "{% set ns = namespace(s='x') %}{% for i in range(26 + v) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}",
+])
+def test_a_template_that_builds_gigabytes_is_refused(tmp_path, monkeypatch, expr):
+    """The sandbox capped `*` and `**` only: padding (center, ljust, indent, format widths, `%*s`) and a string
+    doubled in a loop built what they were told (2**30 characters here; 10**10 took the machine's memory).
+    Now a template gets RENDER_MEMORY more address space than the planner had, then fails as the recipe's
+    mistake."""
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("codalite.recipes.schema"), "RENDER_MEMORY", 1 << 28)
+    message = refused(tmp_path, f"name: m\ngrid: {{v: [4]}}\nsteps: {{a: {{command: \"echo {expr}\"}}}}\n",
+                      "TemplateLimit: it needed more than 256 MiB of memory")
+    assert "steps.a.command: the template fails for v=4: TemplateLimit" in message
