@@ -57,6 +57,20 @@ def parse_duration(text):
     return n
 
 
+PRINTF_FIELD_MAX = 1000  # a width or precision in a user's %-format: '%.1000000000f' builds a gigabyte per number
+PRINTF_RE = re.compile(r"%(?:\([^)]*\))?[#0 +\-]*(\d*)(?:\.(\d*))?")
+
+
+def check_printf(fmt):
+    """A %-format typed in a worksheet or paper table, refused where a width or precision would build more
+    than PRINTF_FIELD_MAX characters per number; else returned."""
+    for m in PRINTF_RE.finditer(fmt):
+        if any(d and (len(d) > 4 or int(d) > PRINTF_FIELD_MAX) for d in m.groups()):
+            raise UsageError(f"invalid format: {_short(fmt) if len(fmt) > 30 else fmt}: a width or precision "
+                             f"over {PRINTF_FIELD_MAX:,}")
+    return fmt
+
+
 def _short(text):
     text = str(text)
     return repr(text) if len(text) <= 30 else f"{text[:12]!r}... ({len(text)} characters)"

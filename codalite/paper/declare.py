@@ -41,6 +41,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .. import spec
 from ..errors import UsageError
 
 
@@ -61,12 +62,10 @@ class Examples(BaseModel):
 def _keywords(bundles: list[str]) -> list[str]:
     """The search, limited to finished bundles and not capped at CodaLab's default 10 (nor at any
     page: `_whole_set` refuses .limit/.offset)."""
-    from ..spec import INDEX_MAX
-
     kws = list(bundles)
     if not any(k.startswith("state=") for k in kws):
         kws.append("state=ready")
-    return kws + [f".limit={INDEX_MAX}"]
+    return kws + [f".limit={spec.INDEX_MAX}"]
 
 
 def _whole_set(kws: list[str]) -> list[str]:
@@ -129,6 +128,10 @@ class TableSpec(BaseModel):
     @field_validator("format")
     @classmethod
     def printf(cls, v):
+        try:
+            spec.check_printf(v)
+        except UsageError as e:
+            raise ValueError(str(e)) from None
         try:
             v % 1.5
         except (TypeError, ValueError):

@@ -16,7 +16,9 @@ import re
 
 import yaml
 
+from .. import spec
 from ..bundle import READY
+from ..errors import UsageError
 from ..hashing import open_regular
 
 NONE = "<none>"
@@ -79,6 +81,10 @@ def apply_func(func, arg):
             elif f == "size":
                 arg = size_str(float(arg)) if arg is not None else None
             elif f.startswith("%"):
+                try:
+                    spec.check_printf(f)
+                except UsageError as e:
+                    return f"<{e}>"
                 arg = (f % float(arg)) if arg is not None else None
             elif f.startswith("s/"):
                 tokens = f.replace("\\/", "\0").split("/")
@@ -120,6 +126,7 @@ def ci_func(f, arg):
     where = dict(t.split("=", 1) for t in tokens if "=" in t and not t.startswith("%"))
     column = next((t for t in tokens if not t.startswith("%") and t not in stats.METHODS and "=" not in t), None)
     try:
+        spec.check_printf(fmt)
         if isinstance(arg, str):
             arg = stats.parse_jsonl(arg, "ci")
         elif isinstance(arg, dict):  # a one-line file parses as JSON
@@ -133,7 +140,7 @@ def ci_func(f, arg):
         else:
             return "<ci: needs per-example rows or a list of numbers>" if arg is not None else None
         return stats.ci_text(values, method, fmt)
-    except (stats.StatsError, TypeError, ValueError) as e:
+    except (stats.StatsError, UsageError, TypeError, ValueError) as e:
         return f"<ci: {e}>"
 
 

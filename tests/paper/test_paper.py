@@ -147,6 +147,9 @@ def test_declaration_errors_are_one_line(tmp_path):
     p.write_text("name: t\nbundles: x\nrows: {m: /a:m}\ncolumns: {r: /a:r}\nvalue: /s:v\nformat: '%q'\n")
     with pytest.raises(UsageError, match=r"bad.yaml: format: .*not a printf format"):
         paper.load(str(p))
+    p.write_text("name: t\nbundles: x\nrows: {m: /a:m}\ncolumns: {r: /a:r}\nvalue: /s:v\nformat: '%.900000000f'\n")
+    with pytest.raises(UsageError, match=r"bad.yaml: format: .*a width or precision over 1,000"):
+        paper.load(str(p))  # checking it built 900 MB
     ws = tmp_path / "t.ws"
     ws.write_text("# Results\n```paper\n" + DECL + "```\n")
     assert paper.load(str(ws))[0].name == "nli"

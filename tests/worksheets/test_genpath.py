@@ -40,3 +40,12 @@ def test_file_formats_and_key_walks():
     assert walk({"a": {"b": [1, 2]}}, "a/b/1") == 2
     assert walk({"a": {"b": [1, 2]}}, "a/b/7") is None
     assert walk({"a": 1}, "a/x") is None
+
+
+def test_a_format_that_would_build_gigabytes_is_named_not_built():
+    """`%.1000000000f` or `%1000000000d` in a worksheet (one pulled from a server, rendered by `serve`) built
+    that many characters per cell; widths and precisions over 1,000 are the worksheet's mistake now."""
+    for fmt in ("%.400000000f", "%400000000d", "%-0400000000.2f", "%.99999999999999999999e"):
+        assert apply_func(fmt, 1.5) == f"<invalid format: {fmt}: a width or precision over 1,000>"
+        assert apply_func(f"ci {fmt}", [0.0, 1.0]).startswith("<ci: invalid format")
+    assert apply_func("%8.2f%%", 1.5) == "    1.50%" and apply_func("%1000.0f", 1.0) == " " * 999 + "1"
