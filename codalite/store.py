@@ -905,10 +905,18 @@ class Store:
         names = {b.uuid: b.name if not name else name if b.uuid == output else f"{name}-{b.name}" for b in ordered}
         for n in names.values():
             spec.check_name(n)  # before any copy is made
+        copied = {b.uuid for b in ordered}
+
+        def deps_of(b: Bundle) -> list[tuple[str, str]]:
+            return [(d.child_path, mapping.get(d.parent_uuid, d.parent_uuid) + (f"/{d.parent_path}" if d.parent_path else ""))
+                    for d in b.dependencies]
+
+        for b in ordered:  # what run/make would refuse (a missing path, a failed parent), before any copy is made
+            kept = [(k, t) for (k, t), d in zip(deps_of(b), b.dependencies) if d.parent_uuid not in copied]
+            self.resolve_deps(kept, b.bundle_type == "run" and bool(b.metadata.get("allow_failed_dependencies")))
         done = []
         for b in ordered:
-            deps = [(d.child_path, mapping.get(d.parent_uuid, d.parent_uuid) + (f"/{d.parent_path}" if d.parent_path else ""))
-                    for d in b.dependencies]
+            deps = deps_of(b)
             bname = names[b.uuid]
             # a --no-memo bundle (not a function of its inputs) stays one when rerun: its copy must not
             # become what later identical runs reuse

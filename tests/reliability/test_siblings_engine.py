@@ -428,3 +428,20 @@ def test_a_tar_whose_links_leave_the_bundle_only_together_is_refused_when_unpack
     os.system(f"chown --reference={cl.cwd} {cl.cwd}/chain.tar.gz")
     one_error(cl("upload", "chain.tar.gz", *follow, ok=False), 2, "leads outside the bundle")
     assert cl.out("ls", "-u") == "" and os.listdir(os.path.join(cl.cwd, ".codalite", "tmp")) == []
+
+
+def test_a_mimic_that_cannot_make_every_copy_makes_none(cl, tmp_path):
+    """`mimic OLD NEW` made copies one by one: when a later copy was refused (NEW lacks a file that a
+    downstream run takes, or a kept parent failed), the copies before it were already queued and
+    stayed: half a rerun, under the mimic's names. Now every copy is checked before any is made."""
+    (tmp_path / "d1").mkdir()
+    (tmp_path / "d1" / "x.txt").write_text("1\n")
+    (tmp_path / "d2").mkdir()
+    (tmp_path / "d2" / "y.txt").write_text("2\n")
+    old, new = cl.out("upload", "d1", "-n", "D1"), cl.out("upload", "d2", "-n", "D2")
+    cl("run", "d:D1", "---", "ls d", "-n", "first", "-W")
+    cl("run", "d:D1/x.txt", "---", "cat d", "-n", "second", "-W")
+    before = cl.out("search", ".count")
+    one_error(cl("mimic", old, new, "-n", "again", ok=False), 1, f"no such path 'x.txt' in bundle {new}")
+    assert cl.out("search", ".count") == before  # `first`'s copy was made (and queued) before
+    assert cl.out("search", "again%", ".count") == "0"
