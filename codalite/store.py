@@ -58,6 +58,13 @@ class Why(NamedTuple):
     lines: list[str]
 
 
+class _Reused(Exception):
+    """An upload found its twin inside the publishing transaction: nothing new is published."""
+
+    def __init__(self, bundle: Bundle) -> None:
+        self.bundle = bundle
+
+
 class Store:
     """A codalite store. `Store.find()` locates it upward from cwd (like git) or via CODALITE_HOME."""
 
@@ -461,15 +468,23 @@ class Store:
                 for p in paths:
                     hashing.copy_and_hash(p, os.path.join(tmp, os.path.basename(p)), follow_symlinks, refuse)
                 content_hash, size = hashing.hash_path(tmp), hashing.tree_size(tmp)
-            if not force:
-                same = self.ready_upload(content_hash, name)
-                if same:
-                    return Created(same, True)
+            same = None if force else self.ready_upload(content_hash, name)
+            if same:  # at once, before the copy is made read-only (the check in insert is the one that counts)
+                return Created(same, True)
             is_dir = os.path.isdir(tmp) and not os.path.islink(tmp)
             md = default_metadata("dataset", name, description, tags)
             md["data_size"] = size
-            self._publish_new(tmp, uuid, lambda: self._insert(
-                uuid, "dataset", READY, md, is_dir=is_dir, content_hash=content_hash))
+
+            def insert() -> None:
+                # the check for a twin and the insert in one write transaction: the same data uploaded
+                # by several clients at once makes one bundle (as a run's memo check does)
+                same = None if force else self.ready_upload(content_hash, name)
+                if same:
+                    raise _Reused(same)
+                self._insert(uuid, "dataset", READY, md, is_dir=is_dir, content_hash=content_hash)
+            self._publish_new(tmp, uuid, insert)
+        except _Reused as r:
+            return Created(r.bundle, True)
         except OSError as e:  # e.g. a full disk: one line; nothing was published
             raise CodaliteError(f"upload failed: {e.strerror or e}" + (f": {e.filename}" if e.filename else "")) from None
         finally:

@@ -61,3 +61,31 @@ def test_eight_clients_two_hundred_mixed_operations(tmp_path):
     assert set(rows) == set(kept)  # nothing lost, nothing extra, nothing removed came back
     assert set(rows.values()) == {"ready"}
     assert store.fsck() == [] and store.leftovers() == []
+
+
+def same_upload(home, path, barrier, out):
+    s = Store(home)
+    barrier.wait()
+    b, reused = s.upload([path], name="shared")
+    out.put((b.uuid, reused))
+    s.close()
+
+
+def test_identical_uploads_at_the_same_instant_make_one_bundle(tmp_path):
+    """The check for a ready upload with the same name and contents ran before the upload's insert, outside
+    its transaction: clients uploading the same data at once each made a bundle (runs already checked their
+    memo key inside the insert's transaction). 6 clients, one 32 MB file, released together."""
+    store = Store.init(tmp_path / "s")
+    data = tmp_path / "data.bin"
+    data.write_bytes(os.urandom(32 << 20))
+    ctx = multiprocessing.get_context("fork")
+    out, barrier = ctx.Queue(), ctx.Barrier(6)
+    procs = [ctx.Process(target=same_upload, args=(store.home, str(data), barrier, out)) for _ in range(6)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert len({u for u, _ in results}) == 1 and sum(not reused for _, reused in results) == 1, results
+    assert store.count() == 1 and store.fsck() == [] and store.leftovers() == []
