@@ -114,11 +114,11 @@ def check_output_path(store, out):
     stop it from writing into a ready bundle)."""
     real = os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(out))), os.path.basename(os.path.abspath(out)))
     real = os.path.realpath(real) if os.path.basename(out) in ("", ".", "..") else real
-    cwd, home = os.path.realpath(os.getcwd()), os.path.realpath(store.home)
+    cwd = os.path.realpath(os.getcwd())
     if os.path.commonpath([real, cwd]) == real:
         raise UsageError(f"cannot download to {hashing.shown(out)}: it is the current directory or one above it; "
                          "give -o a new path")
-    if os.path.commonpath([real, home]) in (real, home):
+    if store.overlaps(real):
         raise UsageError(f"cannot download to {hashing.shown(out)}: it is, holds or is inside the codalite store "
                          f"({store.home}); give -o a path outside it")
 

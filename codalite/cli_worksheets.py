@@ -258,8 +258,7 @@ def check_html_target(store, ws, path):
     """`print --html PATH` replaces PATH; it must not be the worksheet's own source file nor anything in
     the store (as root, read-only bundle modes stop nothing): a typo there would destroy data."""
     where = os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(path))), os.path.basename(path))
-    home = os.path.realpath(store.home)
-    if where == home or where.startswith(home + os.sep):
+    if store.overlaps(where):
         raise UsageError(f"--html {path}: that is inside the store ({store.home}); write the page elsewhere")
     source = getattr(ws, "path", None)
     if source and os.path.exists(path) and os.path.samefile(path, source):

@@ -302,6 +302,12 @@ class Store:
         found = self.query("name = ?", (name,), limit=1)
         return found[0] if found else None
 
+    def overlaps(self, real: str) -> bool:
+        """Whether a resolved path is, holds or is inside the store: nothing may upload it, write or
+        replace it (as root, read-only bundle modes stop nothing)."""
+        home = os.path.realpath(self.home)
+        return os.path.commonpath([real, home]) in (home, real)
+
     def ready_upload(self, content_hash: str, name: str) -> Bundle | None:
         """The newest ready bundle of this name with these contents, or None (an upload to reuse)."""
         found = self.query("content_hash = ? AND name = ? AND state = ?", (content_hash, name, READY), limit=1)
@@ -449,7 +455,7 @@ class Store:
             real = os.path.realpath(p if follow_symlinks else os.path.dirname(p))
             real = real if follow_symlinks else os.path.join(real, os.path.basename(p))
             staged = os.path.join(home, "tmp", f"{os.getpid()}-")  # this process's own staging (cli upload)
-            if os.path.commonpath([real, home]) in (home, real) and not real.startswith(staged):
+            if self.overlaps(real) and not real.startswith(staged):
                 raise UsageError(f"{p} is, holds or is inside the codalite store ({self.home}); "
                                  "upload the files you mean, not the store")
         if len(paths) > 1 and len({os.path.basename(p) for p in paths}) < len(paths):

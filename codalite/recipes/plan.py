@@ -200,10 +200,9 @@ def plan(store: Store, recipe: Recipe, path_env: str,
     key's environment of a step (default: where a local run would run, the store's recorded
     interpreter or the step's docker image, whatever path_env; remote runs differ)."""
     env_of = environment or (lambda step: store.run_environment(step.request.docker_image, path_env))
-    home = os.path.realpath(store.home)
     for name in recipe.uploads:  # hashing the store itself would take long, and the upload refuses it anyway
         real = os.path.realpath(recipe.upload_path(name))
-        if os.path.commonpath([real, home]) in (home, real):
+        if store.overlaps(real):
             raise RecipeError(os.path.relpath(recipe.path) if recipe.path else recipe.name, None, f"uploads.{name}",
                               f"{real} is, holds or is inside the codalite store ({store.home}); upload the "
                               "files you mean, not the store")
