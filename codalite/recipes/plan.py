@@ -80,9 +80,8 @@ def _render(recipe: Recipe, step: str, field: str, text: str, values: dict[str, 
     try:
         return render(text, values)
     except Exception as e:  # noqa: BLE001 (any error raised by the user's template expression)
-        cell = " ".join(f"{k}={v}" for k, v in values.items()) or "the only cell"
-        raise RecipeError(os.path.relpath(recipe.path) if recipe.path else recipe.name, None, f"steps.{step}.{field}",
-                          f"the template fails for {cell}: {type(e).__name__}: {e}") from None
+        cell = _shown(values) if values else "its only cell"
+        raise _cell_error(recipe, step, field, f"the template fails for {cell}: {type(e).__name__}: {e}") from None
 
 
 def _deps(recipe: Recipe, step: str, values: dict[str, Any]) -> list[Dep]:
@@ -101,9 +100,13 @@ def _deps(recipe: Recipe, step: str, values: dict[str, Any]) -> list[Dep]:
 MAX_COMMAND_BYTES = 131_071
 
 
+def _recipe_error(recipe: Recipe, key: str, message: str) -> RecipeError:
+    """A mistake the planner finds, named as the loader names its own: the recipe file, then the key."""
+    return RecipeError(os.path.relpath(recipe.path) if recipe.path else recipe.name, None, key, message)
+
+
 def _cell_error(recipe: Recipe, step: str, field: str, message: str) -> RecipeError:
-    return RecipeError(os.path.relpath(recipe.path) if recipe.path else recipe.name, None, f"steps.{step}.{field}",
-                       message)
+    return _recipe_error(recipe, f"steps.{step}.{field}", message)
 
 
 def _shown(values: dict[str, Any]) -> str:
@@ -203,9 +206,8 @@ def plan(store: Store, recipe: Recipe, path_env: str,
     for name in recipe.uploads:  # hashing the store itself would take long, and the upload refuses it anyway
         real = os.path.realpath(recipe.upload_path(name))
         if store.overlaps(real):
-            raise RecipeError(os.path.relpath(recipe.path) if recipe.path else recipe.name, None, f"uploads.{name}",
-                              f"{real} is, holds or is inside the codalite store ({store.home}); upload the "
-                              "files you mean, not the store")
+            raise _recipe_error(recipe, f"uploads.{name}", f"{real} is, holds or is inside the codalite store "
+                                f"({store.home}); upload the files you mean, not the store")
     for step_name, step in recipe.steps.items():  # known now for uploads: else the run fails after its siblings
         for dep_key, target in step.deps.items():  # were submitted
             base, _, sub = target.partition("/")
