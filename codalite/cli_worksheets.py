@@ -321,7 +321,7 @@ def verify(paths):
     store = Store.find()
     cells, lines, problems = 0, 0, []
     for path in paths:
-        found = paper.verify_all(store, path)
+        found = paper.verify(store, path)
         cells, lines, problems = cells + found.cells, lines + found.lines, problems + found.problems
     for p in problems:
         click.echo(p)

@@ -4,7 +4,7 @@
 from . import figure, table
 from .declare import FigureSpec, TableSpec, load
 from .export import export, export_all
-from .verify import trace, verify, verify_all
+from .verify import trace, verify
 
 
 def compute(store, spec):
@@ -12,4 +12,4 @@ def compute(store, spec):
     return (figure.compute if isinstance(spec, FigureSpec) else table.compute)(store, spec)
 
 
-__all__ = ["FigureSpec", "TableSpec", "compute", "export", "export_all", "load", "trace", "verify", "verify_all"]
+__all__ = ["FigureSpec", "TableSpec", "compute", "export", "export_all", "load", "trace", "verify"]

@@ -135,15 +135,10 @@ class Checked(NamedTuple):
     problems: list[str]
 
 
-def verify(store, path):
-    """-> (number of table cells and figure lines checked, [problem]). Each problem names its table
-    and cell (or figure and line)."""
-    cells, lines, problems = verify_all(store, path)
-    return cells + lines, problems
-
-
-def verify_all(store, path) -> Checked:
-    """Every table and figure exported into path (a directory, or one .provenance.json)."""
+def verify(store, path) -> Checked:
+    """Every table and figure exported into path (a directory, or one .provenance.json): how many table
+    cells and figure lines were checked, and the problems, each naming its table and cell (or figure
+    and line)."""
     problems: list[str] = orphans(path) if os.path.isdir(path) else []
     cells = lines = 0
     plans: dict = {}
