@@ -1,6 +1,6 @@
 """The Docker runtime: a run in a container, through the Docker SDK (`pip install docker`).
 
-Same interface as runtime.LocalProcess (pid, started, memory_max, rusage, poll, sample_memory,
+A runtime.RunProcess, as runtime.LocalProcess (pid, started, memory_max, rusage, poll, sample_memory,
 kill). Laid out as CodaLab's worker does it: the bundle directory is mounted at /<uuid> and is the
 working directory (HOME too); each dependency's store path is bind-mounted READ-ONLY at
 /<uuid>/<key> (a read-only mount: even root in the container cannot write it); the command runs as
@@ -15,7 +15,7 @@ import os
 import time
 
 from .errors import CodaliteError
-from .runtime import THREAD_VARS, tree_rss
+from .runtime import THREAD_VARS, RunProcess
 
 _client = None
 _client_error = None
@@ -142,7 +142,7 @@ def start_failure(error, gpus):
     return f"docker could not start the run: {msg}"
 
 
-class DockerProcess:
+class DockerProcess(RunProcess):
     """One run's container."""
 
     POLL_INTERVAL = 0.05
@@ -239,14 +239,6 @@ class DockerProcess:
             except OSError:
                 pass
         self.mount_points = []
-
-    def sample_memory(self):
-        """Resident memory of the container's processes (seen from the host), in bytes."""
-        total = tree_rss(self.pid)
-        if total is None:
-            return self.memory_max
-        self.memory_max = max(self.memory_max, total)
-        return total
 
     def kill(self):
         try:

@@ -95,7 +95,23 @@ def _psutil_tree_rss(pid):
     return total
 
 
-class LocalProcess:
+class RunProcess:
+    """What the worker reads of a running bundle, locally or in a container: pid (the tree's root),
+    started, memory_max (the peak seen, bytes), rusage (once finished); poll() and kill()."""
+
+    pid: int
+    memory_max: int
+
+    def sample_memory(self):
+        """Resident memory of the whole process tree now, in bytes (the peak so far once it is gone)."""
+        total = tree_rss(self.pid)
+        if total is None:
+            return self.memory_max
+        self.memory_max = max(self.memory_max, total)
+        return total
+
+
+class LocalProcess(RunProcess):
     """One run's process tree."""
 
     def __init__(self, command, cwd, env, cpus, wrap=None):
@@ -130,14 +146,6 @@ class LocalProcess:
         self.memory_max = max(self.memory_max, rusage.ru_maxrss * 1024)
         code = os.waitstatus_to_exitcode(status)
         return 128 - code if code < 0 else code
-
-    def sample_memory(self):
-        """Resident memory of the whole process tree, in bytes."""
-        total = tree_rss(self.pid)
-        if total is None:
-            return self.memory_max
-        self.memory_max = max(self.memory_max, total)
-        return total
 
     def kill(self):
         kill_group(self.pid)
