@@ -90,12 +90,29 @@ def _words(v: str | list[str]) -> list[str]:
     return v.split() if isinstance(v, str) else v
 
 
-class TableSpec(BaseModel):
+class _Declared(BaseModel):
+    """What tables and figures share: a name, a caption and the whole set of bundles they read."""
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     caption: str = ""
     bundles: list[str] = Field(min_length=1)  # none would select every ready bundle of the store
+
+    @field_validator("bundles", mode="before")
+    @classmethod
+    def split_keywords(cls, v):
+        return _words(v)
+
+    @field_validator("bundles")
+    @classmethod
+    def whole_set(cls, v):
+        return _whole_set(v)
+
+    def keywords(self):
+        return _keywords(self.bundles)
+
+
+class TableSpec(_Declared):
     rows: dict[str, str] = Field(min_length=1)
     columns: dict[str, str] = Field(min_length=1)
     value: str
@@ -115,16 +132,6 @@ class TableSpec(BaseModel):
                              "declare `examples: {file: /per_example.jsonl, value: COLUMN}`")
         return self
 
-    @field_validator("bundles", mode="before")
-    @classmethod
-    def split_keywords(cls, v):
-        return _words(v)
-
-    @field_validator("bundles")
-    @classmethod
-    def whole_set(cls, v):
-        return _whole_set(v)
-
     @field_validator("format")
     @classmethod
     def printf(cls, v):
@@ -138,17 +145,10 @@ class TableSpec(BaseModel):
             raise ValueError(f"{v!r} is not a printf format for one number, like %.3f") from None
         return v
 
-    def keywords(self):
-        return _keywords(self.bundles)
 
-
-class FigureSpec(BaseModel):
+class FigureSpec(_Declared):
     """A training-curve figure: one line per selected bundle and y key, read from a JSON log."""
-    model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    caption: str = ""
-    bundles: list[str] = Field(min_length=1)
     file: str = Field("/log_history.json", pattern=r"^/.*\.(json|jsonl)$")
     x: str = "step"
     y: list[str] = Field(min_length=1)
@@ -156,23 +156,10 @@ class FigureSpec(BaseModel):
     xlabel: str | None = None
     ylabel: str | None = None
 
-    @field_validator("bundles", mode="before")
-    @classmethod
-    def split_keywords(cls, v):
-        return _words(v)
-
-    @field_validator("bundles")
-    @classmethod
-    def whole_set(cls, v):
-        return _whole_set(v)
-
     @field_validator("y", mode="before")
     @classmethod
     def split_keys(cls, v):  # `y: loss,eval_loss` as in `% display graph`
         return [k.strip() for k in v.split(",") if k.strip()] if isinstance(v, str) else v
-
-    def keywords(self):
-        return _keywords(self.bundles)
 
 
 FENCE_RE = re.compile(r"^```paper\s*\n(.*?)^```\s*$", re.S | re.M)
