@@ -19,6 +19,7 @@ from ..table import format_table
 
 MAX_ROWS = 100_000
 MAX_BYTES = 256 << 20  # per file: a page never reads an unbounded run output
+MAX_MODELS = 20  # score bundles compared on one page: each costs reading three such files
 METRICS = ("answer_acc", "exact")  # the default verdict metric: the first one the file has
 VERDICTS = ("all", "right", "wrong", "disagree")
 
@@ -188,6 +189,8 @@ def block(store, bundles, metric=None, qtype=None, verdict="all", model=None, of
     every model right, wrong = any model wrong, disagree = the models differ)."""
     if verdict not in VERDICTS:
         raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}, not {verdict!r}")
+    if len(bundles) > MAX_MODELS:
+        raise ValueError(f"at most {MAX_MODELS} score bundles, not {len(bundles)}: compare fewer models at once")
     models, examples, metric = load(store, bundles, metric)
     if model is not None and not 0 <= model < len(models):
         raise ValueError(f"model must be a number from 0 to {len(models) - 1}")

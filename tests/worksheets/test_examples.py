@@ -55,3 +55,20 @@ def test_a_bundle_without_predictions_is_named_not_silently_empty(store, tmp_pat
     assert b.models[1].problem == "no per_example.jsonl"
     assert b.examples[0].answers[1] == (None, None)
     assert "data: no per_example.jsonl" in render.to_text(interpret(store, parse(f"% display examples\n{{{st['data'].uuid}}}\n")))
+
+
+def test_more_models_than_a_page_can_compare_are_refused(store, tmp_path):
+    """`/examples?b=...` and `% display examples` read every bundle named (three JSON-lines files of up to
+    256 MiB each): a URL with a thousand `b=` made `serve` read them all. 20 models is the cap; past it,
+    one line in the block (and a 404 from serve)."""
+    import pytest
+
+    from codalite.worksheets.examples import MAX_MODELS
+
+    st = scored_study(store, tmp_path)
+    good = st["score"]["good"]
+    assert len(block(store, [good] * MAX_MODELS).models) == MAX_MODELS
+    with pytest.raises(ValueError, match=f"at most {MAX_MODELS} score bundles, not {MAX_MODELS + 1}"):
+        block(store, [good] * (MAX_MODELS + 1))
+    result = interpret(store, parse("% display examples\n" + f"{{{good.uuid}}}\n" * (MAX_MODELS + 1)))
+    assert result.blocks[0].error and f"at most {MAX_MODELS} score bundles" in result.blocks[0].text
