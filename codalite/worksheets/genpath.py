@@ -14,6 +14,7 @@ import json
 import os
 import re
 
+import regex
 import yaml
 
 from .. import spec
@@ -24,6 +25,7 @@ from ..hashing import open_regular
 NONE = "<none>"
 MAX_LINES = 10000  # CodaLab reads at most this many lines of a file for a genpath
 FUNC_DELIM = " | "
+REGEX_SECONDS = 1  # an `s/old/new` post-processor per value: past it the cell says so
 
 
 def is_file_genpath(genpath):
@@ -90,7 +92,11 @@ def apply_func(func, arg):
                 tokens = f.replace("\\/", "\0").split("/")
                 if len(tokens) != 3:
                     return "<invalid regex: %s>" % f
-                arg = re.sub(tokens[1].replace("\0", "/"), tokens[2].replace("\0", "/"), arg)
+                try:  # `regex`, not re: a pattern that backtracks (s/(a|aa)+$/x) must not hold a thread for hours
+                    arg = regex.sub(tokens[1].replace("\0", "/"), tokens[2].replace("\0", "/"), arg,
+                                    timeout=REGEX_SECONDS)
+                except TimeoutError:
+                    return f"<{f}: the regex ran for more than {REGEX_SECONDS:g} s>"
             elif f.startswith("["):
                 m = re.match(r"\[(.*):(.*)\]", f)
                 if not m:

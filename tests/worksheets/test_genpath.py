@@ -49,3 +49,16 @@ def test_a_format_that_would_build_gigabytes_is_named_not_built():
         assert apply_func(fmt, 1.5) == f"<invalid format: {fmt}: a width or precision over 1,000>"
         assert apply_func(f"ci {fmt}", [0.0, 1.0]).startswith("<ci: invalid format")
     assert apply_func("%8.2f%%", 1.5) == "    1.50%" and apply_func("%1000.0f", 1.0) == " " * 999 + "1"
+
+
+def test_a_regex_that_backtracks_forever_is_named_not_run_forever():
+    """`s/(a|aa)+$/x` over 40 a's and a `!` backtracked for hours (Python's re has no time limit), holding
+    `print` or a `serve` thread; it now stops after REGEX_SECONDS and says so in the cell."""
+    import subprocess
+    import sys
+
+    code = ("from codalite.worksheets.genpath import apply_func\n"
+            "print(apply_func('s/(a|aa)+$/x', 'a' * 40 + '!'))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.stdout.strip() == "<s/(a|aa)+$/x: the regex ran for more than 1 s>", r.stderr
+    assert apply_func(r"s/(.+)\/(.+)/\2\/\1", "ab/cd") == "cd/ab"  # the escaped / still splits nothing
