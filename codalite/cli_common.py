@@ -8,7 +8,7 @@ import re
 import click
 
 from . import spec
-from .errors import CodaliteError, UsageError
+from .errors import CodaliteError, StoreNotFound, UsageError
 from .store import Store
 from .table import print_table  # noqa: F401  (re-exported for the groups)
 
@@ -103,6 +103,22 @@ def read_text(path, param_hint):
 
 def cannot_write(path, e, param_hint):
     return click.BadParameter(f"cannot write {path}: {e.strerror or e}", param_hint=param_hint)
+
+
+def check_output(path, flag, source=None, what="", store=None):
+    """An output path the user typed (`--html`, `-o`) is replaced or written into: never `source`, the file
+    the output is made from (`what` names it), nor anything in the store (as root, read-only bundle modes
+    stop nothing): a typo there would destroy data. store: the one in use, else the one found here."""
+    where = os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(path))), os.path.basename(path))
+    if store is None:
+        try:
+            store = Store.find()
+        except StoreNotFound:
+            pass
+    if store is not None and store.overlaps(where):
+        raise UsageError(f"{flag} {path}: that is inside the codalite store ({store.home}); write it elsewhere")
+    if source and os.path.exists(path) and os.path.samefile(path, source):
+        raise UsageError(f"{flag} {path}: that is {what} itself; write it elsewhere")
 
 
 # --- CodaLab's current worksheet (`codalite work WS`) --------------------------------------------

@@ -5,7 +5,8 @@ import os
 
 import click
 
-from .cli_common import open_store
+from .cli_common import check_output, open_store
+from .hashing import write_atomic
 from .store import Store
 from .table import print_table
 
@@ -171,9 +172,9 @@ def export_cl(path, output, profile):
 
     script = recipes.export_cl(recipes.load(path, profile))
     if output:
+        check_output(output, "-o", path, "the recipe")
         try:
-            with open(output, "w") as f:
-                f.write(script)
+            write_atomic(output, script)  # whole or not at all
             os.chmod(output, 0o755)
         except OSError as e:
             raise click.BadParameter(f"cannot write {output}: {e.strerror or e}", param_hint="-o") from None

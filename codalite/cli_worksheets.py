@@ -8,7 +8,7 @@ import sys
 import click
 
 from .cli_common import (
-    cannot_write, current_worksheet, expand_specs, library_errors, on_worksheet, print_table, read_text, refuse,
+    cannot_write, check_output, current_worksheet, expand_specs, library_errors, on_worksheet, print_table, read_text, refuse,
     resolve_all,
 )
 from .errors import UsageError
@@ -236,7 +236,7 @@ def print_(worksheet, html_out, raw, base_url):
     if html_out == "":
         raise UsageError("--html needs a file name (e.g. --html page.html)")
     if html_out:
-        check_html_target(store, ws, html_out)
+        check_output(html_out, "--html", getattr(ws, "path", None), "the worksheet's source file", store)
     result = interpret(store, ws.items)
     if html_out:
         # a value a run wrote may hold a lone surrogate ("\ud800" in its JSON): shown as U+FFFD, not fatal
@@ -253,17 +253,6 @@ def print_(worksheet, html_out, raw, base_url):
     render.print_terminal(result, Console(file=sys.stdout, highlight=False, width=width),
                           header=render.worksheet_header(ws))  # `cl print`'s header lines
 
-
-def check_html_target(store, ws, path):
-    """`print --html PATH` replaces PATH; it must not be the worksheet's own source file nor anything in
-    the store (as root, read-only bundle modes stop nothing): a typo there would destroy data."""
-    where = os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(path))), os.path.basename(path))
-    if store.overlaps(where):
-        raise UsageError(f"--html {path}: that is inside the store ({store.home}); write the page elsewhere")
-    source = getattr(ws, "path", None)
-    if source and os.path.exists(path) and os.path.samefile(path, source):
-        raise UsageError(f"--html {path}: that is the worksheet's own source file; write the page elsewhere "
-                         "(e.g. a .html name)")
 
 
 @click.command()
@@ -299,6 +288,7 @@ def export(declaration, out_dir, base_url):
 
     store = Store.find()
     specs = paper.load(declaration)
+    check_output(out_dir, "-o", declaration, "the declaration", store)
     try:  # an unwritable -o is the user's to fix: say so before computing anything
         os.makedirs(out_dir, exist_ok=True)
     except OSError as e:

@@ -610,15 +610,20 @@ def test_run_records_the_same_dependencies_and_command(world, stack):
                 diffs.append({"what": "run-exit", "args": args, "cl": (res["rc"], res["stderr"][-300:]),
                               "lite": (mine.returncode, mine.stderr[-300:])})
             continue
-        theirs = w["client"].json("GET", f"/bundles/{res['stdout'].split()[-1]}")["data"]["attributes"]
-        b = w["store"].get(mine.stdout.strip())
-        ours = {"command": b.command, "dependencies": [(d.child_path, d.parent_uuid, d.parent_path or "")
-                                                       for d in b.dependencies]}
-        theirs = {"command": theirs["command"], "dependencies": [(d["child_path"], d["parent_uuid"], d["parent_path"] or "")
-                                                                 for d in theirs["dependencies"]]}
+        ours, theirs = recorded_runs(w, mine.stdout.strip(), res["stdout"].split()[-1])
         if ours != theirs:
             diffs.append({"what": "run", "args": args, "lite": ours, "cl": theirs})
     assert not unexplained(diffs), report(unexplained(diffs))
+
+
+def recorded_runs(w, lite_uuid, cl_uuid):
+    """The command and dependencies (key, parent, path) each side recorded for the same `run`."""
+    theirs = w["client"].json("GET", f"/bundles/{cl_uuid}")["data"]["attributes"]
+    b = w["store"].get(lite_uuid)
+    return ({"command": b.command,
+             "dependencies": [(d.child_path, d.parent_uuid, d.parent_path or "") for d in b.dependencies]},
+            {"command": theirs["command"],
+             "dependencies": [(d["child_path"], d["parent_uuid"], d["parent_path"] or "") for d in theirs["dependencies"]]})
 
 
 FUNCS = ["size", "duration", "date", "%.3f", "%d", "%s", "%5.1f%%", "[0:3]", "[2:]", "[x:y]", "s/a/b", "s/a/b/",

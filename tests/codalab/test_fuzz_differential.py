@@ -22,8 +22,8 @@ from codalite.search import search
 from codalite.codalab.errors import RemoteError
 from codalite.worksheets import interpret, model
 
-from test_differential import (FUNCS, build_world, cl_form, differences, lite_form, report,  # noqa: I001
-                               unexplained)
+from test_differential import (FUNCS, build_world, cl_form, differences, lite_form, recorded_runs,  # noqa: I001
+                               report, unexplained)
 
 SEED = 20240605
 N_QUERIES = 320
@@ -568,12 +568,7 @@ def test_generated_runs_record_what_cl_run_records(world, stack):
             diffs.append({"what": "run-exit", "args": args, "cl": (res["rc"], res["stderr"][-300:]),
                           "lite": (mine.returncode, mine.stderr[-300:])})
             continue
-        theirs = w["client"].json("GET", f"/bundles/{res['stdout'].split()[-1]}")["data"]["attributes"]
-        b = w["store"].get(mine.stdout.strip())
-        ours = {"command": b.command, "dependencies": [(d.child_path, d.parent_uuid, d.parent_path or "")
-                                                       for d in b.dependencies]}
-        theirs = {"command": theirs["command"], "dependencies": [(d["child_path"], d["parent_uuid"], d["parent_path"] or "")
-                                                                 for d in theirs["dependencies"]]}
+        ours, theirs = recorded_runs(w, mine.stdout.strip(), res["stdout"].split()[-1])
         if ours != theirs:
             diffs.append({"what": "run", "args": args, "lite": ours, "cl": theirs})
     if os.environ.get("CODALITE_FUZZ_DUMP"):

@@ -550,3 +550,15 @@ def test_a_figure_refuses_a_narrowing_search_too(tmp_path):
 
     with pytest.raises(UsageError, match=r"figure 0: bundles: .*'\.limit=1' picks a page"):
         parse_declarations("figures:\n  - name: f\n    bundles: name=ft-% .limit=1\n    y: loss\n", "f.yaml")
+
+
+def test_export_never_writes_into_the_store(store, tmp_path):
+    """`export T -o .codalite/bundles/<uuid>` wrote the table's files into a ready bundle (as root, its read-only
+    modes stop nothing): its contents no longer had their hash. Refused, nothing written."""
+    make_study(store, tmp_path, GRID)
+    (tmp_path / "nli.yaml").write_text(DECL)
+    victim = store.ls(limit=1)[0]
+    for out in (store.location(victim), store.home, os.path.join(store.home, "paper")):
+        r = invoke("export", tmp_path / "nli.yaml", "-o", out)
+        assert r.exit_code == 2 and "inside the codalite store" in r.output, r.output
+    assert store.fsck() == [] and not os.path.exists(os.path.join(store.home, "paper"))

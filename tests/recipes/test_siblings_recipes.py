@@ -458,3 +458,19 @@ def test_a_template_that_builds_gigabytes_is_refused(tmp_path, monkeypatch, expr
     message = refused(tmp_path, f"name: m\ngrid: {{v: [4]}}\nsteps: {{a: {{command: \"echo {expr}\"}}}}\n",
                       "TemplateLimit: it needed more than 256 MiB of memory")
     assert "steps.a.command: the template fails for v=4: TemplateLimit" in message
+
+
+def test_export_cl_never_replaces_its_recipe_or_writes_into_the_store(tmp_path, cl):
+    """`recipe export-cl r.yaml -o r.yaml` truncated the recipe and wrote the script over it (a typo away:
+    tab completion offers r.yaml); `-o .codalite/...` wrote into the store. Both are refused, nothing written;
+    a script elsewhere is still written whole and executable."""
+    write(tmp_path, "name: x\ngrid: {s: [1]}\nsteps: {a: {command: 'echo {{ s }}'}}\n")
+    recipe = (tmp_path / "r.yaml").read_text()
+    cl("init")
+    for target, fragment in (("r.yaml", "the recipe itself"), ("./r.yaml", "the recipe itself"),
+                             (".codalite/x.sh", "inside the codalite store")):
+        r = cl("recipe", "export-cl", "r.yaml", "-o", target, ok=False)
+        assert r.returncode == 2 and fragment in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    assert (tmp_path / "r.yaml").read_text() == recipe and not (tmp_path / ".codalite" / "x.sh").exists()
+    cl("recipe", "export-cl", "r.yaml", "-o", "run.sh")
+    assert os.access(tmp_path / "run.sh", os.X_OK) and "cl run" in (tmp_path / "run.sh").read_text()
