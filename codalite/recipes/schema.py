@@ -292,13 +292,11 @@ def _bounded() -> Iterator[None]:
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     with open("/proc/self/statm") as f:  # the address space in use now, in pages
         used = int(f.read().split()[0]) * resource.getpagesize()
-    cap = used + RENDER_MEMORY
-    if soft != resource.RLIM_INFINITY:
-        cap = min(cap, soft)
+    cap = min([used + RENDER_MEMORY] + [lim for lim in (soft, hard) if lim != resource.RLIM_INFINITY])
     previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, RENDER_SECONDS)
-    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
     try:
+        signal.setitimer(signal.ITIMER_REAL, RENDER_SECONDS)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
         yield
     except MemoryError:
         raise TemplateLimit(f"it needed more than {RENDER_MEMORY >> 20:,} MiB of memory") from None
