@@ -232,7 +232,8 @@ def parse_bundle_ref(text):
 def parse_key_target(text):
     """Run/make dependency `key:target`; `:target` takes its key as CodaLab's `cl run` does: the
     whole subpath when there is one (`:b/sub/path` -> `sub/path`), else the bundle's spec
-    (`:ws//b` -> `b`; `:b^2` -> `b`). Returns (key, Target)."""
+    (`:ws//b` -> `b`; `:b^2` -> `b^2`, which CodaLab's server refuses as a key, and so does this).
+    Returns (key, Target)."""
     key, value = split_key_target(text)
     if key is None:
         if "::" in (text or ""):
@@ -244,10 +245,11 @@ def parse_key_target(text):
         raise UsageError(f"malformed dependency {text!r}: the key of :bundle/ is its empty path; write "
                          ":bundle or key:bundle/")
     if not key:
-        key = target.subpath or target.spec.base
+        key = target.subpath or parse_target_spec(value)[2]
     if not KEY_RE.match(key) or {".", ".."} & set(key.split("/")):  # `.` would mount over the run's own directory
         raise UsageError(
             f"invalid dependency key {key!r} in {text!r}: use letters, digits, _ - . and / (no '.' or '..' part)"
+            + ("; name the key: key:TARGET" if text.startswith(":") else "")
         )
     return key, target
 

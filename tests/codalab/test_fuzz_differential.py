@@ -592,6 +592,18 @@ def test_a_colon_target_with_a_trailing_slash_is_refused():
     assert spec.parse_key_target(":data/sub/")[0] == "sub"
 
 
+def test_a_colon_target_with_an_index_is_keyed_by_its_whole_spec_and_refused():
+    """`cl run :data^1 ...` keys the dependency by its bundle spec as typed, `data^1`, which its server refuses
+    ("child_path must match ..."); codalite dropped the `^1`, keyed it `data` and ran (seed 13 found it).
+    `k:data^1` and `:data^1/sub` (keyed by the path) still work, as in CodaLab."""
+    from codalite import spec
+    for text in (":data^1", ":ws//data^2", ":^1"):
+        with pytest.raises(UsageError, match=r"invalid dependency key '(data)?\^[12]'"):
+            spec.parse_key_target(text)
+    assert spec.parse_key_target("k:data^1")[0] == "k"
+    assert spec.parse_key_target(":data^1/sub")[0] == "sub"
+
+
 def test_a_bundle_name_pattern_as_a_run_target_is_refused_by_name(tmp_path, any_cl):
     """`cl run d:tr.* ...` takes the newest bundle named like `tr%`; codalite said "'d:tr.*' is not a
     dependency ... quote the whole command", which sends the user the wrong way."""
