@@ -44,7 +44,8 @@ KNOWN = {
     "data-size": lambda d: (d["what"] == "cell" and d["genpath"] == "data_size"
                             and isinstance(d["lite"], (int, str)) and d["lite"] != "")
                            or (d["what"] == "markup" and _only_sizes_differ(d["lite"], d["cl"]))
-                           or (d["what"] == "search" and any(k.startswith("data_size=") for k in d["case"])),
+                           or (d["what"] == "search" and any(k.lower().startswith(("data_size=", "size="))
+                                                             for k in d["case"])),  # size: its shortcut
     # a bad `% display` is reported on the display line; CodaLab names the line after its bundles
     "display-error-line": lambda d: d["what"] == "markup" and _same_but_line(d) and _line(d["lite"]) < _line(d["cl"])
                                     and re.search(r"display|maxlines|Not file genpath|Expected <key>=<value>", d["lite"])
@@ -66,6 +67,13 @@ KNOWN = {
                                and d["lite"] == "'<invalid format: %.1001f: a width or precision over 1,000>'")
                               or (d["what"] == "cell"
                                   and d["lite"] == "<invalid format: %.1001f: a width or precision over 1,000>"),
+    # a three-item list value (tags a b c) in a table or record is shown; CodaLab's server takes it for a
+    # (uuid, genpath, post) file request (rest/interpret.py is_bundle_genpath_triple) and the block is an error
+    "three-item-list": lambda d: d["what"] == "block" and (d["lite"] or {}).get("mode") in ("table", "record")
+                                 and (d["cl"] or {}).get("mode") == "markup"
+                                 and (d["cl"].get("text") or "").startswith("ERROR: Not file genpath: ")
+                                 and any(isinstance(v, str) and re.fullmatch(r'\[("[^"]*", ){2}"[^"]*"\]', v)
+                                         for row in d["lite"]["rows"] for v in row),
     "list-index-crash": lambda d: d["what"] == "block" and (d["lite"] or {}).get("mode") == "table"
                                   and (d["cl"] or {}).get("text") == "ERROR: Unexpected error interpreting item",
     # queries on which CodaLab's server fails with an SQL error (HTTP 500) are answered
@@ -453,7 +461,8 @@ def differences(lite_blocks, cl_blocks, search_lines=()):
             continue
         if a["mode"] == "markup":
             if a != b:
-                line = re.match(r"Error in source line (\d+)", b["text"] or "")
+                # codalite's number is the source line (CodaLab's moves: after an empty search, back onto it)
+                line = re.match(r"Error in source line (\d+)", a["text"] or "")
                 after = bool(line) and any(int(line.group(1)) > n for n in search_lines)
                 out.append(dict(base, what="markup", lite=a["text"], cl=b["text"], after_search=after))
             continue
