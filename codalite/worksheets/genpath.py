@@ -24,6 +24,7 @@ from ..hashing import open_regular
 
 NONE = "<none>"
 MAX_LINES = 10000  # CodaLab reads at most this many lines of a file for a genpath
+MAX_EXPANDED = 1_000_000  # items a YAML file's aliases may expand to (ten lines of them make 10**10)
 FUNC_DELIM = " | "
 REGEX_SECONDS = 1  # an `s/old/new` post-processor per value: past it the cell says so
 
@@ -271,9 +272,24 @@ def parse_contents(lines):
     except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth ([[[[...)
         pass
     try:
-        return yaml.safe_load(text)
+        info = yaml.safe_load(text)
     except (yaml.YAMLError, RecursionError):
         return text
+    if "*" in text and _expanded(info) > MAX_EXPANDED:  # aliases: shared lists, expanded when shown
+        return f"<YAML whose aliases expand past {MAX_EXPANDED:,} items: not shown>"
+    return info
+
+
+def _expanded(value):
+    """How many items showing value builds (an alias's target counts each time it is reached), counted
+    up to just past MAX_EXPANDED (a list that holds itself never ends); the stack never holds more."""
+    stack, n = [value], 0
+    while stack and n <= MAX_EXPANDED:
+        v = stack.pop()
+        if isinstance(v, (dict, list)):
+            n += len(v)
+            stack.extend(v.values() if isinstance(v, dict) else v)
+    return n
 
 
 def walk(info, key):

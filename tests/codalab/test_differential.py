@@ -92,7 +92,7 @@ KNOWN = {
     "missing-dependency-path": lambda d: d["what"] == "run-exit" and d["cl"][0] == 0 and d["lite"][0] == 1
                                          and re.match(r"Error: no such path '[^']*' in bundle 0x", d["lite"][1]) is not None,
     # `cl run --- -x ...`: CodaLab's argparse reads the joined command `-x ...` as an option (exit 2)
-    "run-dash-command": lambda d: d["what"] == "run-exit" and d["cl"][0] == 2 and d["lite"][0] == 0
+    "run-dash-command": lambda d: d["what"] == "run-exit" and d["cl"][0] in (1, 2) and d["lite"][0] == 0
                                   and "---" in d["args"] and d["args"][d["args"].index("---") + 1:][:1] != []
                                   and d["args"][d["args"].index("---") + 1].startswith("-"),
 }

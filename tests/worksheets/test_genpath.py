@@ -62,3 +62,21 @@ def test_a_regex_that_backtracks_forever_is_named_not_run_forever():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.stdout.strip() == "<s/(a|aa)+$/x: the regex ran for more than 1 s>", r.stderr
     assert apply_func(r"s/(.+)\/(.+)/\2\/\1", "ab/cd") == "cd/ab"  # the escaped / still splits nothing
+
+
+def test_a_yaml_file_whose_aliases_expand_to_billions_is_not_expanded(tmp_path):
+    """Ten lines of YAML anchors (`b: &b [*a, *a, ...]`, ten levels) parse at once into shared lists that
+    showing the value expands to 10**10 items: a run's output (or a pulled bundle's) took `print`'s or
+    `serve`'s memory. Past MAX_EXPANDED items the file is shown as a one-line note; anchors in an
+    ordinary config (`<<: *defaults`) still read."""
+    from codalite.worksheets.genpath import MAX_EXPANDED
+
+    levels = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]\n']
+    for prev, name in zip("abcdefghi", "bcdefghij"):
+        levels.append(f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 10) + "]\n")
+    info = parse_contents(levels)
+    assert isinstance(info, str) and info.startswith("<YAML whose aliases expand past") and str(MAX_EXPANDED) in \
+        info.replace(",", "")
+    assert parse_contents(["base: &b {lr: 0.1, bs: 8}\n", "run:\n", "  <<: *b\n", "  bs: 16\n"]) == \
+        {"base": {"lr": 0.1, "bs": 8}, "run": {"lr": 0.1, "bs": 16}}
+    assert parse_contents(["a: &a [*a]\n"]).startswith("<YAML whose aliases")  # a list that holds itself
