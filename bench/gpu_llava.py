@@ -57,7 +57,7 @@ def llava_config(tiny):
 def make_batch(cfg, image_tokens, batch_size, text_len, device, dtype, left_pad_to=None):
     """Random text ids with the image placeholder tokens up front, like a processed LLaVA prompt."""
     import torch
-    vocab, img = cfg.text_config.vocab_size, cfg.image_token_index
+    img = cfg.image_token_index
     text = torch.randint(3, img, (batch_size, text_len), device=device)
     ids = torch.cat([torch.full((batch_size, image_tokens), img, device=device), text], dim=1)
     side = cfg.vision_config.image_size

@@ -28,7 +28,7 @@ import re
 import shutil
 from pathlib import Path
 
-from bundles.common import ArgParser, existing_path, fail, log, read_jsonl, save_args, write_json, write_jsonl
+from bundles.common import ArgParser, existing_path, fail, log, save_args, write_json, write_jsonl
 
 COLORS = ["red", "green", "blue", "black", "gray", "teal", "brown", "yellow"]
 SHAPES = ["circle", "rectangle", "triangle"]

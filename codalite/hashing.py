@@ -15,7 +15,7 @@ import stat
 
 import blake3
 
-from .errors import CodaliteError, UsageError
+from .errors import UsageError
 
 CHUNK = 1 << 20
 MMAP_MIN = 8 << 20  # above this, hash with mmap and all cores

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from bundles import models
 from bundles.metrics import NLIScorer

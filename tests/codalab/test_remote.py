@@ -3,8 +3,6 @@
 import json
 import os
 import stat
-import subprocess
-import sys
 
 from codalite import Store
 from codalite.codalab import remotes

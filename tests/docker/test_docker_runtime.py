@@ -1,6 +1,5 @@
 """Runs with --request-docker-image run in a container through the Docker SDK, on a real engine."""
 
-import json
 import os
 
 import docker

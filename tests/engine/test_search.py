@@ -3,7 +3,6 @@
 same way a pulled bundle is, and each answer is what CodaLab's SQL gives on the same rows."""
 
 import datetime
-import time
 
 import pytest
 

@@ -2,7 +2,6 @@
 found by attacking them as a careless or hostile user would, as root and as an ordinary account.
 Each test failed before its fix."""
 
-import gzip
 import io
 import json
 import os

@@ -16,9 +16,8 @@ import pytest
 
 from picture_helpers import PNG_1x1, drain
 
-from codalite import Store
 from codalite.web import make_server
-from codalite.worksheets import curves, interpret, parse, render
+from codalite.worksheets import interpret, parse, render
 from codalite.worksheets.examples import ExamplesBlock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -28,7 +28,7 @@ def test_examples_join_questions_images_references_and_answers(store, tmp_path):
 
 
 def test_worksheet_display_examples_in_text_and_static_html(store, tmp_path):
-    st = scored_study(store, tmp_path)
+    scored_study(store, tmp_path)
     ws = "% display examples qtype=color verdict=wrong\n% search name=score-% .limit=10\n"
     result = interpret(store, parse(ws))
     (b,) = [x for x in result.blocks if isinstance(x, ExamplesBlock)]
