@@ -115,7 +115,7 @@ def check_output(path, flag, source=None, what="", store=None):
             store = Store.find()
         except StoreNotFound:
             pass
-    if store is not None and store.overlaps(where):
+    if store is not None and store.overlaps(where, holding=False):  # files go into a folder holding it
         raise UsageError(f"{flag} {path}: that is inside the codalite store ({store.home}); write it elsewhere")
     if source and os.path.exists(path) and os.path.samefile(path, source):
         raise UsageError(f"{flag} {path}: that is {what} itself; write it elsewhere")

@@ -302,11 +302,12 @@ class Store:
         found = self.query("name = ?", (name,), limit=1)
         return found[0] if found else None
 
-    def overlaps(self, real: str) -> bool:
-        """Whether a resolved path is, holds or is inside the store: nothing may upload it, write or
-        replace it (as root, read-only bundle modes stop nothing)."""
+    def overlaps(self, real: str, holding: bool = True) -> bool:
+        """Whether a resolved path is, holds (unless holding=False: writing files into the folder that
+        holds the store is fine) or is inside the store: nothing may upload it, write or replace it (as
+        root, read-only bundle modes stop nothing)."""
         home = os.path.realpath(self.home)
-        return os.path.commonpath([real, home]) in (home, real)
+        return os.path.commonpath([real, home]) in ((home, real) if holding else (home,))
 
     def ready_upload(self, content_hash: str, name: str) -> Bundle | None:
         """The newest ready bundle of this name with these contents, or None (an upload to reuse)."""

@@ -562,3 +562,5 @@ def test_export_never_writes_into_the_store(store, tmp_path):
         r = invoke("export", tmp_path / "nli.yaml", "-o", out)
         assert r.exit_code == 2 and "inside the codalite store" in r.output, r.output
     assert store.fsck() == [] and not os.path.exists(os.path.join(store.home, "paper"))
+    r = invoke("export", tmp_path / "nli.yaml", "-o", os.path.dirname(store.home))  # the folder holding it is fine
+    assert r.exit_code == 0 and os.path.exists(os.path.join(os.path.dirname(store.home), "nli.tex")), r.output
