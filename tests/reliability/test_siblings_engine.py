@@ -430,9 +430,9 @@ def test_a_tar_whose_links_leave_the_bundle_only_together_is_refused_when_unpack
 
 
 def test_a_mimic_that_cannot_make_every_copy_makes_none(cl, tmp_path):
-    """`mimic OLD NEW` made copies one by one: when a later copy was refused (NEW lacks a file that a
-    downstream run takes, or a kept parent failed), the copies before it were already queued and
-    stayed: half a rerun, under the mimic's names. Now every copy is checked before any is made."""
+    """`mimic OLD NEW` made copies one by one: when a later copy was refused (here NEW lacks a file that a
+    downstream run takes), the copies before it were already queued and stayed: half a rerun, under the
+    mimic's names. Now every copy's kept dependencies are checked before any copy is made."""
     (tmp_path / "d1").mkdir()
     (tmp_path / "d1" / "x.txt").write_text("1\n")
     (tmp_path / "d2").mkdir()
